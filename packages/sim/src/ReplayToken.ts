@@ -32,7 +32,7 @@ export interface ReplayTokenData {
 
 const PREFIX = "kvl1."
 const FORMAT = 1
-const TAGS = ["random", "pct", "timed"] as const
+const TAGS = ["random", "pct", "timed", "swarm"] as const
 
 /** Encodes a run as a token. */
 export const encode = (d: ReplayTokenData): string => {

@@ -5,6 +5,8 @@
  *
  * - `random`: uniform over runnable actors; costs of scheduling points are ignored, so only
  *   explicit sleeps order actors in time. The widest search.
+ * - `swarm`: random with per-run weights per actor (swarm testing), so that some runs starve an
+ *   actor (a store-buffer drain, a vCPU) and others favour it; costs ignored as for `random`.
  * - `pct`: probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010) with `depth` d:
  *   random priorities, d-1 priority change points over an expected run length of `steps`.
  *   Finds a bug of depth d with probability at least 1/(n * k^(d-1)) per run.
@@ -17,6 +19,8 @@ import { Schema } from "effect"
 
 /** Uniform random choice among runnable actors. */
 export const Random = Schema.TaggedStruct("random", {})
+/** Swarm random: per-run random weights per actor, then weighted choice. */
+export const Swarm = Schema.TaggedStruct("swarm", {})
 /** PCT with a bug depth and an expected run length (learned by `explore` when absent). */
 export const Pct = Schema.TaggedStruct("pct", {
   depth: Schema.Int.pipe(Schema.between(1, 64)),
@@ -28,7 +32,7 @@ export const Timed = Schema.TaggedStruct("timed", {})
 export const Replay = Schema.TaggedStruct("replay", { token: Schema.String })
 
 /** Any strategy, as data. */
-export const Strategy = Schema.Union(Random, Pct, Timed, Replay)
+export const Strategy = Schema.Union(Random, Swarm, Pct, Timed, Replay)
 export type Strategy = typeof Strategy.Type
 /** The strategies that make their own choices (everything but replay). */
 export type SearchStrategy = Exclude<Strategy, { readonly _tag: "replay" }>
@@ -44,10 +48,11 @@ export const format = (s: Strategy): string =>
 export const parse = (text: string): SearchStrategy | string => {
   if (text === "random") return { _tag: "random" }
   if (text === "timed") return { _tag: "timed" }
+  if (text === "swarm") return { _tag: "swarm" }
   const m = /^pct(?::(\d+))?$/.exec(text)
   if (m) {
     const depth = m[1] === undefined ? 3 : Number(m[1])
     return depth >= 1 && depth <= 64 ? { _tag: "pct", depth } : `pct depth must be in [1, 64], got ${depth}`
   }
-  return `unknown strategy "${text}": expected random, pct, pct:D or timed`
+  return `unknown strategy "${text}": expected random, swarm, pct, pct:D or timed`
 }

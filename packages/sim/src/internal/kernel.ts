@@ -169,6 +169,35 @@ class PctPicker implements Picker {
   }
 }
 
+/**
+ * Swarm random (Groce et al., "Swarm testing", ISSTA 2012, applied to schedules): each actor
+ * draws a weight in {1, 2, 4, ..., 128} when first seen, and runnable actors are chosen in
+ * proportion to their weights. Different runs favour different actors (a lazy store-buffer
+ * drain in one, an eager one in the next), which reaches skewed schedules that uniform choice
+ * almost never produces.
+ */
+class SwarmPicker implements Picker {
+  private readonly weight = new Map<number, number>()
+  constructor(private readonly prng: Prng) {}
+  pick(runnable: ReadonlyArray<ActorRecord>): ActorRecord {
+    let total = 0
+    for (const a of runnable) {
+      let w = this.weight.get(a.id)
+      if (w === undefined) {
+        w = 1 << this.prng.int(8)
+        this.weight.set(a.id, w)
+      }
+      total += w
+    }
+    let x = this.prng.int(total)
+    for (const a of runnable) {
+      x -= this.weight.get(a.id)!
+      if (x < 0) return a
+    }
+    return runnable[runnable.length - 1]!
+  }
+}
+
 class ReplayPicker implements Picker {
   private i = 0
   constructor(private readonly decisions: ReadonlyArray<number>) {}
@@ -223,6 +252,8 @@ export class Kernel {
       ? new ReplayPicker(options.replay)
       : options.strategy._tag === "pct"
       ? new PctPicker(strategyPrng, options.strategy.depth, options.strategy.steps ?? Math.min(options.maxSteps, 1000))
+      : options.strategy._tag === "swarm"
+      ? new SwarmPicker(strategyPrng)
       : new RandomPicker(strategyPrng)
     this.clock = makeClock(this)
     this.hash.int(options.seed)

@@ -1,0 +1,345 @@
+/**
+ * The exhaustive litmus engine: a depth-first search over every state of the TSO (or SC)
+ * abstract machine running a test, with a visited set, collecting every final state (all
+ * threads done, all buffers drained). Thread-local instructions (register moves and arithmetic)
+ * are taken eagerly: they commute with every other transition, so this prunes states without
+ * losing outcomes.
+ */
+import type { Alu, Instr, LitmusTest, Source, Var } from "./Litmus.js"
+import { type LitmusOutcome, OutcomeBuilder } from "./Outcome.js"
+import type { Model } from "./Tso.js"
+
+// Micro-operations over register and location indices.
+const enum K {
+  Load,
+  StoreImm,
+  StoreReg,
+  MovImm,
+  MovReg,
+  AluImm,
+  AluReg,
+  Fence,
+  Nop,
+  Xchg,
+  LockedImm,
+  LockedReg,
+  Xadd,
+  Cmpxchg
+}
+
+interface Micro {
+  readonly k: K
+  readonly a: number // location index, or destination register
+  readonly b: number // register, immediate or source register
+  readonly alu: Alu
+}
+
+const applyAlu = (alu: Alu, x: number, y: number): number => {
+  switch (alu) {
+    case "add":
+      return x + y
+    case "sub":
+      return x - y
+    case "or":
+      return Number(BigInt(x) | BigInt(y))
+    case "and":
+      return Number(BigInt(x) & BigInt(y))
+    case "xor":
+      return Number(BigInt(x) ^ BigInt(y))
+  }
+}
+
+const isLocal = (k: K) => k === K.MovImm || k === K.MovReg || k === K.AluImm || k === K.AluReg || k === K.Nop
+
+/** A test compiled to indices. */
+export interface Compiled {
+  readonly test: LitmusTest
+  readonly locIndex: ReadonlyMap<string, number>
+  /** Per thread: register name to index. Index 0 is a hidden scratch register. */
+  readonly regIndex: ReadonlyArray<ReadonlyMap<string, number>>
+  readonly code: ReadonlyArray<ReadonlyArray<Micro>>
+  readonly initMem: ReadonlyArray<number>
+  readonly initRegs: ReadonlyArray<ReadonlyArray<number>>
+}
+
+/** Compiles a parsed test for the engines. */
+export const compile = (test: LitmusTest): Compiled => {
+  const locIndex = new Map(test.locations.map((l, i) => [l, i] as const))
+  const regIndex = test.threads.map(() => new Map<string, number>([["%scratch", 0]]))
+  const reg = (t: number, name: string) => {
+    const m = regIndex[t]!
+    let i = m.get(name)
+    if (i === undefined) {
+      i = m.size
+      m.set(name, i)
+    }
+    return i
+  }
+  for (const key of test.initRegs.keys()) {
+    const [t, name] = key.split(":")
+    if (Number(t) < test.threads.length) reg(Number(t), name!)
+  }
+  const loc = (name: string) => locIndex.get(name)!
+  const code = test.threads.map((instrs, t) => {
+    const out: Array<Micro> = []
+    const src = (s: Source, kImm: K, kReg: K, a: number, alu: Alu = "add") =>
+      out.push(s.kind === "imm" ? { k: kImm, a, b: s.value, alu } : { k: kReg, a, b: reg(t, s.reg), alu })
+    for (const i of instrs as ReadonlyArray<Instr>) {
+      switch (i.op) {
+        case "load":
+          out.push({ k: K.Load, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
+          break
+        case "store":
+          src(i.src, K.StoreImm, K.StoreReg, loc(i.loc))
+          break
+        case "mov":
+          src(i.src, K.MovImm, K.MovReg, reg(t, i.reg))
+          break
+        case "alu":
+          src(i.src, K.AluImm, K.AluReg, reg(t, i.reg), i.alu)
+          break
+        case "mfence":
+          out.push({ k: K.Fence, a: 0, b: 0, alu: "add" })
+          break
+        case "nop":
+          out.push({ k: K.Nop, a: 0, b: 0, alu: "add" })
+          break
+        case "xchg":
+          out.push({ k: K.Xchg, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
+          break
+        case "locked":
+          src(i.src, K.LockedImm, K.LockedReg, loc(i.loc), i.alu)
+          break
+        case "xadd":
+          out.push({ k: K.Xadd, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
+          break
+        case "cmpxchg":
+          reg(t, "rax")
+          out.push({ k: K.Cmpxchg, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
+          break
+        case "memalu": // not locked: a load into scratch, the arithmetic, a store
+          out.push({ k: K.Load, a: loc(i.loc), b: 0, alu: "add" })
+          src(i.src, K.AluImm, K.AluReg, 0, i.alu)
+          out.push({ k: K.StoreReg, a: loc(i.loc), b: 0, alu: "add" })
+          break
+      }
+    }
+    return out
+  })
+  for (const v of test.observed) if (v.kind === "reg" && v.thread < test.threads.length) reg(v.thread, v.reg)
+  const initMem = test.locations.map((l) => test.initLocs.get(l) ?? 0)
+  const initRegs = regIndex.map((m, t) => {
+    const r = new Array<number>(m.size).fill(0)
+    for (const [name, i] of m) r[i] = test.initRegs.get(`${t}:${name}`) ?? 0
+    return r
+  })
+  return { test, locIndex, regIndex, code, initMem, initRegs }
+}
+
+/**
+ * A machine state is one flat array, so a successor is one `slice()` and a visited-set key is
+ * one `String.fromCharCode` over it:
+ * `[pc_0..pc_T-1 | regs of thread 0 | ... | mem | len_0..len_T-1 | buffer 0 (addr, value)* | ...]`.
+ * Thread t's buffer has room for as many entries as t has stores.
+ */
+interface Layout {
+  readonly T: number
+  readonly regs: ReadonlyArray<number> // offset of thread t's registers
+  readonly mem: number
+  readonly len: number // offset of the buffer lengths
+  readonly buf: ReadonlyArray<number> // offset of thread t's buffer
+  readonly size: number
+}
+
+const layoutOf = (c: Compiled): Layout => {
+  const T = c.code.length
+  let o = T
+  const regs = c.initRegs.map((r) => {
+    const at = o
+    o += r.length
+    return at
+  })
+  const mem = o
+  o += c.initMem.length
+  const len = o
+  o += T
+  const buf = c.code.map((code) => {
+    const at = o
+    o += 2 * code.filter((m) => m.k === K.StoreImm || m.k === K.StoreReg).length
+    return at
+  })
+  return { T, regs, mem, len, buf, size: o }
+}
+
+// Values are offset into the UTF-16 range for keys; anything outside falls back to join().
+const KEY_OFFSET = 0x4000
+const keyBuf: Array<number> = []
+const keyOf = (s: Array<number>): string => {
+  keyBuf.length = s.length
+  for (let i = 0; i < s.length; i++) {
+    const v = s[i]!
+    if (!(v >= -KEY_OFFSET && v < 0xd800 - KEY_OFFSET && Number.isInteger(v))) return "j" + s.join(",")
+    keyBuf[i] = v + KEY_OFFSET
+  }
+  return String.fromCharCode.apply(null, keyBuf) // one flat string: cheap to hash
+}
+
+/** Executes thread t's next micro-op on a copy of s, or returns undefined if it is not enabled. */
+const step = (c: Compiled, L: Layout, model: Model, s: Array<number>, t: number): Array<number> | undefined => {
+  const op = c.code[t]![s[t]!]!
+  const lenAt = L.len + t
+  const locked = op.k === K.Fence || op.k === K.Xchg || op.k === K.LockedImm || op.k === K.LockedReg || op.k === K.Xadd || op.k === K.Cmpxchg
+  if (locked && s[lenAt] !== 0) return undefined // mfence and locked instructions need an empty buffer
+  const n = s.slice()
+  const r = L.regs[t]!
+  const m = L.mem
+  switch (op.k) {
+    case K.Load: {
+      // Store-buffer forwarding: the newest own buffered store to this address, else memory.
+      let v = n[m + op.a]!
+      for (let i = n[lenAt]! - 1; i >= 0; i--) {
+        const at = L.buf[t]! + 2 * i
+        if (n[at] === op.a) {
+          v = n[at + 1]!
+          break
+        }
+      }
+      n[r + op.b] = v
+      break
+    }
+    case K.StoreImm:
+    case K.StoreReg: {
+      const value = op.k === K.StoreImm ? op.b : n[r + op.b]!
+      if (model === "sc") n[m + op.a] = value
+      else {
+        const at = L.buf[t]! + 2 * n[lenAt]!
+        n[at] = op.a
+        n[at + 1] = value
+        n[lenAt]!++
+      }
+      break
+    }
+    case K.MovImm:
+      n[r + op.a] = op.b
+      break
+    case K.MovReg:
+      n[r + op.a] = n[r + op.b]!
+      break
+    case K.AluImm:
+      n[r + op.a] = applyAlu(op.alu, n[r + op.a]!, op.b)
+      break
+    case K.AluReg:
+      n[r + op.a] = applyAlu(op.alu, n[r + op.a]!, n[r + op.b]!)
+      break
+    case K.Fence:
+    case K.Nop:
+      break
+    case K.Xchg: {
+      const old = n[m + op.a]!
+      n[m + op.a] = n[r + op.b]!
+      n[r + op.b] = old
+      break
+    }
+    case K.LockedImm:
+      n[m + op.a] = applyAlu(op.alu, n[m + op.a]!, op.b)
+      break
+    case K.LockedReg:
+      n[m + op.a] = applyAlu(op.alu, n[m + op.a]!, n[r + op.b]!)
+      break
+    case K.Xadd: {
+      const old = n[m + op.a]!
+      n[m + op.a] = old + n[r + op.b]!
+      n[r + op.b] = old
+      break
+    }
+    case K.Cmpxchg: {
+      const rax = r + c.regIndex[t]!.get("rax")!
+      const old = n[m + op.a]!
+      if (old === n[rax]) n[m + op.a] = n[r + op.b]!
+      else n[rax] = old
+      break
+    }
+  }
+  n[t]!++
+  return n
+}
+
+/** Moves thread t's oldest buffered store to memory. */
+const drain = (L: Layout, s: Array<number>, t: number): Array<number> => {
+  const n = s.slice()
+  const b = L.buf[t]!
+  const len = n[L.len + t]!
+  n[L.mem + n[b]!] = n[b + 1]!
+  for (let i = b; i < b + 2 * (len - 1); i++) n[i] = n[i + 2]!
+  n[b + 2 * (len - 1)] = 0
+  n[b + 2 * (len - 1) + 1] = 0
+  n[L.len + t] = len - 1
+  return n
+}
+
+/** Reads an observed variable of a final state. */
+export const readVar = (c: Compiled, regs: ReadonlyArray<ReadonlyArray<number>>, mem: ReadonlyArray<number>) => (v: Var): number => {
+  if (v.kind === "loc") {
+    const i = c.locIndex.get(v.loc)
+    return i === undefined ? 0 : mem[i]!
+  }
+  const i = c.regIndex[v.thread]?.get(v.reg)
+  return i === undefined ? c.test.initRegs.get(`${v.thread}:${v.reg}`) ?? 0 : regs[v.thread]![i]!
+}
+
+const push = (visited: Set<string>, stack: Array<Array<number>>, n: Array<number>): void => {
+  const k = keyOf(n)
+  if (!visited.has(k)) {
+    visited.add(k)
+    stack.push(n)
+  }
+}
+
+/** Statistics of one exhaustive search. */
+export interface SearchStats {
+  readonly statesVisited: number
+}
+
+/** Enumerates every reachable final state of `test` under `model`. */
+export const check = (test: LitmusTest, model: Model): LitmusOutcome & SearchStats => {
+  const c = compile(test)
+  const L = layoutOf(c)
+  const builder = new OutcomeBuilder(test)
+  const T = L.T
+  const init = new Array<number>(L.size).fill(0)
+  c.initRegs.forEach((regs, t) => regs.forEach((v, i) => (init[L.regs[t]! + i] = v)))
+  c.initMem.forEach((v, i) => (init[L.mem + i] = v))
+  const visited = new Set<string>([keyOf(init)])
+  const stack: Array<Array<number>> = [init]
+  const regsOf = (s: Array<number>) => c.initRegs.map((r, t) => s.slice(L.regs[t]!, L.regs[t]! + r.length))
+  while (stack.length > 0) {
+    const s = stack.pop()!
+    // Take a thread-local step eagerly when there is one: it commutes with everything.
+    let local = -1
+    for (let t = 0; t < T; t++) {
+      const op = c.code[t]![s[t]!]
+      if (op !== undefined && isLocal(op.k)) {
+        local = t
+        break
+      }
+    }
+    if (local >= 0) {
+      push(visited, stack, step(c, L, model, s, local)!)
+      continue
+    }
+    let final = true
+    for (let t = 0; t < T; t++) {
+      if (s[t]! < c.code[t]!.length) {
+        final = false
+        const n = step(c, L, model, s, t)
+        if (n !== undefined) push(visited, stack, n)
+      }
+      if (s[L.len + t]! > 0) {
+        final = false
+        push(visited, stack, drain(L, s, t))
+      }
+    }
+    if (final) builder.add(readVar(c, regsOf(s), s.slice(L.mem, L.mem + c.initMem.length)))
+  }
+  return { ...builder.build(), statesVisited: visited.size }
+}
