@@ -1,0 +1,96 @@
+/**
+ * `kvmlab litmus <file-or-dir>...`: checks litmus tests in herd7's X86_64 dialect under TSO or
+ * SC, with the exhaustive engine (every reachable final state) or the actor engine (runs on the
+ * simulated STM memory). `--json` prints one object per test per line. A test that does not
+ * parse is reported with file, line and what was expected; the others still run, and the exit
+ * code is 2.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Actors, Exhaustive, Litmus, Tso } from "@kvmlab/memory"
+import type { Outcome } from "@kvmlab/memory"
+import { Prng } from "@kvmlab/sim"
+import { Clock, Effect } from "effect"
+import { readdirSync, readFileSync, statSync } from "node:fs"
+import { join, relative } from "node:path"
+import { BAD_INPUT, BadInput, OK } from "../Exit.js"
+import * as Progress from "../Progress.js"
+
+const paths = Args.text({ name: "file-or-dir" }).pipe(Args.atLeast(1), Args.withDescription("litmus files, or folders searched for *.litmus"))
+const model = Options.text("model").pipe(Options.withDefault("tso"), Options.withDescription("memory model: tso or sc"))
+const engine = Options.text("engine").pipe(Options.withDefault("exhaustive"), Options.withDescription("exhaustive or actors"))
+const runs = Options.integer("runs").pipe(Options.withDefault(2000), Options.withDescription("actor engine: runs per test (it stops early once it has the exhaustive engine's state count)"))
+const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("actor engine: base seed"))
+const json = Options.boolean("json").pipe(Options.withDescription("one JSON object per test per line"))
+
+/** Every *.litmus file under the given paths, sorted; a missing path is bad input. */
+export const expand = (inputs: ReadonlyArray<string>): Effect.Effect<Array<string>, BadInput> =>
+  Effect.forEach(inputs, (p) =>
+    Effect.try({
+      try: () => (statSync(p).isDirectory() ? walk(p) : [p]),
+      catch: () => new BadInput({ field: "file-or-dir", message: `${p}: no such file or directory` })
+    })).pipe(Effect.map((xs) => xs.flat()))
+
+const walk = (dir: string): Array<string> =>
+  readdirSync(dir).sort().flatMap((name) => {
+    const p = join(dir, name)
+    return statSync(p).isDirectory() ? walk(p) : name.endsWith(".litmus") ? [p] : []
+  })
+
+interface Row extends Outcome.LitmusOutcome {
+  readonly runs?: number
+}
+
+const table = (rows: ReadonlyArray<Row>): string => {
+  const head = ["test", "verdict", "states", "condition holds", "condition"]
+  const body = rows.map((r) => [r.test, r.observation, String(r.states.length), r.holds ? "yes" : "no", r.condition])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => Math.min(b[i]!.length, 60))))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (c.length > 60 ? c.slice(0, 59) + "…" : c).padEnd(widths[i]!)).join("  ").trimEnd()
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n")
+}
+
+export const litmus = Command.make("litmus", { paths, model, engine, runs, seed, json }, (o) =>
+  Effect.gen(function*() {
+    const m = Tso.parseModel(o.model)
+    if (m !== "tso" && m !== "sc") return yield* new BadInput({ field: "--model", message: m })
+    if (o.engine !== "exhaustive" && o.engine !== "actors") {
+      return yield* new BadInput({ field: "--engine", message: `unknown engine "${o.engine}": expected exhaustive or actors` })
+    }
+    if (o.runs < 1) return yield* new BadInput({ field: "--runs", message: `must be a positive integer, got ${o.runs}` })
+    const seedIssue = Prng.seedProblem(o.seed)
+    if (seedIssue !== undefined) return yield* new BadInput({ field: "--seed", message: seedIssue })
+    const files = yield* expand(o.paths)
+    if (files.length === 0) return yield* new BadInput({ field: "file-or-dir", message: `no *.litmus files under ${o.paths.join(", ")}` })
+
+    const start = yield* Clock.currentTimeMillis
+    const progress = yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "actors" ? 5 : 200)
+    const rows: Array<Row> = []
+    let parseErrors = 0
+    for (const [i, file] of files.entries()) {
+      const shown = relative(process.cwd(), file) || file
+      const test = Litmus.parse(readFileSync(file, "utf8"), shown)
+      if (test instanceof Litmus.LitmusParseError) {
+        parseErrors++
+        process.stderr.write(`error: ${test.message}\n`)
+      } else {
+        const exhaustive = Exhaustive.check(test, m)
+        const { statesVisited: _, ...ex } = exhaustive
+        const row: Row = o.engine === "exhaustive"
+          ? ex
+          : Actors.check(test, { model: m, runs: o.runs, seed: o.seed, stopAtStates: exhaustive.states.length })
+        rows.push(row)
+        if (o.json) process.stdout.write(JSON.stringify({ ...row, model: m, engine: o.engine }) + "\n")
+      }
+      yield* progress.tick(i + 1)
+    }
+    const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
+    if (!o.json) {
+      if (rows.length > 0) process.stdout.write(table(rows) + "\n\n")
+      const by = (v: string) => rows.filter((r) => r.observation === v).length
+      process.stdout.write(
+        `${files.length} tests (${o.engine}, ${m}) in ${seconds.toFixed(2)} s: ${by("Never")} Never, ${by("Sometimes")} Sometimes, ` +
+          `${by("Always")} Always; condition holds in ${rows.filter((r) => r.holds).length}` +
+          (parseErrors > 0 ? `; ${parseErrors} did not parse` : "") + "\n"
+      )
+    }
+    process.exitCode = parseErrors > 0 ? BAD_INPUT : OK
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("check x86 litmus tests (herd7's X86_64 dialect) under TSO or SC"))
