@@ -9,25 +9,11 @@ import type { Strategy } from "@kvmlab/sim"
 import { Effect, Exit } from "effect"
 import type { Cpu } from "./Cpu.js"
 import { type Compiled, compile, readVar } from "./Exhaustive.js"
-import type { Alu, Instr, LitmusTest, Source } from "./Litmus.js"
+import { applyAlu, type Instr, type LitmusTest, type Source } from "./Litmus.js"
 import * as Memory from "./Memory.js"
 import { type LitmusOutcome, OutcomeBuilder } from "./Outcome.js"
 import type { Model } from "./Tso.js"
 
-const alu = (op: Alu, x: number, y: number): number => {
-  switch (op) {
-    case "add":
-      return x + y
-    case "sub":
-      return x - y
-    case "or":
-      return Number(BigInt(x) | BigInt(y))
-    case "and":
-      return Number(BigInt(x) & BigInt(y))
-    case "xor":
-      return Number(BigInt(x) ^ BigInt(y))
-  }
-}
 
 /** Runs one thread's instructions on `cpu`; registers live in `regs` (by the compiled index). */
 const thread = (
@@ -53,7 +39,7 @@ const thread = (
           regs[r(i.reg)] = value(i.src)
           break
         case "alu":
-          regs[r(i.reg)] = alu(i.alu, regs[r(i.reg)]!, value(i.src))
+          regs[r(i.reg)] = applyAlu(i.alu, regs[r(i.reg)]!, value(i.src))
           break
         case "mfence":
           yield* cpu.mfence()
@@ -65,7 +51,7 @@ const thread = (
           break
         case "locked": {
           const v = value(i.src)
-          yield* cpu.rmw(loc(i.loc), (old) => alu(i.alu, old, v))
+          yield* cpu.rmw(loc(i.loc), (old) => applyAlu(i.alu, old, v))
           break
         }
         case "xadd": {
@@ -81,7 +67,7 @@ const thread = (
         }
         case "memalu": {
           const old = yield* cpu.load(loc(i.loc)) // not locked: a load, then a separate store
-          yield* cpu.store(loc(i.loc), alu(i.alu, old, value(i.src)))
+          yield* cpu.store(loc(i.loc), applyAlu(i.alu, old, value(i.src)))
           break
         }
       }

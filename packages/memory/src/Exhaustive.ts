@@ -5,7 +5,7 @@
  * are taken eagerly: they commute with every other transition, so this prunes states without
  * losing outcomes.
  */
-import type { Alu, Instr, LitmusTest, Source, Var } from "./Litmus.js"
+import { type Alu, applyAlu, type Instr, type LitmusTest, type Source, type Var } from "./Litmus.js"
 import { type LitmusOutcome, OutcomeBuilder } from "./Outcome.js"
 import type { Model } from "./Tso.js"
 
@@ -34,20 +34,6 @@ interface Micro {
   readonly alu: Alu
 }
 
-const applyAlu = (alu: Alu, x: number, y: number): number => {
-  switch (alu) {
-    case "add":
-      return x + y
-    case "sub":
-      return x - y
-    case "or":
-      return Number(BigInt(x) | BigInt(y))
-    case "and":
-      return Number(BigInt(x) & BigInt(y))
-    case "xor":
-      return Number(BigInt(x) ^ BigInt(y))
-  }
-}
 
 const isLocal = (k: K) => k === K.MovImm || k === K.MovReg || k === K.AluImm || k === K.AluReg || k === K.Nop
 

@@ -22,6 +22,22 @@ export type Source = { readonly kind: "imm"; readonly value: number } | { readon
 /** Arithmetic kinds. */
 export type Alu = "add" | "sub" | "or" | "and" | "xor"
 
+/** What an arithmetic instruction computes (bitwise ops on 64-bit values, through BigInt). */
+export const applyAlu = (alu: Alu, x: number, y: number): number => {
+  switch (alu) {
+    case "add":
+      return x + y
+    case "sub":
+      return x - y
+    case "or":
+      return Number(BigInt(x) | BigInt(y))
+    case "and":
+      return Number(BigInt(x) & BigInt(y))
+    case "xor":
+      return Number(BigInt(x) ^ BigInt(y))
+  }
+}
+
 /** One instruction of a litmus thread. */
 export type Instr =
   | { readonly op: "load"; readonly reg: string; readonly loc: string }
