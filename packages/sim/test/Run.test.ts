@@ -75,6 +75,19 @@ describe("Run.run", () => {
       expect(again.strategy._tag).toBe("timed")
     }))
 
+  it.effect("swarm: deterministic per seed, differs across seeds, and its tokens replay", () =>
+    Effect.gen(function*() {
+      const a = yield* Run.run(program, { seed: 3, strategy: { _tag: "swarm" } })
+      const b = yield* Run.run(program, { seed: 3, strategy: { _tag: "swarm" } })
+      expect(a.traceHash).toBe(b.traceHash)
+      const again = yield* Run.replay(program, a.token)
+      expect(again.traceHash).toBe(a.traceHash)
+      expect(again.strategy._tag).toBe("swarm")
+      const hashes = new Set<string>()
+      for (let seed = 0; seed < 10; seed++) hashes.add((yield* Run.run(interleave(4, 6), { seed, strategy: { _tag: "swarm" } })).traceHash)
+      expect(hashes.size).toBe(10)
+    }))
+
   it.effect("bad options name the field", () =>
     Effect.gen(function*() {
       const e1 = yield* Effect.flip(Run.run(program, { seed: -1 }))
