@@ -125,6 +125,7 @@ const execute = <A, E>(program: Effect.Effect<A, E, SimKernel>, r: Resolved): Ru
   kernel.execute(Effect.provideService(program, SimKernel, kernel))
   const invariantChecks: Record<string, number> = {}
   for (const inv of kernel.invariants) invariantChecks[inv.name] = (invariantChecks[inv.name] ?? 0) + inv.checks
+  for (const [name, n] of kernel.eventChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + n
   const traceHash = kernel.hash.digest()
   let token: string | undefined
   const result: RunResult<A, E> = {

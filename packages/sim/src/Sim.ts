@@ -106,6 +106,18 @@ export const event = (name: string, ...args: ReadonlyArray<number>): Effect.Effe
 export const fail = (invariant: string, message: string): Effect.Effect<never, never, SimKernel> =>
   Effect.flatMap(SimKernel, (k) => k.fail(invariant, message))
 
-/** Reports a violation unless `condition` holds. */
+/**
+ * Reports a violation unless `condition` holds; counted in the run's `invariantChecks` either way.
+ * For checks made where the event happens, rather than after every step.
+ */
 export const check = (invariant: string, condition: boolean, message: () => string): Effect.Effect<void, never, SimKernel> =>
-  condition ? Effect.void : fail(invariant, message())
+  Effect.flatMap(SimKernel, (k) => {
+    k.eventChecks.set(invariant, (k.eventChecks.get(invariant) ?? 0) + 1)
+    return condition ? Effect.void : k.fail(invariant, message())
+  })
+
+/** The synchronous form of `check` for code that already holds the kernel: true when it holds. */
+export const checkNow = (k: Kernel, invariant: string, condition: boolean): boolean => {
+  k.eventChecks.set(invariant, (k.eventChecks.get(invariant) ?? 0) + 1)
+  return condition
+}

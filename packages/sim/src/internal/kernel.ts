@@ -228,6 +228,8 @@ export class Kernel {
   readonly trace: Array<TraceEvent> = []
   readonly invariants: Array<InvariantEntry> = []
   readonly monitors: Array<MonitorRecord> = []
+  /** Checks made by actor code at events (`Sim.check`), by invariant name. */
+  readonly eventChecks = new Map<string, number>()
   readonly actors: Array<ActorRecord> = []
   current: ActorRecord | undefined = undefined
   /** The actor granted last: violations found between steps are attributed to it. */

@@ -1,0 +1,91 @@
+/**
+ * The invariants of mechanism A (spec §1.8), checked where the events they are about happen:
+ * REQ-1 at each guest instruction, REQ-2 when a WAIT request returns, TLB-1 at each guest access
+ * through the TLB, WALK-1 at each dereference by a lockless walker, IPI-1 when an IPI is
+ * decided, WAKE-1 as a liveness monitor while a wake-up is owed.
+ */
+import { Sim } from "@kvmlab/sim"
+import { Effect } from "effect"
+import type { Vm } from "../Vm.js"
+import { modeName } from "./Protocol.js"
+import type { TlbEntry, VcpuState } from "./State.js"
+
+export const ids = ["REQ-1", "REQ-2", "TLB-1", "WALK-1", "IPI-1", "WAKE-1"] as const
+
+/**
+ * REQ-1, no lost request: V is executing guest code while a request is pending whose requester
+ * read `mode`, decided no IPI was needed, and no IPI is on its way to V.
+ */
+export const req1 = (k: Sim.Kernel, v: VcpuState): Effect.Effect<void> => {
+  const ok = v.unkicked.size === 0 || v.kicksDecided > v.kicksHandled
+  if (Sim.checkNow(k, "REQ-1", ok)) return Effect.void
+  const [bit, at] = [...v.unkicked.entries()][0]!
+  return k.fail(
+    "REQ-1",
+    `${v.name} executes guest code with request bit ${bit} pending, though its requester read vcpu->mode at step ${at}, ` +
+      `sent no IPI, and no IPI is on its way`
+  )
+}
+
+/**
+ * REQ-2, WAIT completion: when a WAIT request (or a flush that relies on one) returns, no target
+ * the requester saw in guest mode or in a lockless walk (its mode read was not OUTSIDE) is still
+ * in a guest-execution interval or walk that began before the request. A target seen OUTSIDE
+ * is REQ-1's and WALK-1's business: it must notice the request, or the change, by itself.
+ */
+export const req2 = (
+  k: Sim.Kernel,
+  seen: ReadonlyArray<readonly [VcpuState, number]>,
+  began: number,
+  what: string
+): Effect.Effect<void> => {
+  for (const [v, mode] of seen) {
+    if (mode <= 0) continue // OUTSIDE, or woken instead
+    const inGuest = v.guestSince >= 0 && v.guestSince < began
+    const inWalk = v.walkSince >= 0 && v.walkSince < began
+    if (!Sim.checkNow(k, "REQ-2", !inGuest && !inWalk)) {
+      return k.fail(
+        "REQ-2",
+        `${what} (began at step ${began}, read ${v.name}'s mode as ${modeName(mode)}) returned while ${v.name} is still ` +
+          (inGuest ? `in the guest since step ${v.guestSince}` : `inside a lockless walk since step ${v.walkSince}`)
+      )
+    }
+  }
+  return Effect.void
+}
+
+/** TLB-1: a guest access through a TLB entry filled before a completed remote flush began. */
+export const tlb1 = (k: Sim.Kernel, vm: Vm, v: VcpuState, gfn: number, e: TlbEntry): Effect.Effect<void> => {
+  if (Sim.checkNow(k, "TLB-1", e.fill >= vm.completedFlushBegin)) return Effect.void
+  return k.fail(
+    "TLB-1",
+    `${v.name} accessed gfn ${gfn} through a TLB entry (pfn ${e.pfn}) filled at step ${e.fill}, ` +
+      `before a kvm_flush_remote_tlbs that began at step ${vm.completedFlushBegin} and has returned`
+  )
+}
+
+/** WALK-1: a lockless walker dereferences a shadow page that has been freed. */
+export const walk1 = (k: Sim.Kernel, v: VcpuState, page: number, freed: boolean): Effect.Effect<void> =>
+  Sim.checkNow(k, "WALK-1", !freed)
+    ? Effect.void
+    : k.fail("WALK-1", `${v.name}'s lockless walk dereferences shadow page ${page} after kvm_mmu_commit_zap_page freed it`)
+
+/**
+ * IPI-1, economy: no IPI to a vCPU whose mode was OUTSIDE at the read, and at most one IPI per
+ * guest-mode interval for non-WAIT requests.
+ */
+export const ipi1 = (k: Sim.Kernel, v: VcpuState, oldMode: number, wait: boolean): Effect.Effect<void> => {
+  if (!Sim.checkNow(k, "IPI-1", oldMode !== 0)) {
+    return k.fail("IPI-1", `an IPI was decided for ${v.name} although its mode read ${modeName(oldMode)}`)
+  }
+  if (!wait) {
+    v.nonWaitIpis++
+    if (!Sim.checkNow(k, "IPI-1", v.nonWaitIpis <= 1)) {
+      return k.fail("IPI-1", `${v.nonWaitIpis} IPIs for non-WAIT requests sent to ${v.name} in one guest-mode interval`)
+    }
+  }
+  return Effect.void
+}
+
+/** The WAKE-1 monitor bound: a wake-up owed to a blocked vCPU must happen within this many steps. */
+export const WAKE1_MAX_STEPS = 5_000

@@ -1,0 +1,74 @@
+/**
+ * The request and mode constants of `include/linux/kvm_host.h` and the x86 arch requests of
+ * `arch/x86/include/asm/kvm_host.h`, with the same names and values (spec §1.1).
+ */
+
+/** `vcpu->mode` (`kvm_host.h`). */
+export const OUTSIDE_GUEST_MODE = 0
+export const IN_GUEST_MODE = 1
+export const EXITING_GUEST_MODE = 2
+export const READING_SHADOW_PAGE_TABLES = 3
+
+export const modeName = (mode: number): string =>
+  ["OUTSIDE_GUEST_MODE", "IN_GUEST_MODE", "EXITING_GUEST_MODE", "READING_SHADOW_PAGE_TABLES"][mode] ?? `mode ${mode}`
+
+/** Bits 0-7 of a request constant: the bit in `vcpu->requests`. */
+export const KVM_REQUEST_MASK = 0xff
+/** Do not wake a blocked vCPU for this request. */
+export const KVM_REQUEST_NO_WAKEUP = 1 << 8
+/** The sender waits until every target has acknowledged the IPI. */
+export const KVM_REQUEST_WAIT = 1 << 9
+/** Set no bit; only force the vCPU out of guest mode. */
+export const KVM_REQUEST_NO_ACTION = 1 << 10
+/** Arch requests start after the generic ones. */
+export const KVM_REQUEST_ARCH_BASE = 8
+
+const KVM_ARCH_REQ_FLAGS = (nr: number, flags: number) => (nr + KVM_REQUEST_ARCH_BASE) | flags
+const KVM_ARCH_REQ = (nr: number) => KVM_ARCH_REQ_FLAGS(nr, 0)
+
+export const KVM_REQ_TLB_FLUSH = 0 | KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP
+export const KVM_REQ_VM_DEAD = 1 | KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP
+export const KVM_REQ_UNBLOCK = 2
+export const KVM_REQ_OUTSIDE_GUEST_MODE = KVM_REQUEST_NO_ACTION | KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP
+
+export const KVM_REQ_MMU_SYNC = KVM_ARCH_REQ(3)
+export const KVM_REQ_CLOCK_UPDATE = KVM_ARCH_REQ(4)
+/** An interrupt to inject: the usual companion of `kvm_vcpu_kick`. */
+export const KVM_REQ_EVENT = KVM_ARCH_REQ(6)
+export const KVM_REQ_STEAL_UPDATE = KVM_ARCH_REQ(8)
+export const KVM_REQ_MASTERCLOCK_UPDATE = KVM_ARCH_REQ(13)
+
+/** The bit a request sets in `vcpu->requests` (`KVM_REQUEST_MASK`). */
+export const requestBit = (req: number): number => req & KVM_REQUEST_MASK
+
+export const requestName = (req: number): string => {
+  switch (req & ~KVM_REQUEST_WAIT) {
+    case KVM_REQ_TLB_FLUSH & ~KVM_REQUEST_WAIT:
+      return "KVM_REQ_TLB_FLUSH"
+    case KVM_REQ_VM_DEAD & ~KVM_REQUEST_WAIT:
+      return "KVM_REQ_VM_DEAD"
+    case KVM_REQ_UNBLOCK:
+      return "KVM_REQ_UNBLOCK"
+    case KVM_REQ_EVENT:
+      return "KVM_REQ_EVENT"
+    case KVM_REQ_STEAL_UPDATE:
+      return "KVM_REQ_STEAL_UPDATE"
+    case KVM_REQ_OUTSIDE_GUEST_MODE & ~KVM_REQUEST_WAIT:
+      return "KVM_REQ_OUTSIDE_GUEST_MODE"
+    default:
+      return `request ${requestBit(req)}`
+  }
+}
+
+/** `vcpu->arch.mp_state`. */
+export const KVM_MP_STATE_RUNNABLE = 0
+export const KVM_MP_STATE_HALTED = 3
+
+/** VM-exit reasons the model distinguishes (`EXIT_REASON_*`). */
+export const enum ExitReason {
+  ExternalInterrupt = 1,
+  Hlt = 12,
+  IoInstruction = 30,
+  EptViolation = 48,
+  EptMisconfig = 49
+}

@@ -1,0 +1,37 @@
+/**
+ * The built-in scenarios. Each is an ordinary scenario file (see `kvmlab show`); the defaults
+ * are sized so that one run takes about a millisecond and `explore` covers thousands of
+ * interleavings in seconds.
+ */
+import type { ScenarioEncoded } from "./Scenario.js"
+
+export const builtins: ReadonlyArray<ScenarioEncoded> = [
+  {
+    name: "request-race",
+    description:
+      "Two requesters zap a gfn, flush remote TLBs (KVM_REQ_TLB_FLUSH, WAIT) and kick a vCPU with KVM_REQ_EVENT, " +
+      "while two vCPUs enter and leave the guest, use their TLBs and halt (spec §1.3-1.5; A1, A3, A4; REQ-1, REQ-2, TLB-1, IPI-1, WAKE-1)",
+    vms: 1,
+    vcpusPerVm: 2,
+    pcpus: 4,
+    durationNs: 0,
+    variant: { flush: "native", extraBarriers: "off" },
+    bugs: [],
+    costs: {},
+    workload: { kind: "request-race", requesters: 2, rounds: 3, gfns: 2, guestSteps: 3, guestWork: 24, haltPercent: 30, kicks: true }
+  },
+  {
+    name: "lockless-walk",
+    description:
+      "A zapper unlinks shadow pages, flushes remote TLBs and frees them, while a vCPU's MMIO exits walk the shadow " +
+      "page tables locklessly in READING_SHADOW_PAGE_TABLES (spec §1.6; A2, A5; WALK-1, REQ-2)",
+    vms: 1,
+    vcpusPerVm: 1,
+    pcpus: 2,
+    durationNs: 0,
+    variant: { flush: "native", extraBarriers: "off" },
+    bugs: [],
+    costs: {},
+    workload: { kind: "lockless-walk", rounds: 30, gfns: 1, guestSteps: 3, guestWork: 60, mmioPercent: 100 }
+  }
+]

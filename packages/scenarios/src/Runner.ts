@@ -1,0 +1,267 @@
+/**
+ * Running scenarios: one run (`run`), many (`explore`), a replay token again (`replay`), and a
+ * side-by-side of variants (`compare`). The replay token carries the scenario itself (as its
+ * digest), so a token alone reproduces the run.
+ */
+import { Variants } from "@kvmlab/kvm"
+import { Explore, ReplayToken, Run, type Sim, Strategy } from "@kvmlab/sim"
+import { Effect, Either } from "effect"
+import * as Catalogue from "./Catalogue.js"
+import { canonical, decode, parse, type Scenario, ScenarioError, withOverrides } from "./Scenario.js"
+import * as Requests from "./workloads/Requests.js"
+
+export type Metrics = Requests.Metrics
+
+/** Checks what the schema cannot: fields that constrain each other. */
+export const validate = (s: Scenario, source: string): Either.Either<Scenario, ScenarioError> => {
+  const issues: Array<{ path: string; message: string }> = []
+  const w = s.workload
+  if (w.kind === "request-race" || w.kind === "lockless-walk") {
+    if (s.variant.flush !== "native") {
+      issues.push({ path: "variant.flush", message: `a ${w.kind} guest makes no remote TLB flushes of its own; flush=${s.variant.flush} applies to scenarios of mechanism B` })
+    }
+    s.bugs.forEach((b, i) => {
+      if (!b.startsWith("A.")) issues.push({ path: `bugs.${i}`, message: `${b} is a switch of mechanism B (thread 1); it does not apply to a ${w.kind} scenario` })
+    })
+    const threads = w.kind === "request-race" ? w.requesters : 1
+    if (s.vms !== 1) issues.push({ path: "vms", message: `a ${w.kind} scenario has one VM, got ${s.vms}` })
+    if (s.pcpus < s.vcpusPerVm + threads) {
+      issues.push({
+        path: "pcpus",
+        message: `${w.kind} gives each vCPU and each host thread its own physical CPU: needs at least ${s.vcpusPerVm + threads}, got ${s.pcpus}`
+      })
+    }
+  }
+  return issues.length === 0 ? Either.right(s) : Either.left(new ScenarioError({ source, issues }))
+}
+
+/** A built-in scenario by name, decoded. */
+export const builtin = (name: string): Scenario | undefined => {
+  const raw = Catalogue.builtins.find((b) => b.name === name)
+  return raw === undefined ? undefined : Either.getOrThrow(decode(raw, name))
+}
+
+export const builtinNames = (): ReadonlyArray<string> => Catalogue.builtins.map((b) => b.name)
+
+/** Decodes scenario text (a file's contents) and validates it. */
+export const fromText = (text: string, source: string): Either.Either<Scenario, ScenarioError> =>
+  Either.flatMap(parse(text, source), (s) => validate(s, source))
+
+/** A collector the program fills in, readable after the run however it ended. */
+interface Sink {
+  metrics: () => Metrics
+}
+
+/** The simulation program of a scenario. */
+export const program = (s: Scenario, sink?: Sink): Effect.Effect<Metrics, never, Sim.SimKernel> => {
+  switch (s.workload.kind) {
+    case "request-race":
+    case "lockless-walk":
+      return Requests.program(s, sink)
+  }
+}
+
+/** One violation as the commands print it. */
+export interface FoundViolation {
+  readonly invariant: string
+  readonly message: string
+  readonly replay: string
+  readonly step: number
+  readonly timeNs: number
+  readonly actor: string
+}
+
+export interface ScenarioRun {
+  readonly scenario: string
+  readonly variant: Variants.Variant
+  readonly bugs: ReadonlyArray<string>
+  readonly seed: number
+  readonly strategy: string
+  readonly outcome: string
+  readonly traceHash: string
+  readonly steps: number
+  readonly timeNs: number
+  readonly metrics: Metrics
+  readonly violations: ReadonlyArray<FoundViolation>
+  readonly invariantChecks: Readonly<Record<string, number>>
+  readonly token: string
+  readonly trace: ReadonlyArray<Sim.TraceEvent>
+}
+
+export interface RunOptions {
+  readonly seed: number
+  readonly strategy?: Strategy.Strategy
+  readonly trace?: boolean
+  readonly maxSteps?: number
+}
+
+const boundsOf = (s: Scenario) => ({ maxSteps: s.maxSteps, ...(s.durationNs > 0 ? { maxTimeNs: s.durationNs } : {}) })
+
+const toRun = (s: Scenario, r: Run.RunResult<Metrics, never>, metrics: Metrics): ScenarioRun => ({
+  scenario: s.name,
+  variant: s.variant,
+  bugs: s.bugs,
+  seed: r.seed,
+  strategy: Strategy.format(r.strategy),
+  outcome: r.outcome,
+  traceHash: r.traceHash,
+  steps: r.steps,
+  timeNs: r.timeNs,
+  metrics: { ...metrics, steps: r.steps, timeNs: r.timeNs },
+  violations: r.violation === undefined
+    ? []
+    : [{ invariant: r.violation.invariant, message: r.violation.message, replay: r.token, step: r.violation.step, timeNs: r.violation.timeNs, actor: r.violation.actor }],
+  invariantChecks: r.invariantChecks,
+  get token() {
+    return r.token
+  },
+  trace: r.trace
+})
+
+/** Runs a scenario once. The default strategy is `timed`: costs advance virtual time. */
+export const run = (s: Scenario, o: RunOptions): Effect.Effect<ScenarioRun, Run.InvalidRunOptions | ReplayToken.InvalidReplayToken | Run.ReplayDiverged> =>
+  Effect.suspend(() => {
+    const sink: Sink = { metrics: () => ({}) }
+    return Effect.map(
+      Run.run(program(s, sink), {
+        seed: o.seed,
+        strategy: o.strategy ?? { _tag: "timed" },
+        digest: canonical(s),
+        ...boundsOf(s),
+        ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
+        ...(o.trace !== undefined ? { trace: o.trace } : {})
+      }),
+      (r) => toRun(s, r, sink.metrics())
+    )
+  })
+
+/** The scenario a replay token was made for. */
+export const scenarioOfToken = (token: string): Either.Either<Scenario, ScenarioError | Run.InvalidRunOptions> => {
+  const data = ReplayToken.decode(token)
+  if (data instanceof ReplayToken.InvalidReplayToken) {
+    return Either.left(new ScenarioError({ source: "token", issues: [{ path: "", message: data.message }] }))
+  }
+  return Either.flatMap(parse(data.digest, "token"), (s) => validate(s, "token"))
+}
+
+/** Replays a token: the same run, the same trace hash (or a `ReplayDiverged` failure). */
+export const replay = (token: string, o: { readonly trace?: boolean } = {}) =>
+  Effect.gen(function*() {
+    const s = yield* Either.match(scenarioOfToken(token), { onLeft: (e) => Effect.fail(e), onRight: (x) => Effect.succeed(x) })
+    const sink: Sink = { metrics: () => ({}) }
+    const r = yield* Run.replay(program(s, sink), token, { digest: canonical(s), ...(o.trace !== undefined ? { trace: o.trace } : {}) })
+    return toRun(s, r as Run.RunResult<Metrics, never>, sink.metrics())
+  })
+
+export interface ExploreOptions {
+  readonly seed: number
+  readonly runs: number
+  readonly strategy: Strategy.SearchStrategy
+  readonly all?: boolean
+  readonly maxSteps?: number
+  readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
+}
+
+export interface ScenarioExplore {
+  readonly scenario: string
+  readonly variant: Variants.Variant
+  readonly bugs: ReadonlyArray<string>
+  readonly strategy: string
+  readonly runs: number
+  readonly violations: ReadonlyArray<FoundViolation & { readonly run: number; readonly seed: number; readonly count: number }>
+  readonly outcomes: Readonly<Record<string, number>>
+  readonly invariantChecks: Readonly<Record<string, number>>
+  readonly distinctTraces: number
+  readonly runsPerSecond: number
+  readonly stepsPerSecond: number
+}
+
+/** Explores a scenario: `runs` seeds from `seed`, stopping at the first violation unless `all`. */
+export const explore = (s: Scenario, o: ExploreOptions): Effect.Effect<ScenarioExplore, Run.InvalidRunOptions> =>
+  Effect.map(
+    Explore.explore(program(s), {
+      seed: o.seed,
+      runs: o.runs,
+      strategy: o.strategy,
+      digest: canonical(s),
+      ...boundsOf(s),
+      ...(o.all !== undefined ? { all: o.all } : {}),
+      ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
+      ...(o.onProgress !== undefined ? { onProgress: o.onProgress, progressEvery: Math.max(1, Math.floor(o.runs / 20)) } : {})
+    }),
+    (r) => ({
+      scenario: s.name,
+      variant: s.variant,
+      bugs: s.bugs,
+      strategy: Strategy.format(o.strategy),
+      runs: r.runs,
+      violations: r.violations.map((v) => ({
+        invariant: v.invariant,
+        message: v.message,
+        replay: v.replay,
+        run: v.run,
+        seed: v.seed,
+        count: v.count,
+        step: v.step,
+        timeNs: v.timeNs,
+        actor: v.actor
+      })),
+      outcomes: r.outcomes,
+      invariantChecks: r.invariantChecks,
+      distinctTraces: r.distinctTraces,
+      runsPerSecond: r.runsPerSecond,
+      stepsPerSecond: r.stepsPerSecond
+    })
+  )
+
+/** One row of a comparison: the settings that differ and the mean metrics over the seeds. */
+export interface CompareRow {
+  readonly variant: Readonly<Record<string, string>>
+  readonly metrics: Metrics
+  readonly violations: number
+}
+
+/** Every combination of the varied settings (the first setting varies slowest). */
+export const combinations = (vary: ReadonlyArray<readonly [string, ReadonlyArray<string>]>): Array<Array<readonly [string, string]>> =>
+  vary.reduce<Array<Array<readonly [string, string]>>>(
+    (acc, [key, values]) => acc.flatMap((prefix) => values.map((v) => [...prefix, [key, v] as const])),
+    [[]]
+  )
+
+/** Runs every combination of `vary` over `seeds` seeds (timed) and averages the metrics. */
+export const compare = (
+  s: Scenario,
+  o: {
+    readonly vary: ReadonlyArray<readonly [string, ReadonlyArray<string>]>
+    readonly seeds: number
+    readonly seed: number
+    readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
+  }
+): Effect.Effect<{ readonly rows: ReadonlyArray<CompareRow> }, ScenarioError | Run.InvalidRunOptions | ReplayToken.InvalidReplayToken | Run.ReplayDiverged> =>
+  Effect.gen(function*() {
+    const combos = combinations(o.vary)
+    const scenarios: Array<Scenario> = []
+    for (const c of combos) {
+      const v = withOverrides(s, { set: c }, "--vary")
+      const checked = Either.flatMap(v, (x) => validate(x, "--vary"))
+      if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
+      scenarios.push(checked.right)
+    }
+    const rows: Array<CompareRow> = []
+    let done = 0
+    for (const [i, sc] of scenarios.entries()) {
+      const sums: Metrics = {}
+      let violations = 0
+      for (let k = 0; k < o.seeds; k++) {
+        const r = yield* run(sc, { seed: (o.seed + k) >>> 0 })
+        violations += r.violations.length
+        for (const [name, x] of Object.entries(r.metrics)) sums[name] = (sums[name] ?? 0) + x
+        done++
+        if (o.onProgress !== undefined) yield* o.onProgress(done, scenarios.length * o.seeds)
+      }
+      const metrics: Metrics = {}
+      for (const [name, x] of Object.entries(sums)) metrics[name] = x / o.seeds
+      rows.push({ variant: Object.fromEntries(combos[i]!), metrics, violations })
+    }
+    return { rows }
+  })

@@ -1,0 +1,121 @@
+/**
+ * Workloads of mechanism A (spec §1): `request-race` — requester threads zap a gfn, flush
+ * remote TLBs and kick vCPUs with events while the vCPUs enter and leave the guest, access
+ * memory through their TLBs and halt; `lockless-walk` — a zapper against vCPUs whose MMIO exits
+ * walk the shadow page tables locklessly. One physical CPU per vCPU and per host thread (no
+ * overcommit: the races here are between CPUs, not time slices).
+ */
+import { Costs, Protocol, Requests, ShadowMmu, Variants, Vcpu, Vm } from "@kvmlab/kvm"
+import { Sim } from "@kvmlab/sim"
+import { Effect, Random } from "effect"
+import type { Scenario } from "../Scenario.js"
+
+/** What a run of a workload reports: counters by name. */
+export type Metrics = Record<string, number>
+
+const { ExitReason } = Protocol
+
+/** The guest of both workloads: accesses through the TLB, voluntary exits, MMIO exits. */
+const makeGuest = (
+  vm: Vm.Vm,
+  mmu: ShadowMmu.ShadowMmu,
+  o: { readonly guestSteps: number; readonly guestWork: number; readonly haltPercent: number; readonly mmioPercent: number }
+): Vcpu.Guest => {
+  const steps = new Map<number, number>()
+  const work = new Map<number, number>()
+  const mmioGfn = new Map<number, number>()
+  return {
+    step: (v) =>
+      Effect.gen(function*() {
+        const worked = (work.get(v.vcpu_id) ?? 0) + 1
+        work.set(v.vcpu_id, worked)
+        if (worked > o.guestWork) {
+          // The guest's work is done: it idles in HLT until teardown.
+          yield* Sim.pointCost(vm.costs.guestAccessNs)
+          return ExitReason.Hlt
+        }
+        const done = (steps.get(v.vcpu_id) ?? 0) + 1
+        steps.set(v.vcpu_id, done)
+        const gfn = yield* Random.nextIntBetween(0, mmu.root.length)
+        if (o.mmioPercent > 0 && (yield* Random.nextIntBetween(0, 100)) < o.mmioPercent) {
+          mmioGfn.set(v.vcpu_id, gfn)
+          yield* Sim.pointCost(vm.costs.guestAccessNs)
+          return Protocol.ExitReason.EptMisconfig
+        }
+        if (!(yield* ShadowMmu.guestAccess(mmu, v, gfn))) return ExitReason.EptViolation
+        if (done < o.guestSteps) return undefined
+        steps.set(v.vcpu_id, 0)
+        return (yield* Random.nextIntBetween(0, 100)) < o.haltPercent ? ExitReason.Hlt : ExitReason.IoInstruction
+      }),
+    handleExit: (v, reason) =>
+      Effect.gen(function*() {
+        if (reason === ExitReason.Hlt) Vcpu.kvm_emulate_halt(vm, v)
+        else if (reason === ExitReason.EptMisconfig) {
+          // handle_mmio_page_fault -> get_mmio_spte: a lockless walk.
+          yield* ShadowMmu.walkLockless(mmu, v, mmioGfn.get(v.vcpu_id) ?? 0)
+        }
+      })
+  }
+}
+
+/** Spawns one vCPU thread per vCPU of `vm`, vCPU i on physical CPU `firstCpu + i`. */
+export const spawnVcpus = (host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, firstCpu: number) =>
+  Effect.forEach(vm.vcpus, (v, i) =>
+    Sim.spawn(
+      v.name,
+      Effect.gen(function*() {
+        v.hw = yield* host.memory.attach(v.name)
+        v.cpu = firstCpu + i
+        v.pcpu = host.pcpus[firstCpu + i]!
+        return yield* Vcpu.vcpu_run(vm, v, guest)
+      })
+    ))
+
+/** VM teardown from userspace: signal each vCPU thread (signal_wake_up -> kvm_vcpu_kick) and join them. */
+export const teardown = (vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim.Actor<number, never>>) =>
+  Effect.gen(function*() {
+    for (const v of vm.vcpus) {
+      v.signalPending = true
+      yield* Requests.kvm_vcpu_kick(vm, v, t)
+    }
+    for (const a of actors) yield* a.join
+  })
+
+const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bugs: new Set(s.bugs) })
+
+/** Builds the program of a `request-race` or `lockless-walk` scenario. */
+export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
+  Effect.gen(function*() {
+    const w = s.workload
+    const requesters = w.kind === "request-race" ? w.requesters : 1
+    const vcpus = s.vcpusPerVm
+    const host = yield* Vm.makeHost({ pcpus: vcpus, costs: Costs.resolve(s.costs) })
+    const vm = yield* Vm.makeVm(host, vcpus, switchesOf(s))
+    if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
+    const mmu = yield* ShadowMmu.make(vm, w.gfns)
+    const guest = makeGuest(vm, mmu, {
+      guestSteps: w.guestSteps,
+      guestWork: w.guestWork,
+      haltPercent: w.kind === "request-race" ? w.haltPercent : 0,
+      mmioPercent: w.kind === "lockless-walk" ? w.mmioPercent : 0
+    })
+    const actors = yield* spawnVcpus(host, vm, guest, 0)
+    const threads = yield* Effect.forEach(Array.from({ length: requesters }, (_, r) => r), (r) =>
+      Sim.spawn(
+        w.kind === "request-race" ? `requester${r}` : "zapper",
+        Effect.gen(function*() {
+          const t = yield* Vm.hostThread(host, w.kind === "request-race" ? `requester${r}` : "zapper", vcpus + r)
+          for (let round = 0; round < w.rounds; round++) {
+            yield* ShadowMmu.zapAndRemap(mmu, t, (r + round) % w.gfns)
+            if (w.kind === "request-race" && w.kicks) {
+              const target = vm.vcpus[yield* Random.nextIntBetween(0, vcpus)]!
+              yield* Requests.kvm_make_request_and_kick(vm, Protocol.KVM_REQ_EVENT, target, t)
+            }
+          }
+        })
+      ))
+    for (const a of threads) yield* a.join
+    const user = yield* Vm.hostThread(host, "userspace", vcpus + requesters)
+    yield* teardown(vm, user, actors)
+    return { ...vm.stats }
+  })
