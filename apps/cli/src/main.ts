@@ -6,11 +6,12 @@ import { Command } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
 import { litmus } from "./commands/litmus.js"
+import { compare, explore, list, replay, run, show } from "./commands/scenarios.js"
 import { BAD_INPUT } from "./Exit.js"
 
 const kvmlab = Command.make("kvmlab").pipe(
   Command.withDescription("deterministic models of the x86 KVM coordination protocols"),
-  Command.withSubcommands([litmus])
+  Command.withSubcommands([list, show, run, explore, replay, compare, litmus])
 )
 
 const cli = Command.run(kvmlab, { name: "kvmlab", version: "0.1.0" })

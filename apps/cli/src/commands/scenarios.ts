@@ -1,0 +1,255 @@
+/**
+ * The scenario commands: `list`, `show`, `run`, `explore`, `replay`, `compare`. Each takes a
+ * built-in scenario name or a scenario file. Exit 0 when no violation was found, 1 when one was,
+ * 2 for bad input (the field and the problem on one line per issue).
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Variants } from "@kvmlab/kvm"
+import { Perfetto, Runner, Scenario } from "@kvmlab/scenarios"
+import { Prng, type Strategy } from "@kvmlab/sim"
+import { Effect, Either } from "effect"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { BAD_INPUT, BadInput, FOUND, OK } from "../Exit.js"
+import * as Progress from "../Progress.js"
+
+const scenarioArg = Args.text({ name: "scenario" }).pipe(Args.withDescription("a built-in scenario name (kvmlab list) or a scenario file"))
+const variant = Options.text("variant").pipe(Options.repeated, Options.withDescription("key=value, e.g. flush=pv or extraBarriers=on; repeatable"))
+const bug = Options.text("bug").pipe(Options.repeated, Options.withDescription(`a bug switch (${Variants.bugNames.join(", ")}); repeatable`))
+const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("seed (base seed for explore and compare)"))
+const json = Options.boolean("json").pipe(Options.withDescription("print JSON"))
+
+/** Reads a scenario from a file, or a built-in by name. */
+export const load = (ref: string): Effect.Effect<Scenario.Scenario, BadInput> =>
+  Effect.suspend(() => {
+    if (existsSync(ref)) {
+      const text = Effect.try({ try: () => readFileSync(ref, "utf8"), catch: (e) => new BadInput({ field: ref, message: String(e) }) })
+      return Effect.flatMap(text, (t) => fromEither(Runner.fromText(t, ref)))
+    }
+    const b = Runner.builtin(ref)
+    if (b !== undefined) return Effect.succeed(b)
+    return Effect.fail(
+      new BadInput({ field: "scenario", message: `no file and no built-in scenario named "${ref}"; built-ins: ${Runner.builtinNames().join(", ")}` })
+    )
+  })
+
+const fromEither = <A>(e: Either.Either<A, Scenario.ScenarioError>): Effect.Effect<A, BadInput> =>
+  Either.match(e, {
+    onLeft: (err) => Effect.fail(new BadInput({ field: err.issues.length === 1 ? `${err.source}: ${err.issues[0]!.path || "(top level)"}` : err.source, message: err.issues.length === 1 ? err.issues[0]!.message : "\n" + err.message })),
+    onRight: Effect.succeed
+  })
+
+const parseSetting = (field: string, s: string): Effect.Effect<readonly [string, string], BadInput> => {
+  const i = s.indexOf("=")
+  return i <= 0
+    ? Effect.fail(new BadInput({ field, message: `expected key=value, got "${s}"` }))
+    : Effect.succeed([s.slice(0, i).trim(), s.slice(i + 1).trim()] as const)
+}
+
+/** The scenario with the command line's --variant and --bug applied. */
+const configure = (ref: string, variants: ReadonlyArray<string>, bugs: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const base = yield* load(ref)
+    const set = yield* Effect.forEach(variants, (v) => parseSetting("--variant", v))
+    for (const b of bugs) {
+      if (!(Variants.bugNames as ReadonlyArray<string>).includes(b)) {
+        return yield* new BadInput({ field: "--bug", message: `unknown bug switch "${b}"; known: ${Variants.bugNames.join(", ")}` })
+      }
+    }
+    const s = yield* fromEither(Scenario.withOverrides(base, { set, bugs }, "--variant"))
+    return yield* fromEither(Runner.validate(s, "--variant"))
+  })
+
+const checkSeed = (n: number) => {
+  const p = Prng.seedProblem(n)
+  return p === undefined ? Effect.void : Effect.fail(new BadInput({ field: "--seed", message: p }))
+}
+
+const print = (s: string) => Effect.sync(() => process.stdout.write(s + "\n"))
+const exit = (code: number) => Effect.sync(() => { process.exitCode = code })
+
+// ------------------------------------------------------------------ list, show
+
+export const list = Command.make("list", { json }, (o) =>
+  Effect.gen(function*() {
+    const rows = Runner.builtinNames().map((n) => {
+      const s = Runner.builtin(n)!
+      return { name: n, kind: s.workload.kind, vms: s.vms, vcpusPerVm: s.vcpusPerVm, pcpus: s.pcpus, description: s.description ?? "" }
+    })
+    if (o.json) return yield* print(JSON.stringify(rows))
+    for (const r of rows) yield* print(`${r.name.padEnd(16)} ${r.description}`)
+  })).pipe(Command.withDescription("list the built-in scenarios"))
+
+export const show = Command.make("show", { scenario: scenarioArg, json }, (o) =>
+  Effect.gen(function*() {
+    const s = yield* load(o.scenario)
+    yield* print(o.json ? Scenario.canonical(s) : Scenario.toJson(s))
+  })).pipe(Command.withDescription("print a scenario as a file every command accepts"))
+
+// ------------------------------------------------------------------ run
+
+const runStrategy = Options.text("strategy").pipe(Options.withDefault("timed"), Options.withDescription("timed (costs advance virtual time; default), random, pct or swarm"))
+
+const strategyOf = (name: string, depth: number, allowed: ReadonlyArray<string>): Effect.Effect<Strategy.SearchStrategy, BadInput> => {
+  if (!allowed.includes(name)) return Effect.fail(new BadInput({ field: "--strategy", message: `unknown strategy "${name}"; expected ${allowed.join(", ")}` }))
+  if (name === "pct") {
+    if (!Number.isInteger(depth) || depth < 1 || depth > 64) return Effect.fail(new BadInput({ field: "--depth", message: `must be an integer in [1, 64], got ${depth}` }))
+    return Effect.succeed({ _tag: "pct", depth })
+  }
+  return Effect.succeed({ _tag: name as "random" | "timed" | "swarm" })
+}
+
+const violationLines = (vs: ReadonlyArray<Runner.FoundViolation & { readonly run?: number }>) =>
+  vs.map((v) => `VIOLATION ${v.invariant}${v.run !== undefined ? ` (run ${v.run})` : ""} at step ${v.step} by ${v.actor}: ${v.message}\n  replay: ${v.replay}`).join("\n")
+
+export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, strategy: runStrategy, depth: Options.integer("depth").pipe(Options.withDefault(3)) }, (o) =>
+  Effect.gen(function*() {
+    yield* checkSeed(o.seed)
+    const s = yield* configure(o.scenario, o.variant, o.bug)
+    const strategy = yield* strategyOf(o.strategy, o.depth, ["timed", "random", "pct", "swarm"])
+    const r = yield* Runner.run(s, { seed: o.seed, strategy })
+    const out = {
+      scenario: r.scenario,
+      variant: r.variant,
+      bugs: r.bugs,
+      seed: r.seed,
+      strategy: r.strategy,
+      outcome: r.outcome,
+      traceHash: r.traceHash,
+      metrics: r.metrics,
+      violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay }))
+    }
+    if (o.json) yield* print(JSON.stringify(out))
+    else {
+      yield* print(`${r.scenario} (seed ${r.seed}, ${r.strategy}): ${r.outcome} after ${r.steps} steps, ${r.timeNs} ns virtual; trace ${r.traceHash}`)
+      for (const [k, v] of Object.entries(r.metrics)) yield* print(`  ${k.padEnd(28)} ${v}`)
+      if (r.violations.length > 0) yield* print(violationLines(r.violations))
+    }
+    yield* exit(r.violations.length > 0 ? FOUND : OK)
+  })).pipe(Command.withDescription("run a scenario once"))
+
+// ------------------------------------------------------------------ explore
+
+export const explore = Command.make("explore", {
+  scenario: scenarioArg,
+  variant,
+  bug,
+  seed,
+  json,
+  strategy: Options.text("strategy").pipe(Options.withDefault("random"), Options.withDescription("random (default), pct or swarm")),
+  depth: Options.integer("depth").pipe(Options.withDefault(3), Options.withDescription("pct depth")),
+  runs: Options.integer("runs").pipe(Options.withDefault(2000)),
+  all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant"))
+}, (o) =>
+  Effect.gen(function*() {
+    yield* checkSeed(o.seed)
+    if (o.runs < 1) return yield* new BadInput({ field: "--runs", message: `must be a positive integer, got ${o.runs}` })
+    const s = yield* configure(o.scenario, o.variant, o.bug)
+    const strategy = yield* strategyOf(o.strategy, o.depth, ["random", "pct", "swarm"])
+    const progress = yield* Progress.make(`explore ${s.name}`, o.runs, 200)
+    const r = yield* Runner.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, onProgress: (d) => progress.tick(d) })
+    if (o.json) {
+      yield* print(JSON.stringify({
+        runs: r.runs,
+        violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay, run: v.run })),
+        runsPerSecond: r.runsPerSecond,
+        stepsPerSecond: r.stepsPerSecond,
+        strategy: r.strategy,
+        outcomes: r.outcomes,
+        invariantChecks: r.invariantChecks
+      }))
+    } else {
+      yield* print(`${r.scenario} ${r.strategy}: ${r.runs} runs, ${r.distinctTraces} distinct traces, ${r.runsPerSecond} runs/s, ${r.stepsPerSecond} steps/s`)
+      yield* print(`  outcomes: ${Object.entries(r.outcomes).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ")}`)
+      yield* print(`  checks:   ${Object.entries(r.invariantChecks).map(([k, n]) => `${k} ${n}`).join(", ")}`)
+      yield* print(r.violations.length === 0 ? "  no violation" : violationLines(r.violations))
+    }
+    yield* exit(r.violations.length > 0 ? FOUND : OK)
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("run a scenario under many seeds; stop at the first violation unless --all"))
+
+// ------------------------------------------------------------------ replay
+
+export const replay = Command.make("replay", {
+  token: Args.text({ name: "token" }),
+  json,
+  traceOut: Options.file("trace-out").pipe(Options.optional, Options.withDescription("write a Chrome/Perfetto trace-event JSON file"))
+}, (o) =>
+  Effect.gen(function*() {
+    const tracing = o.traceOut._tag === "Some"
+    const r = yield* Runner.replay(o.token, { trace: tracing }).pipe(
+      Effect.catchTags({
+        ScenarioError: (e) => Effect.fail(new BadInput({ field: "token", message: e.issues.map((i) => i.message).join("; ") })),
+        InvalidReplayToken: (e) => Effect.fail(new BadInput({ field: "token", message: e.message })),
+        InvalidRunOptions: (e) => Effect.fail(new BadInput({ field: "token", message: e.message }))
+      })
+    )
+    if (o.traceOut._tag === "Some") {
+      const file = o.traceOut.value
+      const doc = Perfetto.fromTrace(r.trace, { timed: r.strategy === "timed", title: `${r.scenario} seed ${r.seed} ${r.strategy}` })
+      yield* Effect.try({ try: () => writeFileSync(file, JSON.stringify(doc)), catch: (e) => new BadInput({ field: "--trace-out", message: String(e) }) })
+    }
+    const out = {
+      scenario: r.scenario,
+      variant: r.variant,
+      bugs: r.bugs,
+      seed: r.seed,
+      strategy: r.strategy,
+      traceHash: r.traceHash,
+      metrics: r.metrics,
+      violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay }))
+    }
+    if (o.json) yield* print(JSON.stringify(out))
+    else {
+      yield* print(`replayed ${r.scenario} (seed ${r.seed}, ${r.strategy}, bugs: ${r.bugs.join(", ") || "none"}): ${r.outcome} after ${r.steps} steps; trace ${r.traceHash}`)
+      if (r.violations.length > 0) yield* print(violationLines(r.violations))
+      if (o.traceOut._tag === "Some") yield* print(`trace written to ${o.traceOut.value} (open in ui.perfetto.dev)`)
+    }
+    yield* exit(r.violations.length > 0 ? FOUND : OK)
+  })).pipe(Command.withDescription("run a replay token again (same trace hash) and optionally export its trace"))
+
+// ------------------------------------------------------------------ compare
+
+export const compare = Command.make("compare", {
+  scenario: scenarioArg,
+  vary: Options.text("vary").pipe(Options.repeated, Options.withDescription("key=v1,v2[,...]; repeatable (every combination is run)")),
+  variant,
+  bug,
+  seed,
+  seeds: Options.integer("seeds").pipe(Options.withDefault(3), Options.withDescription("timed runs per row (metrics are means)")),
+  json
+}, (o) =>
+  Effect.gen(function*() {
+    yield* checkSeed(o.seed)
+    if (o.seeds < 1) return yield* new BadInput({ field: "--seeds", message: `must be a positive integer, got ${o.seeds}` })
+    if (o.vary.length === 0) return yield* new BadInput({ field: "--vary", message: "give at least one --vary key=v1,v2" })
+    const s = yield* configure(o.scenario, o.variant, o.bug)
+    const vary = yield* Effect.forEach(o.vary, (v) =>
+      Effect.map(parseSetting("--vary", v), ([k, vs]) => [k, vs.split(",").map((x) => x.trim()).filter((x) => x !== "")] as const))
+    const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
+    const progress = yield* Progress.make(`compare ${s.name}`, combos * o.seeds, 4)
+    const r = yield* Runner.compare(s, { vary, seeds: o.seeds, seed: o.seed, onProgress: (d) => progress.tick(d) }).pipe(
+      Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message })))
+    )
+    if (o.json) yield* print(JSON.stringify({ rows: r.rows }))
+    else yield* print(compareTable(r.rows))
+    yield* exit(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("run every combination of --vary settings (timed) and tabulate the metrics, with ratios to the first row"))
+
+/** Rows as a table: one line per metric, one column per variant, ratios to the first column. */
+export const compareTable = (rows: ReadonlyArray<Runner.CompareRow>): string => {
+  const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))]
+  const head = ["metric", ...rows.map((r) => Object.entries(r.variant).map(([k, v]) => `${k}=${v}`).join(" "))]
+  const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(1))
+  const body = metrics.map((m) => {
+    const first = rows[0]!.metrics[m] ?? 0
+    return [m, ...rows.map((r, i) => {
+      const x = r.metrics[m] ?? 0
+      return i === 0 || first === 0 ? fmt(x) : `${fmt(x)} (${(x / first).toFixed(2)}x)`
+    })]
+  })
+  body.push(["violations", ...rows.map((r) => String(r.violations))])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n")
+}
+
+export { BAD_INPUT }
