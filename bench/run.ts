@@ -4,10 +4,13 @@
  *
  * - kernel steps/s with 8 and 256 actors doing TSO memory operations through the STM memory
  *   service, against the same work as a plain TypeScript loop (the limit of this machine);
- * - wall time of the exhaustive litmus engine over the 2,595 herd7 tests (herd7: about 42 s).
+ * - wall time of the exhaustive litmus engine over the 2,595 herd7 tests (herd7: about 42 s);
+ * - explore runs/s (and steps/s) on the built-in `request-race` and `lockless-walk` scenarios,
+ *   random and pct:3, with the kernel's bare steps/s above as the ratio's reference.
  */
 import { Exhaustive, Litmus, Memory } from "@kvmlab/memory"
-import { Prng, Run, Sim } from "@kvmlab/sim"
+import { Runner } from "@kvmlab/scenarios"
+import { Prng, Run, Sim, type Strategy } from "@kvmlab/sim"
 import { Effect } from "effect"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -143,9 +146,37 @@ const litmusSuite = () => {
   }
 }
 
+const exploreScenario = (name: string, strategy: Strategy.SearchStrategy) => {
+  const runs = 1000
+  log(`explore: ${name}, ${strategy._tag}, ${runs} runs`)
+  const s = Runner.builtin(name)!
+  let seed = 1
+  let steps = 0
+  const m = measure(() => {
+    const r = Effect.runSync(Runner.explore(s, { seed: (seed += runs), runs, strategy }))
+    if (r.violations.length > 0) throw new Error(`${name}: unexpected violation ${r.violations[0]!.invariant}`)
+    steps = Math.round(r.runsPerSecond > 0 ? (r.stepsPerSecond / r.runsPerSecond) * runs : 0)
+    return r.runs
+  })
+  return {
+    scenario: name,
+    strategy: strategy._tag,
+    runs,
+    runsPerSecond: Math.round((m.units * 1000) / m.ms),
+    stepsPerSecond: Math.round((steps * 1000) / m.ms)
+  }
+}
+
+const kernels = [kernel(8), kernel(256)]
+const explores = [
+  exploreScenario("request-race", { _tag: "random" }),
+  exploreScenario("request-race", { _tag: "pct", depth: 3 }),
+  exploreScenario("lockless-walk", { _tag: "random" })
+]
 const result = {
   machine: { node: process.version, cpus: (await import("node:os")).cpus().length },
-  kernel: [kernel(8), kernel(256)],
+  kernel: kernels,
+  explore: explores.map((e) => ({ ...e, bareKernelOverScenario: Number((kernels[0]!.kernelStepsPerSecond / e.stepsPerSecond).toFixed(1)) })),
   litmus: litmusSuite()
 }
 process.stdout.write(JSON.stringify(result, null, 2) + "\n")

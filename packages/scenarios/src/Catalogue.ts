@@ -33,5 +33,20 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
     bugs: [],
     costs: {},
     workload: { kind: "lockless-walk", rounds: 30, gfns: 1, guestSteps: 3, guestWork: 60, mmioPercent: 100 }
+  },
+  {
+    name: "pv-flush-race",
+    description:
+      "A guest initiator remaps a page and shoots down the other vCPU's TLB (flush_tlb_multi) while the target runs, " +
+      "takes timer and emulation exits and is preempted by a host thread sharing its CPU (spec §2.4-2.8; PV-1 ... PV-4). " +
+      "Compare flush=native and flush=pv",
+    vms: 1,
+    vcpusPerVm: 2,
+    pcpus: 2,
+    durationNs: 0,
+    variant: { flush: "pv", extraBarriers: "off" },
+    bugs: [],
+    costs: {},
+    workload: { kind: "pv-flush-race", rounds: 4, pages: 2, guestSteps: 3, guestWork: 40, preemptPercent: 50, hogSteps: 3 }
   }
 ]

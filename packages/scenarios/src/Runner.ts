@@ -8,6 +8,7 @@ import { Explore, ReplayToken, Run, type Sim, Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 import * as Catalogue from "./Catalogue.js"
 import { canonical, decode, parse, type Scenario, ScenarioError, withOverrides } from "./Scenario.js"
+import * as PvFlush from "./workloads/PvFlush.js"
 import * as Requests from "./workloads/Requests.js"
 
 export type Metrics = Requests.Metrics
@@ -31,6 +32,17 @@ export const validate = (s: Scenario, source: string): Either.Either<Scenario, S
         message: `${w.kind} gives each vCPU and each host thread its own physical CPU: needs at least ${s.vcpusPerVm + threads}, got ${s.pcpus}`
       })
     }
+  }
+  if (w.kind === "pv-flush-race") {
+    if (s.vms !== 1 || s.vcpusPerVm !== 2 || s.pcpus !== 2) {
+      issues.push({ path: "vcpusPerVm", message: `pv-flush-race is one VM of 2 vCPUs (initiator, target) on 2 physical CPUs; got vms=${s.vms}, vcpusPerVm=${s.vcpusPerVm}, pcpus=${s.pcpus}` })
+    }
+    if (s.variant.flush === "pv-ipi-pending") {
+      issues.push({ path: "variant.flush", message: "pv-ipi-pending (spec §2.9) is not modelled yet; use native or pv" })
+    }
+    s.bugs.forEach((b, i) => {
+      if (!b.startsWith("B.")) issues.push({ path: `bugs.${i}`, message: `${b} does not apply to pv-flush-race (its switches: B.readCopyWriteback, B.preemptedMidEmulation)` })
+    })
   }
   return issues.length === 0 ? Either.right(s) : Either.left(new ScenarioError({ source, issues }))
 }
@@ -58,6 +70,8 @@ export const program = (s: Scenario, sink?: Sink): Effect.Effect<Metrics, never,
     case "request-race":
     case "lockless-walk":
       return Requests.program(s, sink)
+    case "pv-flush-race":
+      return PvFlush.program(s, sink)
   }
 }
 

@@ -38,7 +38,24 @@ export const LocklessWalk = Schema.Struct({
   mmioPercent: Percent
 })
 
-export const Workload = Schema.Union(RequestRace, LocklessWalk)
+/** A guest TLB shootdown against a target that is preempted and resumed (§2.4-2.6, thread 1). */
+export const PvFlushRace = Schema.Struct({
+  kind: Schema.Literal("pv-flush-race"),
+  /** Shootdowns the initiator makes. */
+  rounds: Count(1, 10_000),
+  /** Pages of the guest mm. */
+  pages: Count(1, 64),
+  /** Target guest steps between exits. */
+  guestSteps: Count(1, 1000),
+  /** Target guest steps in all; then it halts. */
+  guestWork: Count(1, 1_000_000),
+  /** Chance, at each preemption point of the target's thread, that the host preempts it. */
+  preemptPercent: Percent,
+  /** Most steps the competing host thread runs when it gets the CPU. */
+  hogSteps: Count(1, 1000)
+})
+
+export const Workload = Schema.Union(RequestRace, LocklessWalk, PvFlushRace)
 export type Workload = typeof Workload.Type
 
 export const Scenario = Schema.Struct({

@@ -7,6 +7,7 @@
 import type { Cpu, Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
 import type { IpiTarget, Pcpu } from "../host/Pcpu.js"
+import type { StealTime } from "../pvflush/State.js"
 import { KVM_MP_STATE_RUNNABLE } from "./Protocol.js"
 
 /** A guest TLB entry: the translation and the step it was filled at (TLB-1). */
@@ -37,6 +38,8 @@ export class VcpuState implements IpiTarget {
   readonly rcuwait: Sim.WaitQueue
   /** TIF_SIGPENDING: userspace wants the vCPU thread back (VM teardown). */
   signalPending = false
+  /** Mechanism B: steal time and the guest's flush IPIs (when the scenario models them). */
+  st: StealTime | undefined = undefined
   /** The guest TLB: gfn to (pfn, fill step). */
   readonly tlb = new Map<number, TlbEntry>()
 

@@ -46,6 +46,11 @@ export interface Hooks {
   readonly record_steal_time?: (v: VcpuState) => Effect.Effect<void, never, Sim.SimKernel>
   /** A preemption point of the host scheduler (`cond_resched` / return to user work). */
   readonly cond_resched?: (v: VcpuState) => Effect.Effect<void, never, Sim.SimKernel>
+  /** `kvm_inject_pending_event`, for KVM_REQ_EVENT. */
+  readonly inject_pending_event?: (v: VcpuState) => void
+  /** `vmx_handle_exit_irqoff` and the top of the `vcpu_run` loop (`at_instruction_boundary`). */
+  readonly handle_exit_irqoff?: (v: VcpuState, reason: ExitReason) => void
+  readonly vcpu_run_loop?: (v: VcpuState) => void
 }
 
 /** `kvm_request_pending`: `READ_ONCE(vcpu->requests)`. */
@@ -93,7 +98,10 @@ export const vcpu_enter_guest = (vm: Vm, v: VcpuState, guest: Guest, hooks: Hook
       if (yield* kvm_check_request(vm, KVM_REQ_STEAL_UPDATE, v)) {
         if (hooks.record_steal_time !== undefined) yield* hooks.record_steal_time(v)
       }
-      if (yield* kvm_check_request(vm, KVM_REQ_EVENT, v)) vm.count("events_injected")
+      if (yield* kvm_check_request(vm, KVM_REQ_EVENT, v)) {
+        vm.count("events_injected")
+        hooks.inject_pending_event?.(v)
+      }
     }
 
     // preempt_disable(); local_irq_disable(): from here an IPI stays pending, it is not lost.
@@ -137,6 +145,7 @@ export const vcpu_enter_guest = (vm: Vm, v: VcpuState, guest: Guest, hooks: Hook
     yield* Sim.pointCost(vm.costs.vmExitNs)
     vm.count("vm_exits")
     k.event("guest.exit", [v.vcpu_id, reason])
+    hooks.handle_exit_irqoff?.(v, reason)
     v.pcpu.local_irq_enable(k)
     yield* guest.handleExit(v, reason)
     return 1
@@ -197,6 +206,7 @@ export const vcpu_run = (vm: Vm, v: VcpuState, guest: Guest, hooks: Hooks = {}):
     const wake1 = yield* Sim.monitor("WAKE-1", { maxHotSteps: Inv.WAKE1_MAX_STEPS })
     v.wake1 = wake1
     for (;;) {
+      hooks.vcpu_run_loop?.(v)
       const r = v.mp_state === KVM_MP_STATE_RUNNABLE
         ? yield* vcpu_enter_guest(vm, v, guest, hooks)
         : yield* vcpu_block(vm, v, wake1)

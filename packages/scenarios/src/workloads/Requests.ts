@@ -59,7 +59,13 @@ const makeGuest = (
 }
 
 /** Spawns one vCPU thread per vCPU of `vm`, vCPU i on physical CPU `firstCpu + i`. */
-export const spawnVcpus = (host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, firstCpu: number) =>
+export const spawnVcpus = (
+  host: Vm.Host,
+  vm: Vm.Vm,
+  guest: Vcpu.Guest,
+  firstCpu: number,
+  hooks: (v: Vm.Vm["vcpus"][number]) => Vcpu.Hooks = () => ({})
+) =>
   Effect.forEach(vm.vcpus, (v, i) =>
     Sim.spawn(
       v.name,
@@ -67,7 +73,7 @@ export const spawnVcpus = (host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, firstCpu
         v.hw = yield* host.memory.attach(v.name)
         v.cpu = firstCpu + i
         v.pcpu = host.pcpus[firstCpu + i]!
-        return yield* Vcpu.vcpu_run(vm, v, guest)
+        return yield* Vcpu.vcpu_run(vm, v, guest, hooks(v))
       })
     ))
 
@@ -87,6 +93,7 @@ const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bu
 export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
   Effect.gen(function*() {
     const w = s.workload
+    if (w.kind === "pv-flush-race") return yield* Effect.dieMessage("pv-flush-race is not a mechanism A workload")
     const requesters = w.kind === "request-race" ? w.requesters : 1
     const vcpus = s.vcpusPerVm
     const host = yield* Vm.makeHost({ pcpus: vcpus, costs: Costs.resolve(s.costs) })

@@ -1,0 +1,183 @@
+/**
+ * The host side of mechanism B (spec §2.5), in `arch/x86/kvm/x86.c`'s order: the scheduler's
+ * preempt notifiers (`kvm_sched_out` -> `kvm_arch_vcpu_put` -> `kvm_steal_time_set_preempted`,
+ * `kvm_sched_in` -> `kvm_arch_vcpu_load` -> KVM_REQ_STEAL_UPDATE) and `record_steal_time`,
+ * plus a host thread that takes a vCPU's physical CPU while it is preempted.
+ */
+import { Sim } from "@kvmlab/sim"
+import { Effect, Random } from "effect"
+import { ExitReason, KVM_REQ_STEAL_UPDATE } from "../requests/Protocol.js"
+import { kvm_make_request } from "../requests/Requests.js"
+import type { VcpuState } from "../requests/State.js"
+import type { Vm } from "../Vm.js"
+import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_PREEMPTED, type StealTime } from "./State.js"
+
+const self = (v: VcpuState) => ({ name: v.name, hw: v.hw, cpu: v.cpu })
+
+/** Whether the guest was given KVM_FEATURE_PV_TLB_FLUSH (the scenario's flush variant). */
+const pvTlbFlush = (vm: Vm) => vm.switches.variant.flush !== "native"
+
+/** `kvm_vcpu_flush_tlb_guest`: flush the guest's TLB (VPID/ASID). */
+export const kvm_vcpu_flush_tlb_guest = (vm: Vm, v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> =>
+  Effect.zipRight(
+    Sim.pointCost(vm.costs.tlbFlushNs),
+    Effect.sync(() => {
+      v.tlb.clear()
+      v.st!.lastFlushAt = vm.kernel.steps
+      vm.count("guest_tlb_flushes_deferred")
+      vm.kernel.event("tlb.flush_guest", [v.vcpu_id])
+    })
+  )
+
+/**
+ * `kvm_steal_time_set_preempted`, from `kvm_arch_vcpu_put` when `vcpu->preempted`. Reports the
+ * preemption only at an instruction boundary (the CVE-2022-39189 fix, undone by
+ * `B.preemptedMidEmulation`), with the MSR enabled, and once (the cached copy).
+ */
+export const kvm_steal_time_set_preempted = (vm: Vm, v: VcpuState): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const st = v.st!
+    if (!st.at_instruction_boundary && !vm.bug("B.preemptedMidEmulation")) {
+      vm.count("preemption_other")
+      return
+    }
+    vm.count("preemption_reported")
+    if (st.cachedPreempted !== 0) return
+    // copy_to_user_nofault(&st->preempted, &preempted, 1): a single byte store.
+    yield* v.hw.WRITE_ONCE(st.preempted, KVM_VCPU_PREEMPTED)
+    st.cachedPreempted = KVM_VCPU_PREEMPTED
+  })
+
+/** `record_steal_time`, for KVM_REQ_STEAL_UPDATE before the guest runs. */
+export const record_steal_time = (vm: Vm, v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> =>
+  Effect.gen(function*() {
+    const st = v.st!
+    const hw = v.hw
+    if (vm.bug("B.readCopyWriteback")) return yield* recordByCopy(vm, v, st)
+    if (pvTlbFlush(vm)) {
+      // xchgb on the user mapping: totally ordered with the guest's cmpxchg in
+      // kvm_flush_tlb_multi on the same byte (§2.6).
+      const old = yield* hw.xchg(st.preempted, 0)
+      st.cachedPreempted = 0
+      if ((old & KVM_VCPU_FLUSH_TLB) !== 0) yield* kvm_vcpu_flush_tlb_guest(vm, v)
+    } else {
+      yield* hw.WRITE_ONCE(st.preempted, 0)
+      st.cachedPreempted = 0
+    }
+    let version = yield* hw.READ_ONCE(st.version)
+    if (version % 2 === 1) version += 1 // uninitialised junk
+    yield* hw.WRITE_ONCE(st.version, version + 1)
+    // smp_wmb(): version odd before steal; pairs with virt_rmb() in kvm_steal_clock.
+    yield* hw.smp_wmb()
+    const steal = yield* hw.READ_ONCE(st.steal)
+    yield* hw.WRITE_ONCE(st.steal, steal + st.run_delay - st.last_steal)
+    st.last_steal = st.run_delay
+    // smp_wmb(): steal before the even version; pairs with virt_rmb() in kvm_steal_clock.
+    yield* hw.smp_wmb()
+    yield* hw.WRITE_ONCE(st.version, version + 2)
+  })
+
+/**
+ * CVE-2019-3016 (`B.readCopyWriteback`): the pre-5.6 code read the whole struct through a cached
+ * mapping, decided the flush from its copy, and wrote the copy back: a FLUSH_TLB the guest set in
+ * between is overwritten with 0 and never acted on.
+ */
+const recordByCopy = (vm: Vm, v: VcpuState, st: StealTime) =>
+  Effect.gen(function*() {
+    const hw = v.hw
+    const copy = {
+      preempted: yield* hw.READ_ONCE(st.preempted),
+      version: yield* hw.READ_ONCE(st.version),
+      steal: yield* hw.READ_ONCE(st.steal)
+    }
+    // xchg(&vcpu->arch.st.steal.preempted, 0) on the copy.
+    const old = copy.preempted
+    copy.preempted = 0
+    st.cachedPreempted = 0
+    if (pvTlbFlush(vm) && (old & KVM_VCPU_FLUSH_TLB) !== 0) yield* kvm_vcpu_flush_tlb_guest(vm, v)
+    if (copy.version % 2 === 1) copy.version += 1
+    copy.version += 1
+    // kvm_write_guest_cached(whole struct)
+    yield* hw.WRITE_ONCE(st.preempted, copy.preempted)
+    yield* hw.WRITE_ONCE(st.version, copy.version)
+    yield* hw.smp_wmb()
+    copy.steal += st.run_delay - st.last_steal
+    st.last_steal = st.run_delay
+    yield* hw.WRITE_ONCE(st.steal, copy.steal)
+    yield* hw.smp_wmb()
+    yield* hw.WRITE_ONCE(st.version, copy.version + 1)
+  })
+
+/** A host thread sharing a vCPU's physical CPU: it runs while the vCPU is preempted. */
+export class Hog {
+  busy = false
+  readonly run: Sim.WaitQueue
+  readonly done: Sim.WaitQueue
+  constructor(readonly name: string, readonly maxSteps: number) {
+    this.run = Sim.makeWaitQueue(`${name} runqueue`)
+    this.done = Sim.makeWaitQueue(`${name} yields`)
+  }
+  /** The thread's body: run some steps whenever it is given the CPU. */
+  readonly body: Effect.Effect<never, never, Sim.SimKernel> = Effect.suspend(() => {
+    const loop: Effect.Effect<never, never, Sim.SimKernel> = Effect.gen(this, function*() {
+      while (!this.busy) yield* Sim.wait(this.run)
+      const n = yield* Random.nextIntBetween(1, this.maxSteps + 1)
+      for (let i = 0; i < n; i++) yield* Sim.pointCost(50_000)
+      this.busy = false
+      yield* Sim.wakeAll(this.done)
+      return yield* loop
+    })
+    return loop
+  })
+}
+
+/**
+ * `schedule()` of a runnable vCPU task in favour of `hog`: `kvm_sched_out` marks it preempted
+ * and `kvm_arch_vcpu_put` reports that to the guest; the context switch is a full barrier; when
+ * the task runs again `kvm_sched_in` clears `vcpu->preempted` and `kvm_arch_vcpu_load` requests
+ * KVM_REQ_STEAL_UPDATE.
+ */
+export const preempt = (vm: Vm, v: VcpuState, hog: Hog): Effect.Effect<void, never, Sim.SimKernel> =>
+  Effect.gen(function*() {
+    const st = v.st!
+    st.vcpuPreempted = true // kvm_sched_out: still runnable and wants to run
+    yield* kvm_steal_time_set_preempted(vm, v) // kvm_arch_vcpu_put
+    // __schedule(): the runqueue lock and the switch are a full barrier.
+    yield* v.hw.smp_mb()
+    st.offCpu = true
+    st.offCpuSince = vm.kernel.now
+    vm.count("preemptions")
+    vm.kernel.event("sched.out", [v.vcpu_id])
+    hog.busy = true
+    yield* Sim.wakeAll(hog.run)
+    while (hog.busy) yield* Sim.wait(hog.done)
+    yield* Sim.pointCost(vm.costs.contextSwitchNs)
+    st.offCpu = false
+    st.run_delay += vm.kernel.now - st.offCpuSince
+    vm.kernel.event("sched.in", [v.vcpu_id])
+    st.vcpuPreempted = false // kvm_sched_in
+    yield* kvm_make_request(vm, KVM_REQ_STEAL_UPDATE, v, self(v)) // kvm_arch_vcpu_load
+  })
+
+/** The run-loop hooks of mechanism B for a vCPU whose CPU it shares with `hog`. */
+export const hooks = (vm: Vm, hog: Hog | undefined, preemptPercent: number) => ({
+  record_steal_time: (v: VcpuState) => record_steal_time(vm, v),
+  vcpu_run_loop: (v: VcpuState) => {
+    v.st!.at_instruction_boundary = false
+  },
+  handle_exit_irqoff: (v: VcpuState, reason: ExitReason) => {
+    // vmx_handle_exit_irqoff: an external interrupt exit is at an instruction boundary.
+    if (reason === ExitReason.ExternalInterrupt) v.st!.at_instruction_boundary = true
+  },
+  inject_pending_event: (v: VcpuState) => {
+    const st = v.st!
+    st.injected.push(...st.guestIrqs.splice(0))
+  },
+  cond_resched: (v: VcpuState) => maybePreempt(vm, v, hog, preemptPercent)
+})
+
+/** A preemption point: the scheduler preempts the vCPU task with probability `percent`. */
+export const maybePreempt = (vm: Vm, v: VcpuState, hog: Hog | undefined, percent: number): Effect.Effect<void, never, Sim.SimKernel> =>
+  hog === undefined || percent === 0
+    ? Effect.void
+    : Effect.flatMap(Random.nextIntBetween(0, 100), (x) => (x < percent ? preempt(vm, v, hog) : Effect.void))

@@ -1,0 +1,48 @@
+/**
+ * The invariants of mechanism B (spec §2.7), checked where their events happen: PV-1 at each
+ * guest instruction and emulated access, PV-2 when the initiator waits, PV-3 at each guest
+ * instruction, PV-4 when a guest reader accepts a steal value.
+ */
+import { Sim } from "@kvmlab/sim"
+import { Effect } from "effect"
+import type { StealTime } from "./State.js"
+import { KVM_VCPU_PREEMPTED } from "./State.js"
+
+export const ids = ["PV-1", "PV-2", "PV-3", "PV-4"] as const
+
+/** PV-1: no guest instruction after an initiator deferred this vCPU's flush, until it has flushed. */
+export const pv1 = (k: Sim.Kernel, st: StealTime, what: string): Effect.Effect<void> =>
+  Sim.checkNow(k, "PV-1", st.deferredAt <= st.lastFlushAt)
+    ? Effect.void
+    : k.fail(
+      "PV-1",
+      `${st.name} ${what} although an initiator deferred its TLB flush at step ${st.deferredAt} and its last flush was at step ${st.lastFlushAt}`
+    )
+
+/** PV-1, flush semantics: a guest TLB entry filled before a completed guest flush began. */
+export const pv1Stale = (k: Sim.Kernel, name: string, page: number, fill: number, flushBegan: number): Effect.Effect<void> =>
+  Sim.checkNow(k, "PV-1", fill >= flushBegan)
+    ? Effect.void
+    : k.fail("PV-1", `${name} used a TLB entry for page ${page} filled at step ${fill}, before a flush_tlb_multi that began at step ${flushBegan} and has returned`)
+
+/** PV-2: the initiator never waits for a vCPU it deferred. */
+export const pv2 = (k: Sim.Kernel, target: StealTime, deferredHere: boolean): Effect.Effect<void> =>
+  Sim.checkNow(k, "PV-2", !deferredHere)
+    ? Effect.void
+    : k.fail("PV-2", `the initiator waits for ${target.name}, whose flush it deferred because it was preempted`)
+
+/** PV-3: PREEMPTED is clear whenever the vCPU executes guest code. */
+export const pv3 = (k: Sim.Kernel, st: StealTime, byte: number): Effect.Effect<void> =>
+  Sim.checkNow(k, "PV-3", (byte & KVM_VCPU_PREEMPTED) === 0)
+    ? Effect.void
+    : k.fail("PV-3", `${st.name} executes guest code with KVM_VCPU_PREEMPTED still set in its steal_time.preempted (${byte})`)
+
+/** PV-4: a reader accepts only an even, unchanged version, and steal never goes back. */
+export const pv4 = (k: Sim.Kernel, st: StealTime, v1: number, v2: number, steal: number): Effect.Effect<void> => {
+  const ok = v1 % 2 === 0 && v1 === v2 && steal >= st.lastStealRead
+  if (Sim.checkNow(k, "PV-4", ok)) {
+    st.lastStealRead = steal
+    return Effect.void
+  }
+  return k.fail("PV-4", `${st.name}'s steal clock accepted version ${v1}/${v2} with steal ${steal} (last ${st.lastStealRead})`)
+}

@@ -1,0 +1,57 @@
+/**
+ * The state of mechanism B (spec §2.1): the guest's `struct kvm_steal_time` per vCPU (its
+ * `preempted`, `version` and `steal` fields are guest-memory locations the host writes through
+ * its user mapping and the guest reads and cmpxchgs), the host's `vcpu->arch.st` cache and
+ * `at_instruction_boundary`, and the guest's call-function IPI queue. Ghost fields serve PV-1
+ * to PV-4 only.
+ */
+import type { Memory } from "@kvmlab/memory"
+import { Sim } from "@kvmlab/sim"
+
+/** `KVM_VCPU_PREEMPTED` (bit 0 of `preempted`). */
+export const KVM_VCPU_PREEMPTED = 1 << 0
+/** `KVM_VCPU_FLUSH_TLB` (bit 1), Peter's SHOULD_FLUSH. */
+export const KVM_VCPU_FLUSH_TLB = 1 << 1
+
+export class StealTime {
+  // ---- struct kvm_steal_time, guest memory
+  readonly preempted: Memory.Loc
+  readonly version: Memory.Loc
+  readonly steal: Memory.Loc
+  // ---- host, vcpu->arch.st and friends
+  /** `vcpu->arch.st.preempted`: the host's cached copy of the guest byte. */
+  cachedPreempted = 0
+  /** `vcpu->arch.st.last_steal`. */
+  last_steal = 0
+  /** `current->sched_info.run_delay`: virtual ns spent runnable but off-CPU. */
+  run_delay = 0
+  /** `vcpu->arch.at_instruction_boundary`. */
+  at_instruction_boundary = false
+  /** `vcpu->preempted`: set by kvm_sched_out when the task was preempted while runnable. */
+  vcpuPreempted = false
+  /** The host task is off its physical CPU. */
+  offCpu = false
+  offCpuSince = 0
+  // ---- the guest's call-function IPIs (flush_tlb_func)
+  /** Pending guest IPIs: the initiator to acknowledge. */
+  readonly guestIrqs: Array<StealTime> = []
+  /** Injected at the last entry: the guest handles them before its next instruction. */
+  readonly injected: Array<StealTime> = []
+  /** Acknowledgements received by this vCPU as an initiator. */
+  acks = 0
+  readonly spin: Sim.WaitQueue
+  // ---- ghost
+  /** Step at which an initiator last dropped this vCPU from its mask (PV-1). */
+  deferredAt = -1
+  /** Step of this vCPU's last guest TLB flush (PV-1). */
+  lastFlushAt = -1
+  /** The last steal value a guest reader accepted (PV-4). */
+  lastStealRead = 0
+
+  constructor(readonly name: string, preempted: Memory.Loc, version: Memory.Loc, steal: Memory.Loc) {
+    this.preempted = preempted
+    this.version = version
+    this.steal = steal
+    this.spin = Sim.makeWaitQueue(`${name} flush_tlb_multi wait`)
+  }
+}

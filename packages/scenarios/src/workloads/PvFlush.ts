@@ -1,0 +1,111 @@
+/**
+ * `pv-flush-race` (spec §2, thread 1): a guest initiator (vcpu0) changes page-table entries and
+ * shoots down the other vCPU's TLB with `flush_tlb_multi`, while the target (vcpu1) runs guest
+ * code, takes timer-tick and emulation exits, reads its steal clock, and is preempted by a host
+ * thread sharing its physical CPU — at an instruction boundary (after a timer tick) or in the
+ * middle of emulating an instruction. With `flush=pv`, a preempted target is skipped through its
+ * steal-time byte; `record_steal_time` then flushes before the guest runs again.
+ */
+import { Costs, Protocol, PvFlush, Vcpu, Vm } from "@kvmlab/kvm"
+import { Sim } from "@kvmlab/sim"
+import { Effect, Random } from "effect"
+import type { Scenario } from "../Scenario.js"
+import { spawnVcpus, teardown } from "./Requests.js"
+import type { Metrics } from "./Requests.js"
+
+const { ExitReason } = Protocol
+const { Guest, Host, Invariants: Inv } = PvFlush
+
+export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
+  Effect.gen(function*() {
+    const w = s.workload
+    if (w.kind !== "pv-flush-race") return yield* Effect.dieMessage(`not a pv-flush-race scenario: ${w.kind}`)
+    const host = yield* Vm.makeHost({ pcpus: 2, costs: Costs.resolve(s.costs) })
+    const vm = yield* Vm.makeVm(host, 2, { variant: s.variant, bugs: new Set(s.bugs) })
+    if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
+    for (const v of vm.vcpus) {
+      v.st = new PvFlush.State.StealTime(
+        v.name,
+        yield* host.memory.alloc(`${v.name}.steal_time.preempted`),
+        yield* host.memory.alloc(`${v.name}.steal_time.version`),
+        yield* host.memory.alloc(`${v.name}.steal_time.steal`)
+      )
+    }
+    const mm = yield* Guest.makeMm(vm, w.pages)
+    const [initiator, target] = [vm.vcpus[0]!, vm.vcpus[1]!]
+    const hog = new Host.Hog("hog", w.hogSteps)
+    yield* Sim.spawn("hog", hog.body)
+    const finished = Sim.makeWaitQueue("initiator done")
+    let round = 0
+    let shootdown: PvFlush.Guest.Shootdown | undefined
+    let worked = 0
+    let burst = 0
+
+    // Every guest instruction: PV-1 (no instruction while a deferred flush is owed) and PV-3
+    // (PREEMPTED is clear whenever guest code runs).
+    const guestChecks = (v: typeof initiator) =>
+      Effect.zipRight(Inv.pv1(vm.kernel, v.st!, "executes a guest instruction"), Inv.pv3(vm.kernel, v.st!, vm.memory.peek(v.st!.preempted)))
+
+    const initiatorStep = (v: typeof initiator) =>
+      Effect.gen(function*() {
+        if (shootdown !== undefined) {
+          if (!(yield* Guest.waitShootdown(mm, v, shootdown))) return undefined
+          shootdown = undefined
+          round++
+          if (round === w.rounds) yield* Sim.wakeAll(finished)
+          return undefined
+        }
+        if (round >= w.rounds) {
+          yield* Sim.point
+          return ExitReason.Hlt
+        }
+        // Unmap and remap a page (ptep_clear_flush-like), flush locally, then shoot down.
+        const page = round % w.pages
+        yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
+        v.tlb.delete(page)
+        shootdown = yield* Guest.flush_tlb_multi(mm, v, [target])
+        return undefined
+      })
+
+    const targetStep = (v: typeof target) =>
+      Effect.gen(function*() {
+        if (v.st!.injected.length > 0) {
+          yield* Guest.flush_tlb_func(vm, v)
+          return undefined
+        }
+        if (++worked > w.guestWork) {
+          yield* Sim.point
+          return ExitReason.Hlt
+        }
+        yield* Guest.access(mm, v, yield* Random.nextIntBetween(0, w.pages))
+        if (++burst < w.guestSteps) return undefined
+        burst = 0
+        yield* Guest.kvm_steal_clock(vm, v, v)
+        // A host timer tick (an external-interrupt exit, at an instruction boundary) or an
+        // instruction KVM emulates (port I/O).
+        return (yield* Random.nextIntBetween(0, 2)) === 0 ? ExitReason.ExternalInterrupt : ExitReason.IoInstruction
+      })
+
+    const guest: Vcpu.Guest = {
+      step: (v) => Effect.zipRight(guestChecks(v), v === initiator ? initiatorStep(v) : targetStep(v)),
+      handleExit: (v, reason) =>
+        Effect.gen(function*() {
+          if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+          if (reason !== ExitReason.IoInstruction) return
+          // Emulation: translate the guest address, possibly be preempted (not at an
+          // instruction boundary), then complete the access with the translation held.
+          const page = yield* Random.nextIntBetween(0, w.pages)
+          yield* Guest.access(mm, v, page)
+          if (v === target) yield* Host.maybePreempt(vm, v, hog, w.preemptPercent)
+          yield* Inv.pv1(vm.kernel, v.st!, "completes an emulated access with a translation it held")
+          vm.count("emulated")
+        })
+    }
+    const hooksOf = (v: typeof initiator): Vcpu.Hooks =>
+      v === target ? Host.hooks(vm, hog, w.preemptPercent) : Host.hooks(vm, undefined, 0)
+    const actors = yield* spawnVcpus(host, vm, guest, 0, hooksOf)
+    while (round < w.rounds) yield* Sim.wait(finished)
+    const user = yield* Vm.hostThread(host, "userspace", 2)
+    yield* teardown(vm, user, actors)
+    return { ...vm.stats }
+  })
