@@ -27,6 +27,8 @@ export class Vm {
   /** Ghost (TLB-1): the begin step of the latest `kvm_flush_remote_tlbs` that has returned. */
   completedFlushBegin = -1
   readonly stats: Stats = {}
+  /** Samples for percentiles (e.g. shootdown latencies), by name. */
+  readonly samples: Record<string, Array<number>> = {}
 
   constructor(
     readonly id: number,
@@ -43,6 +45,10 @@ export class Vm {
 
   count(stat: string, n = 1): void {
     this.stats[stat] = (this.stats[stat] ?? 0) + n
+  }
+
+  sample(name: string, x: number): void {
+    ;(this.samples[name] ??= []).push(x)
   }
 }
 

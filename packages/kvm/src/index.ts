@@ -7,6 +7,7 @@
 export * as Costs from "./Costs.js"
 export * as Invariants from "./requests/Invariants.js"
 export * as Pcpu from "./host/Pcpu.js"
+export * as Scheduler from "./host/Scheduler.js"
 export * as Protocol from "./requests/Protocol.js"
 export * as PvFlush from "./pvflush/index.js"
 export * as Requests from "./requests/Requests.js"

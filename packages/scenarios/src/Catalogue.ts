@@ -48,5 +48,21 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
     bugs: [],
     costs: {},
     workload: { kind: "pv-flush-race", rounds: 4, pages: 2, guestSteps: 3, guestWork: 40, preemptPercent: 50, hogSteps: 3 }
+  },
+  {
+    name: "tlb-shootdown",
+    description:
+      "ebizzy -M-like: every vCPU processes records and now and then unmaps a page, shooting down the TLBs of its " +
+      "VM's other vCPUs; V VMs of M vCPUs share P physical CPUs under a round-robin scheduler (spec §6 N1, thread 1). " +
+      "Run it timed; compare flush=native,pv and vms=1,2,3",
+    vms: 2,
+    vcpusPerVm: 8,
+    pcpus: 8,
+    durationNs: 100_000_000,
+    maxSteps: 5_000,
+    variant: { flush: "pv", extraBarriers: "off" },
+    bugs: [],
+    costs: {},
+    workload: { kind: "tlb-shootdown", pages: 64, workNs: 20_000, shootdownPerTenThousand: 200 }
   }
 ]

@@ -10,6 +10,7 @@ import * as Catalogue from "./Catalogue.js"
 import { canonical, decode, parse, type Scenario, ScenarioError, withOverrides } from "./Scenario.js"
 import * as PvFlush from "./workloads/PvFlush.js"
 import * as Requests from "./workloads/Requests.js"
+import * as Shootdown from "./workloads/Shootdown.js"
 
 export type Metrics = Requests.Metrics
 
@@ -32,6 +33,16 @@ export const validate = (s: Scenario, source: string): Either.Either<Scenario, S
         message: `${w.kind} gives each vCPU and each host thread its own physical CPU: needs at least ${s.vcpusPerVm + threads}, got ${s.pcpus}`
       })
     }
+  }
+  if (w.kind === "tlb-shootdown") {
+    if (s.durationNs === 0) issues.push({ path: "durationNs", message: "a tlb-shootdown scenario runs for a virtual duration: give durationNs > 0" })
+    if (s.vcpusPerVm < 2) issues.push({ path: "vcpusPerVm", message: "a shootdown needs at least 2 vCPUs per VM" })
+    if (s.variant.flush === "pv-ipi-pending") {
+      issues.push({ path: "variant.flush", message: "pv-ipi-pending (spec §2.9) is not modelled yet; use native or pv" })
+    }
+    s.bugs.forEach((b, i) => {
+      if (!b.startsWith("B.")) issues.push({ path: `bugs.${i}`, message: `${b} does not apply to tlb-shootdown (its switches: B.readCopyWriteback, B.preemptedMidEmulation)` })
+    })
   }
   if (w.kind === "pv-flush-race") {
     if (s.vms !== 1 || s.vcpusPerVm !== 2 || s.pcpus !== 2) {
@@ -72,6 +83,8 @@ export const program = (s: Scenario, sink?: Sink): Effect.Effect<Metrics, never,
       return Requests.program(s, sink)
     case "pv-flush-race":
       return PvFlush.program(s, sink)
+    case "tlb-shootdown":
+      return Shootdown.program(s, sink)
   }
 }
 
@@ -109,7 +122,14 @@ export interface RunOptions {
   readonly maxSteps?: number
 }
 
-const boundsOf = (s: Scenario) => ({ maxSteps: s.maxSteps, ...(s.durationNs > 0 ? { maxTimeNs: s.durationNs } : {}) })
+/**
+ * `maxSteps` bounds runs of the search strategies; a timed run of a scenario with a duration
+ * runs to that duration.
+ */
+const boundsOf = (s: Scenario, strategy?: Strategy.Strategy) =>
+  strategy?._tag === "timed" && s.durationNs > 0
+    ? { maxSteps: Number.MAX_SAFE_INTEGER, maxTimeNs: s.durationNs }
+    : { maxSteps: s.maxSteps, ...(s.durationNs > 0 ? { maxTimeNs: s.durationNs } : {}) }
 
 const toRun = (s: Scenario, r: Run.RunResult<Metrics, never>, metrics: Metrics): ScenarioRun => ({
   scenario: s.name,
@@ -141,7 +161,7 @@ export const run = (s: Scenario, o: RunOptions): Effect.Effect<ScenarioRun, Run.
         seed: o.seed,
         strategy: o.strategy ?? { _tag: "timed" },
         digest: canonical(s),
-        ...boundsOf(s),
+        ...boundsOf(s, o.strategy ?? { _tag: "timed" }),
         ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
         ...(o.trace !== undefined ? { trace: o.trace } : {})
       }),
@@ -198,7 +218,7 @@ export const explore = (s: Scenario, o: ExploreOptions): Effect.Effect<ScenarioE
       runs: o.runs,
       strategy: o.strategy,
       digest: canonical(s),
-      ...boundsOf(s),
+      ...boundsOf(s, o.strategy),
       ...(o.all !== undefined ? { all: o.all } : {}),
       ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
       ...(o.onProgress !== undefined ? { onProgress: o.onProgress, progressEvery: Math.max(1, Math.floor(o.runs / 20)) } : {})

@@ -55,7 +55,18 @@ export const PvFlushRace = Schema.Struct({
   hogSteps: Count(1, 1000)
 })
 
-export const Workload = Schema.Union(RequestRace, LocklessWalk, PvFlushRace)
+/** ebizzy -M-like guest threads that unmap memory, on an overcommitted host (§6 N1, thread 1). */
+export const TlbShootdown = Schema.Struct({
+  kind: Schema.Literal("tlb-shootdown"),
+  /** Pages of each guest process. */
+  pages: Count(1, 4096),
+  /** Guest work per record, in virtual ns. */
+  workNs: Count(100, 100_000_000),
+  /** Chance per record, in 1/10,000, that the thread unmaps a page (a shootdown). */
+  shootdownPerTenThousand: Count(0, 10_000)
+})
+
+export const Workload = Schema.Union(RequestRace, LocklessWalk, PvFlushRace, TlbShootdown)
 export type Workload = typeof Workload.Type
 
 export const Scenario = Schema.Struct({

@@ -129,3 +129,36 @@ describe("scenario files", () => {
     expect(Either.isLeft(v) && v.left.issues[0]!.path).toBe("variant.flush")
   })
 })
+
+describe("tlb-shootdown (timed, overcommitted)", () => {
+  const small = (flush: string, vms: string) =>
+    scenario("tlb-shootdown", [], [["flush", flush], ["vms", vms], ["vcpusPerVm", "4"], ["pcpus", "4"], ["durationNs", "20000000"]])
+
+  it("runs to its virtual duration without violations; pv skips preempted vCPUs and waits less at 2x", () => {
+    const native = Effect.runSync(Runner.run(small("native", "2"), { seed: 1 }))
+    const pv = Effect.runSync(Runner.run(small("pv", "2"), { seed: 1 }))
+    for (const r of [native, pv]) {
+      expect(r.violations).toEqual([])
+      expect(r.outcome).toBe("time-bound")
+      expect(r.metrics.shootdowns).toBeGreaterThan(10)
+      expect(r.invariantChecks["PV-1"]).toBeGreaterThan(0)
+    }
+    expect(native.metrics.ipis_avoided_preempted ?? 0).toBe(0)
+    expect(pv.metrics.ipis_avoided_preempted).toBeGreaterThan(0)
+    expect(pv.metrics.shootdown_wait_p50_ns!).toBeLessThan(native.metrics.shootdown_wait_p50_ns!)
+    expect(pv.metrics.records_per_second!).toBeGreaterThan(native.metrics.records_per_second!)
+  })
+
+  it("search strategies explore it within maxSteps without violations", () => {
+    for (const flush of ["native", "pv"]) {
+      const r = Effect.runSync(Runner.explore(small(flush, "2"), { seed: 1, runs: 20, strategy: random }))
+      expect(r.violations).toEqual([])
+    }
+  })
+
+  it("needs a duration", () => {
+    const e = Scenario.withOverrides(Runner.builtin("tlb-shootdown")!, { set: [["durationNs", "0"]] })
+    const checked = Either.flatMap(e, (s) => Runner.validate(s, "x"))
+    expect(Either.isLeft(checked) && checked.left.issues[0]!.path).toBe("durationNs")
+  })
+})

@@ -50,6 +50,13 @@ export const makeWaitQueue = (name: string): WaitQueue => new WaitQueue(name)
 /** Blocks the calling actor until `q` is woken. Callers re-check their condition afterwards. */
 export const wait = (q: WaitQueue): Effect.Effect<void, never, SimKernel> => Effect.flatMap(SimKernel, (k) => k.wait(q))
 
+/**
+ * Blocks the calling actor until `q` is woken or `ns` of virtual time have passed (a spin with
+ * a deadline, such as a time slice). Returns true when it timed out.
+ */
+export const waitFor = (q: WaitQueue, ns: number): Effect.Effect<boolean, never, SimKernel> =>
+  Effect.flatMap(SimKernel, (k) => Effect.map(k.waitFor(q, ns), () => k.timedOut()))
+
 /** Wakes every actor blocked on `q`; it runs again when the strategy picks it. */
 export const wakeAll = (q: WaitQueue): Effect.Effect<void, never, SimKernel> =>
   Effect.flatMap(SimKernel, (k) => Effect.sync(() => k.wakeAll(q)))

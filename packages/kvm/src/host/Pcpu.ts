@@ -26,6 +26,8 @@ export class Pcpu {
   handlerRuns = 0
   readonly postedQ: Sim.WaitQueue
   readonly handledQ: Sim.WaitQueue
+  /** A guest spinning on this CPU with interrupts enabled, to be woken by a delivery. */
+  wakeOnDeliver: Sim.WaitQueue | undefined = undefined
 
   constructor(readonly id: number, readonly name: string, private readonly deliveryNs: number) {
     this.postedQ = Sim.makeWaitQueue(`${name} APIC`)
@@ -85,6 +87,7 @@ export class Pcpu {
           this.delivered = this.posted.length
           k.event("ipi.deliver", [this.id, this.delivered])
           if (!this.irqsDisabled) this.handle(k)
+          if (this.wakeOnDeliver !== undefined) k.wakeAll(this.wakeOnDeliver)
           return loop
         })
       )

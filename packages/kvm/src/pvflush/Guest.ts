@@ -19,8 +19,8 @@ import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_PREEMPTED } from "./State.js"
 /** The guest's memory map: one process's page table, page to frame. */
 export class GuestMm {
   readonly pte: Array<Memory.Loc> = []
-  /** Ghost (PV-1): the begin step of the latest flush_tlb_multi that has returned. */
-  completedFlushBegin = -1
+  /** Ghost (PV-1): page to the begin step of the latest flush_tlb_multi of it that has returned. */
+  readonly completedFlushBegin = new Map<number, number>()
   private nextFrame = 1
   constructor(readonly vm: Vm) {}
   frame(): number {
@@ -41,7 +41,7 @@ export const access = (mm: GuestMm, v: VcpuState, page: number): Effect.Effect<n
     const vm = mm.vm
     const e = v.tlb.get(page)
     if (e !== undefined) {
-      yield* Inv.pv1Stale(vm.kernel, v.name, page, e.fill, mm.completedFlushBegin)
+      yield* Inv.pv1Stale(vm.kernel, v.name, page, e.fill, mm.completedFlushBegin.get(page) ?? -1)
       yield* Sim.pointCost(vm.costs.guestAccessNs)
       vm.count("guest_accesses")
       return e.pfn
@@ -68,6 +68,8 @@ export const flush_tlb_func = (vm: Vm, v: VcpuState): Effect.Effect<void, never,
 
 /** An initiator's flush in progress: how many acknowledgements it waits for, and since when. */
 export interface Shootdown {
+  /** The page whose translations are flushed. */
+  readonly page: number
   readonly began: number
   readonly beganNs: number
   readonly until: number
@@ -76,10 +78,11 @@ export interface Shootdown {
 }
 
 /**
- * `native_flush_tlb_multi` / `kvm_flush_tlb_multi` for `targets` (the other CPUs of the mm):
- * returns the shootdown to wait for with `waitShootdown`.
+ * `native_flush_tlb_multi` / `kvm_flush_tlb_multi` of `page` for `targets` (the other CPUs of
+ * the mm): returns the shootdown to wait for with `waitShootdown`. (Targets flush their whole
+ * TLB, as `flush_tlb_func` does when a range is large or the generation moved.)
  */
-export const flush_tlb_multi = (mm: GuestMm, v: VcpuState, targets: ReadonlyArray<VcpuState>): Effect.Effect<Shootdown, never, Sim.SimKernel> =>
+export const flush_tlb_multi = (mm: GuestMm, v: VcpuState, page: number, targets: ReadonlyArray<VcpuState>): Effect.Effect<Shootdown, never, Sim.SimKernel> =>
   Effect.gen(function*() {
     const vm = mm.vm
     const st = v.st!
@@ -114,24 +117,34 @@ export const flush_tlb_multi = (mm: GuestMm, v: VcpuState, targets: ReadonlyArra
       vm.count("guest_ipis_sent")
       yield* kvm_make_request_and_kick(vm, KVM_REQ_EVENT, target, t)
     }
-    return { began, beganNs, until, waitingFor: mask, deferred }
+    return { page, began, beganNs, until, waitingFor: mask, deferred }
   })
 
 /**
  * One guest step of the initiator spinning in `smp_call_function_many` until every IPI'd CPU
  * has run the handler (`csd_lock_wait`). True when the shootdown is complete.
  */
-export const waitShootdown = (mm: GuestMm, v: VcpuState, s: Shootdown): Effect.Effect<boolean, never, Sim.SimKernel> =>
+export const waitShootdown = (
+  mm: GuestMm,
+  v: VcpuState,
+  s: Shootdown,
+  spinNs = Infinity
+): Effect.Effect<boolean, never, Sim.SimKernel> =>
   Effect.gen(function*() {
     const vm = mm.vm
     const st = v.st!
     for (const t of s.waitingFor) yield* Inv.pv2(vm.kernel, t.st!, s.deferred.has(t))
     if (st.acks < s.until) {
-      yield* Sim.wait(st.spin)
+      // Spinning with interrupts enabled: an IPI delivered to this CPU, or the tick
+      // (`spinNs`), ends this step so the vCPU loop can exit.
+      v.pcpu.wakeOnDeliver = st.spin
+      yield* Sim.waitFor(st.spin, spinNs)
+      v.pcpu.wakeOnDeliver = undefined
       return false
     }
-    if (s.began > mm.completedFlushBegin) mm.completedFlushBegin = s.began
+    if (s.began > (mm.completedFlushBegin.get(s.page) ?? -1)) mm.completedFlushBegin.set(s.page, s.began)
     vm.count("shootdown_wait_ns", vm.kernel.now - s.beganNs)
+    vm.sample("shootdown_wait_ns", vm.kernel.now - s.beganNs)
     return true
   })
 

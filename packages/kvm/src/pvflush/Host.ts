@@ -9,6 +9,7 @@ import { Effect, Random } from "effect"
 import { ExitReason, KVM_REQ_STEAL_UPDATE } from "../requests/Protocol.js"
 import { kvm_make_request } from "../requests/Requests.js"
 import type { VcpuState } from "../requests/State.js"
+import type { Scheduler } from "../host/Scheduler.js"
 import type { Vm } from "../Vm.js"
 import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_PREEMPTED, type StealTime } from "./State.js"
 
@@ -132,12 +133,12 @@ export class Hog {
 }
 
 /**
- * `schedule()` of a runnable vCPU task in favour of `hog`: `kvm_sched_out` marks it preempted
- * and `kvm_arch_vcpu_put` reports that to the guest; the context switch is a full barrier; when
- * the task runs again `kvm_sched_in` clears `vcpu->preempted` and `kvm_arch_vcpu_load` requests
- * KVM_REQ_STEAL_UPDATE.
+ * `schedule()` of a runnable vCPU task: `kvm_sched_out` marks it preempted and
+ * `kvm_arch_vcpu_put` reports that to the guest; the context switch is a full barrier;
+ * `offCpu` runs whatever takes the CPU and returns when the task runs again; then
+ * `kvm_sched_in` clears `vcpu->preempted` and `kvm_arch_vcpu_load` requests KVM_REQ_STEAL_UPDATE.
  */
-export const preempt = (vm: Vm, v: VcpuState, hog: Hog): Effect.Effect<void, never, Sim.SimKernel> =>
+export const preempt = (vm: Vm, v: VcpuState, offCpu: Effect.Effect<void, never, Sim.SimKernel>): Effect.Effect<void, never, Sim.SimKernel> =>
   Effect.gen(function*() {
     const st = v.st!
     st.vcpuPreempted = true // kvm_sched_out: still runnable and wants to run
@@ -148,9 +149,7 @@ export const preempt = (vm: Vm, v: VcpuState, hog: Hog): Effect.Effect<void, nev
     st.offCpuSince = vm.kernel.now
     vm.count("preemptions")
     vm.kernel.event("sched.out", [v.vcpu_id])
-    hog.busy = true
-    yield* Sim.wakeAll(hog.run)
-    while (hog.busy) yield* Sim.wait(hog.done)
+    yield* offCpu
     yield* Sim.pointCost(vm.costs.contextSwitchNs)
     st.offCpu = false
     st.run_delay += vm.kernel.now - st.offCpuSince
@@ -159,8 +158,36 @@ export const preempt = (vm: Vm, v: VcpuState, hog: Hog): Effect.Effect<void, nev
     yield* kvm_make_request(vm, KVM_REQ_STEAL_UPDATE, v, self(v)) // kvm_arch_vcpu_load
   })
 
-/** The run-loop hooks of mechanism B for a vCPU whose CPU it shares with `hog`. */
-export const hooks = (vm: Vm, hog: Hog | undefined, preemptPercent: number) => ({
+/** The CPU goes to `hog` until it yields. */
+const toHog = (hog: Hog) =>
+  Effect.gen(function*() {
+    hog.busy = true
+    yield* Sim.wakeAll(hog.run)
+    while (hog.busy) yield* Sim.wait(hog.done)
+  })
+
+/** How a vCPU thread loses its CPU: to a competing host thread at random, or by the tick. */
+export type Preemption =
+  | { readonly _tag: "hog"; readonly hog: Hog; readonly percent: number }
+  | { readonly _tag: "scheduler"; readonly sched: Scheduler }
+  | { readonly _tag: "none" }
+
+/** A preemption point (`cond_resched`, return to user work). */
+export const maybePreempt = (vm: Vm, v: VcpuState, p: Preemption): Effect.Effect<void, never, Sim.SimKernel> => {
+  switch (p._tag) {
+    case "none":
+      return Effect.void
+    case "hog":
+      return p.percent === 0
+        ? Effect.void
+        : Effect.flatMap(Random.nextIntBetween(0, 100), (x) => (x < p.percent ? preempt(vm, v, toHog(p.hog)) : Effect.void))
+    case "scheduler":
+      return p.sched.need_resched(v) ? preempt(vm, v, p.sched.switchOut(v)) : Effect.void
+  }
+}
+
+/** The run-loop hooks of mechanism B. */
+export const hooks = (vm: Vm, p: Preemption) => ({
   record_steal_time: (v: VcpuState) => record_steal_time(vm, v),
   vcpu_run_loop: (v: VcpuState) => {
     v.st!.at_instruction_boundary = false
@@ -173,11 +200,6 @@ export const hooks = (vm: Vm, hog: Hog | undefined, preemptPercent: number) => (
     const st = v.st!
     st.injected.push(...st.guestIrqs.splice(0))
   },
-  cond_resched: (v: VcpuState) => maybePreempt(vm, v, hog, preemptPercent)
+  cond_resched: (v: VcpuState) => maybePreempt(vm, v, p),
+  ...(p._tag === "scheduler" ? { guest_should_exit: (v: VcpuState) => p.sched.need_resched(v) } : {})
 })
-
-/** A preemption point: the scheduler preempts the vCPU task with probability `percent`. */
-export const maybePreempt = (vm: Vm, v: VcpuState, hog: Hog | undefined, percent: number): Effect.Effect<void, never, Sim.SimKernel> =>
-  hog === undefined || percent === 0
-    ? Effect.void
-    : Effect.flatMap(Random.nextIntBetween(0, 100), (x) => (x < percent ? preempt(vm, v, hog) : Effect.void))

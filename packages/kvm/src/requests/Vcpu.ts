@@ -51,6 +51,8 @@ export interface Hooks {
   /** `vmx_handle_exit_irqoff` and the top of the `vcpu_run` loop (`at_instruction_boundary`). */
   readonly handle_exit_irqoff?: (v: VcpuState, reason: ExitReason) => void
   readonly vcpu_run_loop?: (v: VcpuState) => void
+  /** The host tick wants the CPU back: leave guest mode (an external-interrupt exit). */
+  readonly guest_should_exit?: (v: VcpuState) => boolean
 }
 
 /** `kvm_request_pending`: `READ_ONCE(vcpu->requests)`. */
@@ -128,7 +130,8 @@ export const vcpu_enter_guest = (vm: Vm, v: VcpuState, guest: Guest, hooks: Hook
     yield* Sim.pointCost(vm.costs.vmEntryNs)
     let reason: ExitReason | undefined
     for (;;) {
-      if (v.pcpu.pendingIrq) {
+      if (v.pcpu.pendingIrq || hooks.guest_should_exit?.(v) === true) {
+        vm.count(v.pcpu.pendingIrq ? "exits_ipi" : "exits_tick")
         reason = ExitReason.ExternalInterrupt
         break
       }

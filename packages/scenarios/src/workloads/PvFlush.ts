@@ -63,7 +63,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
         const page = round % w.pages
         yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
         v.tlb.delete(page)
-        shootdown = yield* Guest.flush_tlb_multi(mm, v, [target])
+        shootdown = yield* Guest.flush_tlb_multi(mm, v, page, [target])
         return undefined
       })
 
@@ -96,13 +96,13 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
           // instruction boundary), then complete the access with the translation held.
           const page = yield* Random.nextIntBetween(0, w.pages)
           yield* Guest.access(mm, v, page)
-          if (v === target) yield* Host.maybePreempt(vm, v, hog, w.preemptPercent)
+          if (v === target) yield* Host.maybePreempt(vm, v, { _tag: "hog", hog, percent: w.preemptPercent })
           yield* Inv.pv1(vm.kernel, v.st!, "completes an emulated access with a translation it held")
           vm.count("emulated")
         })
     }
     const hooksOf = (v: typeof initiator): Vcpu.Hooks =>
-      v === target ? Host.hooks(vm, hog, w.preemptPercent) : Host.hooks(vm, undefined, 0)
+      Host.hooks(vm, v === target ? { _tag: "hog", hog, percent: w.preemptPercent } : { _tag: "none" })
     const actors = yield* spawnVcpus(host, vm, guest, 0, hooksOf)
     while (round < w.rounds) yield* Sim.wait(finished)
     const user = yield* Vm.hostThread(host, "userspace", 2)

@@ -93,7 +93,7 @@ const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bu
 export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
   Effect.gen(function*() {
     const w = s.workload
-    if (w.kind === "pv-flush-race") return yield* Effect.dieMessage("pv-flush-race is not a mechanism A workload")
+    if (w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") return yield* Effect.dieMessage(`${w.kind} is not a mechanism A workload`)
     const requesters = w.kind === "request-race" ? w.requesters : 1
     const vcpus = s.vcpusPerVm
     const host = yield* Vm.makeHost({ pcpus: vcpus, costs: Costs.resolve(s.costs) })

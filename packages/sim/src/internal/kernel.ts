@@ -44,6 +44,10 @@ export class ActorRecord {
   resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   readyAt = 0
   blockedOn: WaitQueue | undefined = undefined
+  /** Bumped on every wake-up, so a pending timeout of an earlier wait is recognised as stale. */
+  waitToken = 0
+  /** Whether the last timed wait ended by its timeout. */
+  timedOut = false
   exit: Exit.Exit<unknown, unknown> | undefined = undefined
   readonly exited: WaitQueue
   constructor(readonly id: number, readonly name: string) {
@@ -244,6 +248,8 @@ export class Kernel {
   private readonly picker: Picker
   private readonly runnable: Array<ActorRecord> = []
   private readonly timers: Array<ActorRecord> = [] // binary min-heap on (readyAt, id)
+  /** Timeouts of timed waits, sorted by (at, id); stale entries are skipped. */
+  private readonly timeouts: Array<{ readonly a: ActorRecord; readonly at: number; readonly token: number }> = []
   private tearingDown = false
   readonly clock: Clock.Clock
 
@@ -333,6 +339,30 @@ export class Kernel {
     })
   }
 
+  /**
+   * Blocks the calling actor on `q` until woken or until `ns` of virtual time have passed;
+   * afterwards `timedOut()` says which. Re-check your condition after.
+   */
+  waitFor(q: WaitQueue, ns: number): Effect.Effect<void> {
+    if (!Number.isFinite(ns)) return this.wait(q)
+    return Effect.withFiberRuntime((fiber) => {
+      if (this.tearingDown) return Effect.never
+      const a = this.self(fiber)
+      if (a === undefined) return this.notAnActor("a wait")
+      a.timedOut = false
+      const entry = { a, at: this.now + Math.max(1, Math.round(ns)), token: a.waitToken }
+      let i = this.timeouts.length
+      while (i > 0 && (this.timeouts[i - 1]!.at > entry.at || (this.timeouts[i - 1]!.at === entry.at && this.timeouts[i - 1]!.a.id > a.id))) i--
+      this.timeouts.splice(i, 0, entry)
+      return this.block(a, q)
+    })
+  }
+
+  /** Whether the calling actor's last `waitFor` ended by its timeout. */
+  timedOut(): boolean {
+    return this.current?.timedOut ?? false
+  }
+
   /** Makes every actor blocked on `q` runnable now. Not a scheduling point. */
   wakeAll(q: WaitQueue): void {
     const ws = q.waiters
@@ -341,8 +371,19 @@ export class Kernel {
     for (const a of ws) {
       if (a.state !== ActorState.Blocked) continue
       a.blockedOn = undefined
+      a.waitToken++
       this.makeReady(a, this.now)
     }
+  }
+
+  /** The earliest live timeout, dropping stale ones. */
+  private nextTimeout(): { readonly a: ActorRecord; readonly at: number; readonly token: number } | undefined {
+    while (this.timeouts.length > 0) {
+      const t = this.timeouts[0]!
+      if (t.a.state === ActorState.Blocked && t.a.waitToken === t.token) return t
+      this.timeouts.shift()
+    }
+    return undefined
   }
 
   /** Records a violation found by actor code and halts the calling actor. */
@@ -508,13 +549,24 @@ export class Kernel {
       if (this.violation !== undefined) return
       if (this.runnable.length === 0) {
         const next = this.timers[0]
-        if (next === undefined) return this.deadlock()
-        if (next.readyAt > this.options.maxTimeNs) {
+        const timeout = this.nextTimeout()
+        if (next === undefined && timeout === undefined) return this.deadlock()
+        const at = Math.min(next?.readyAt ?? Infinity, timeout?.at ?? Infinity)
+        if (at > this.options.maxTimeNs) {
           this.outcome = "time-bound"
           return
         }
-        this.now = next.readyAt
+        this.now = at
         while (this.timers.length > 0 && this.timers[0]!.readyAt <= this.now) insertById(this.runnable, heapPop(this.timers))
+        for (let t = this.nextTimeout(); t !== undefined && t.at <= this.now; t = this.nextTimeout()) {
+          this.timeouts.shift()
+          const q = t.a.blockedOn!
+          q.waiters = q.waiters.filter((w) => w !== t.a)
+          t.a.blockedOn = undefined
+          t.a.waitToken++
+          t.a.timedOut = true
+          this.makeReady(t.a, this.now)
+        }
       }
       if (this.steps >= this.options.maxSteps) {
         this.outcome = "step-bound"

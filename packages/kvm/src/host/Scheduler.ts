@@ -1,0 +1,84 @@
+/**
+ * The host scheduler for overcommit: vCPU threads pinned to physical CPUs, one runqueue per CPU,
+ * round-robin with a time slice (`sched_base_slice`, from the cost model). A thread runs only
+ * while it is its CPU's `current`. The tick preempts a thread in guest mode by forcing a VM exit
+ * (an external-interrupt exit, at an instruction boundary); the preemption itself happens in
+ * `vcpu_run`'s loop, through `schedule()` and the KVM preempt notifiers.
+ */
+import { Prng, Sim } from "@kvmlab/sim"
+import { Effect } from "effect"
+import type { VcpuState } from "../requests/State.js"
+
+export class Runqueue {
+  current: VcpuState | undefined = undefined
+  readonly queue: Array<VcpuState> = []
+  sliceEnd = 0
+  readonly switched: Sim.WaitQueue
+  constructor(readonly cpu: number) {
+    this.switched = Sim.makeWaitQueue(`pcpu${cpu} runqueue`)
+  }
+}
+
+export class Scheduler {
+  readonly rqs: Array<Runqueue>
+  private readonly prng: Prng.Prng
+  /**
+   * Under a search strategy virtual time does not advance, so slices never end: the tick then
+   * preempts at a check with probability `searchPreemptPercent`, drawn from `seed`.
+   */
+  constructor(pcpus: number, readonly sliceNs: number, readonly k: Sim.Kernel, seed: number, readonly searchPreemptPercent = 5) {
+    this.rqs = Array.from({ length: pcpus }, (_, i) => new Runqueue(i))
+    this.prng = new Prng.Prng(seed)
+  }
+
+  rq(v: VcpuState): Runqueue {
+    return this.rqs[v.cpu]!
+  }
+
+  /** The thread starts: it runs at once on an idle CPU, otherwise it queues for its turn. */
+  acquire(v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> {
+    const rq = this.rq(v)
+    if (rq.current === undefined) {
+      rq.current = v
+      rq.sliceEnd = this.k.now + this.sliceNs
+      return Effect.void
+    }
+    rq.queue.push(v)
+    return this.waitTurn(v)
+  }
+
+  /** `need_resched()`: the slice is used up and another thread is waiting for the CPU. */
+  need_resched(v: VcpuState): boolean {
+    const rq = this.rq(v)
+    if (rq.queue.length === 0) return false
+    return this.k.timing ? this.k.now >= rq.sliceEnd : this.prng.int(100) < this.searchPreemptPercent
+  }
+
+  /** Virtual ns until the tick would preempt `v` (Infinity when nothing else wants its CPU). */
+  untilResched(v: VcpuState): number {
+    const rq = this.rq(v)
+    if (rq.queue.length === 0) return Infinity
+    // Searching: wake up as soon as nothing else can run, so the tick gets its chance.
+    return this.k.timing ? Math.max(1, rq.sliceEnd - this.k.now) : 1
+  }
+
+  /** `schedule()` of a still-runnable `v`: the next queued thread gets the CPU, `v` queues behind. */
+  switchOut(v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> {
+    const rq = this.rq(v)
+    const next = rq.queue.shift()
+    if (next === undefined) return Effect.void
+    rq.queue.push(v)
+    rq.current = next
+    rq.sliceEnd = this.k.now + this.sliceNs
+    this.k.wakeAll(rq.switched)
+    return this.waitTurn(v)
+  }
+
+  private waitTurn(v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> {
+    const rq = this.rq(v)
+    const loop: Effect.Effect<void, never, Sim.SimKernel> = Effect.suspend(() =>
+      rq.current === v ? Effect.void : Effect.zipRight(Sim.wait(rq.switched), loop)
+    )
+    return loop
+  }
+}

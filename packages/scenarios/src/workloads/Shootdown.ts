@@ -1,0 +1,111 @@
+/**
+ * `tlb-shootdown`, after ebizzy -M (spec §6 N1): V VMs of M vCPUs on P physical CPUs, every vCPU
+ * a guest thread of one process that processes records (`workNs` of guest work each) and now
+ * and then unmaps a page — a page-table change and a `flush_tlb_multi` to every other vCPU of its
+ * VM. The host scheduler round-robins the vCPU threads pinned to each physical CPU with the cost
+ * model's time slice, so V > P/M overcommits. Reports guest work per virtual second, shootdown
+ * latency, IPIs sent and avoided, flushes and time spent waiting. Runs under `timed`.
+ */
+import { Costs, PvFlush, Scheduler, Vcpu, Vm } from "@kvmlab/kvm"
+import { Sim } from "@kvmlab/sim"
+import { Effect, Random } from "effect"
+import type { Scenario } from "../Scenario.js"
+import type { Metrics } from "./Requests.js"
+
+const { Guest, Host, Invariants: Inv } = PvFlush
+
+const percentile = (xs: ReadonlyArray<number>, p: number): number => {
+  if (xs.length === 0) return 0
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
+}
+
+/** The run's metrics, summed over the VMs. */
+const metricsOf = (vms: ReadonlyArray<Vm.Vm>, nowNs: number): Metrics => {
+  const sum: Metrics = {}
+  for (const vm of vms) for (const [k, x] of Object.entries(vm.stats)) sum[k] = (sum[k] ?? 0) + x
+  const waits = vms.flatMap((vm) => vm.samples["shootdown_wait_ns"] ?? [])
+  const shootdowns = sum["shootdowns"] ?? 0
+  const seconds = nowNs / 1e9
+  return {
+    ...sum,
+    records_per_second: seconds > 0 ? Math.round((sum["records"] ?? 0) / seconds) : 0,
+    shootdown_wait_p50_ns: percentile(waits, 50),
+    shootdown_wait_p99_ns: percentile(waits, 99),
+    shootdown_wait_max_ns: waits.length === 0 ? 0 : Math.max(...waits),
+    ipis_per_shootdown: shootdowns > 0 ? Number(((sum["guest_ipis_sent"] ?? 0) / shootdowns).toFixed(2)) : 0,
+    vm_exits_per_shootdown: shootdowns > 0 ? Number(((sum["exits_ipi"] ?? 0) / shootdowns).toFixed(2)) : 0
+  }
+}
+
+export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
+  Effect.gen(function*() {
+    const w = s.workload
+    if (w.kind !== "tlb-shootdown") return yield* Effect.dieMessage(`not a tlb-shootdown scenario: ${w.kind}`)
+    const costs = Costs.resolve(s.costs)
+    const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs })
+    const k = host.kernel
+    const sched = new Scheduler.Scheduler(s.pcpus, costs.timeSliceNs, k, yield* Random.nextIntBetween(0, 0x7fffffff))
+    const vms: Array<Vm.Vm> = []
+    if (sink !== undefined) sink.metrics = () => metricsOf(vms, k.now)
+    let next = 0
+    for (let i = 0; i < s.vms; i++) {
+      const vm = yield* Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
+      vms.push(vm)
+      for (const v of vm.vcpus) {
+        v.st = new PvFlush.State.StealTime(
+          v.name,
+          yield* host.memory.alloc(`${v.name}.steal_time.preempted`),
+          yield* host.memory.alloc(`${v.name}.steal_time.version`),
+          yield* host.memory.alloc(`${v.name}.steal_time.steal`)
+        )
+        v.cpu = next++ % s.pcpus
+        v.pcpu = host.pcpus[v.cpu]!
+      }
+      const mm = yield* Guest.makeMm(vm, w.pages)
+      const pending = new Map<number, PvFlush.Guest.Shootdown>()
+      const guest: Vcpu.Guest = {
+        step: (v) =>
+          Effect.gen(function*() {
+            yield* Inv.pv1(k, v.st!, "executes a guest instruction")
+            yield* Inv.pv3(k, v.st!, host.memory.peek(v.st!.preempted))
+            if (v.st!.injected.length > 0) {
+              yield* Guest.flush_tlb_func(vm, v)
+              return undefined
+            }
+            const sd = pending.get(v.vcpu_id)
+            if (sd !== undefined) {
+              if (yield* Guest.waitShootdown(mm, v, sd, sched.untilResched(v))) pending.delete(v.vcpu_id)
+              return undefined
+            }
+            // One ebizzy record: guest work touching the process's memory.
+            yield* Sim.pointCost(w.workNs)
+            yield* Guest.access(mm, v, yield* Random.nextIntBetween(0, w.pages))
+            vm.count("records")
+            if ((yield* Random.nextIntBetween(0, 10_000)) < w.shootdownPerTenThousand) {
+              // munmap: clear the PTE (a new frame stands for the next mapping), flush locally,
+              // then every other CPU running the mm.
+              const page = yield* Random.nextIntBetween(0, w.pages)
+              yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
+              v.tlb.delete(page)
+              pending.set(v.vcpu_id, yield* Guest.flush_tlb_multi(mm, v, page, vm.vcpus.filter((o) => o !== v)))
+            }
+            return undefined
+          }),
+        handleExit: () => Effect.void
+      }
+      for (const v of vm.vcpus) {
+        yield* Sim.spawn(
+          v.name,
+          Effect.gen(function*() {
+            v.hw = yield* host.memory.attach(v.name)
+            yield* sched.acquire(v)
+            return yield* Vcpu.vcpu_run(vm, v, guest, Host.hooks(vm, { _tag: "scheduler", sched }))
+          })
+        )
+      }
+    }
+    // The run ends at durationNs (a time bound), with the metrics read through the sink.
+    yield* Sim.wait(Sim.makeWaitQueue("until durationNs"))
+    return metricsOf(vms, k.now)
+  })
