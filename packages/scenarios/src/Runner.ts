@@ -14,6 +14,17 @@ import * as Shootdown from "./workloads/Shootdown.js"
 
 export type Metrics = Requests.Metrics
 
+/** Mechanism B's switches: B.* need a PV flush, P.* need flush=pv-ipi-pending; A.* do not apply. */
+const mechanismBBugs = (s: Scenario, issues: Array<{ path: string; message: string }>) =>
+  s.bugs.forEach((b, i) => {
+    if (b.startsWith("A.")) issues.push({ path: `bugs.${i}`, message: `${b} is a switch of mechanism A; it applies to request-race and lockless-walk` })
+    else if (b.startsWith("P.") && s.variant.flush !== "pv-ipi-pending") {
+      issues.push({ path: `bugs.${i}`, message: `${b} is a defect of the IPI_PENDING scheme: use it with --variant flush=pv-ipi-pending` })
+    } else if (b.startsWith("B.") && s.variant.flush === "native") {
+      issues.push({ path: `bugs.${i}`, message: `${b} is a defect of the PV flush: use it with --variant flush=pv (or pv-ipi-pending)` })
+    }
+  })
+
 /** Checks what the schema cannot: fields that constrain each other. */
 export const validate = (s: Scenario, source: string): Either.Either<Scenario, ScenarioError> => {
   const issues: Array<{ path: string; message: string }> = []
@@ -37,23 +48,13 @@ export const validate = (s: Scenario, source: string): Either.Either<Scenario, S
   if (w.kind === "tlb-shootdown") {
     if (s.durationNs === 0) issues.push({ path: "durationNs", message: "a tlb-shootdown scenario runs for a virtual duration: give durationNs > 0" })
     if (s.vcpusPerVm < 2) issues.push({ path: "vcpusPerVm", message: "a shootdown needs at least 2 vCPUs per VM" })
-    if (s.variant.flush === "pv-ipi-pending") {
-      issues.push({ path: "variant.flush", message: "pv-ipi-pending (spec §2.9) is not modelled yet; use native or pv" })
-    }
-    s.bugs.forEach((b, i) => {
-      if (!b.startsWith("B.")) issues.push({ path: `bugs.${i}`, message: `${b} does not apply to tlb-shootdown (its switches: B.readCopyWriteback, B.preemptedMidEmulation)` })
-    })
+    mechanismBBugs(s, issues)
   }
   if (w.kind === "pv-flush-race") {
     if (s.vms !== 1 || s.vcpusPerVm !== 2 || s.pcpus !== 2) {
       issues.push({ path: "vcpusPerVm", message: `pv-flush-race is one VM of 2 vCPUs (initiator, target) on 2 physical CPUs; got vms=${s.vms}, vcpusPerVm=${s.vcpusPerVm}, pcpus=${s.pcpus}` })
     }
-    if (s.variant.flush === "pv-ipi-pending") {
-      issues.push({ path: "variant.flush", message: "pv-ipi-pending (spec §2.9) is not modelled yet; use native or pv" })
-    }
-    s.bugs.forEach((b, i) => {
-      if (!b.startsWith("B.")) issues.push({ path: `bugs.${i}`, message: `${b} does not apply to pv-flush-race (its switches: B.readCopyWriteback, B.preemptedMidEmulation)` })
-    })
+    mechanismBBugs(s, issues)
   }
   return issues.length === 0 ? Either.right(s) : Either.left(new ScenarioError({ source, issues }))
 }

@@ -44,6 +44,13 @@ const cases: ReadonlyArray<readonly [string, string, ReadonlyArray<string>, Stra
   ["B.preemptedMidEmulation", "pv-flush-race", ["PV-1"], random]
 ]
 
+// The IPI_PENDING scheme's defects (§2.9), with flush=pv-ipi-pending.
+const ipiPending: ReadonlyArray<readonly [string, Strategy.SearchStrategy]> = [
+  ["P.invertedMaskClear", random],
+  ["P.sharedPendingBitABA", pct3],
+  ["P.transferWithoutFlushRequest", random]
+]
+
 describe("each bug switch is found, and its token replays", () => {
   for (const [bug, name, invariants, strategy] of cases) {
     it(`${bug} in ${name} breaks ${invariants.join(" or ")}`, () => {
@@ -64,8 +71,19 @@ describe("each bug switch is found, and its token replays", () => {
   }
 })
 
+describe("the IPI_PENDING scheme's defects are found as PV-1, and replay", () => {
+  for (const [bug, strategy] of ipiPending) {
+    it(bug, () => {
+      const r = explore("pv-flush-race", strategy, 2000, [bug], [["flush", "pv-ipi-pending"]])
+      expect(r.violations.map((v) => v.invariant)).toEqual(["PV-1"])
+      const again = Effect.runSync(Runner.replay(r.violations[0]!.replay))
+      expect(again.violations[0]?.invariant).toBe("PV-1")
+    })
+  }
+})
+
 describe("mechanism B with every bug switch off", () => {
-  for (const flush of ["native", "pv"]) {
+  for (const flush of ["native", "pv", "pv-ipi-pending"]) {
     it(`pv-flush-race, flush=${flush}: no violation under random and pct:3`, () => {
       for (const strategy of [random, pct3]) {
         const r = explore("pv-flush-race", strategy, 300, [], [["flush", flush]])
@@ -131,6 +149,12 @@ describe("scenario files", () => {
 })
 
 describe("tlb-shootdown (timed, overcommitted)", () => {
+  it("pv-ipi-pending runs without violations and transfers IPI_PENDING at VM exits", () => {
+    const r = Effect.runSync(Runner.run(small("pv-ipi-pending", "2"), { seed: 2 }))
+    expect(r.violations).toEqual([])
+    expect(r.metrics.ipi_pending_transfers).toBeGreaterThan(0)
+  })
+
   const small = (flush: string, vms: string) =>
     scenario("tlb-shootdown", [], [["flush", flush], ["vms", vms], ["vcpusPerVm", "4"], ["pcpus", "4"], ["durationNs", "20000000"]])
 

@@ -2,19 +2,21 @@
  * The guest side of thread 1 (spec §2.4): a guest page table shared by the guest's CPUs, the
  * TLB shootdown `flush_tlb_multi` — native (IPI every CPU in the mask and wait for each) or
  * `kvm_flush_tlb_multi` (skip preempted vCPUs by setting KVM_VCPU_FLUSH_TLB in their steal-time
- * byte) — the IPI handler `flush_tlb_func`, and the steal clock reader `kvm_steal_clock`.
+ * byte) or Peter Zijlstra's IPI_PENDING / SHOULD_FLUSH scheme (§2.9, made correct with
+ * generations; its defects are bug switches) — the IPI handlers, the VM-exit transfer, and the
+ * steal clock reader `kvm_steal_clock`.
  * Sending an IPI is the x2APIC ICR write, handled on the fast path without leaving guest mode
  * (`kvm_apic_send_ipi` -> KVM_REQ_EVENT and `kvm_vcpu_kick` of the target).
  */
 import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
 import { Effect } from "effect"
-import { KVM_REQ_EVENT } from "../requests/Protocol.js"
-import { kvm_make_request_and_kick } from "../requests/Requests.js"
+import { KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE } from "../requests/Protocol.js"
+import { kvm_make_request, kvm_make_request_and_kick } from "../requests/Requests.js"
 import type { VcpuState } from "../requests/State.js"
 import type { Vm } from "../Vm.js"
 import * as Inv from "./Invariants.js"
-import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_PREEMPTED } from "./State.js"
+import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED } from "./State.js"
 
 /** The guest's memory map: one process's page table, page to frame. */
 export class GuestMm {
@@ -52,35 +54,116 @@ export const access = (mm: GuestMm, v: VcpuState, page: number): Effect.Effect<n
     return frame
   })
 
-/** `flush_tlb_func`, the IPI handler on a target: flush the local TLB, then acknowledge. */
+/**
+ * The guest's IPI handlers, before its next instruction: `flush_tlb_func` for call-function IPIs
+ * (flush the local TLB, then acknowledge), and for the §2.9 TLB vector Peter's handler — return
+ * if IPI_PENDING is already clear (the VM-exit path handled it), else flush and clear it with a
+ * cmpxchg loop; with generations it also publishes the generation its flush covers.
+ */
 export const flush_tlb_func = (vm: Vm, v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> =>
   Effect.gen(function*() {
     const st = v.st!
-    yield* Sim.pointCost(vm.costs.tlbFlushNs)
-    v.tlb.clear()
-    st.lastFlushAt = vm.kernel.steps
-    vm.count("guest_tlb_flushes_ipi")
-    for (const from of st.injected.splice(0)) {
-      from.acks++
-      yield* Sim.wakeAll(from.spin)
+    const irqs = st.injected.splice(0)
+    const calls = irqs.filter((i) => i.vector === "call-function")
+    if (calls.length > 0) {
+      yield* localFlush(vm, v)
+      for (const { from } of calls) {
+        from.acks++
+        yield* Sim.wakeAll(from.spin)
+      }
+    }
+    if (irqs.some((i) => i.vector === "tlb")) yield* pv_flush_tlb_handler(vm, v)
+  })
+
+const localFlush = (vm: Vm, v: VcpuState) =>
+  Effect.zipRight(
+    Sim.pointCost(vm.costs.tlbFlushNs),
+    Effect.sync(() => {
+      v.tlb.clear()
+      v.st!.lastFlushAt = vm.kernel.steps
+      vm.count("guest_tlb_flushes_ipi")
+    })
+  )
+
+/** Peter's TLB-vector handler (§2.9), with generations unless `P.sharedPendingBitABA`. */
+const pv_flush_tlb_handler = (vm: Vm, v: VcpuState) =>
+  Effect.gen(function*() {
+    const st = v.st!
+    const hw = v.hw
+    const shared = vm.bug("P.sharedPendingBitABA")
+    let state = yield* hw.READ_ONCE(st.preempted)
+    const gen = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_req)
+    const done = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_done)
+    // "If IPI_PENDING is already clear, the VMEXIT path handled it": with generations, only
+    // when no generation is outstanding either.
+    if ((state & KVM_VCPU_IPI_PENDING) === 0 && (shared || gen <= done)) return
+    yield* localFlush(vm, v)
+    // Clear IPI_PENDING to complete flush_tlb_multi(); the initiator's acquire pairs with it.
+    while ((state & KVM_VCPU_IPI_PENDING) !== 0) {
+      const found = yield* hw.cmpxchg(st.preempted, state, state & ~KVM_VCPU_IPI_PENDING)
+      if (found === state) break
+      state = found
+    }
+    // smp_store_release(): the flush before the generation; pairs with the initiator's acquire.
+    if (!shared && gen > done) yield* hw.smp_store_release(st.flush_gen_done, gen)
+  })
+
+/**
+ * At VM exit, Peter's transfer (§2.9): IPI_PENDING becomes SHOULD_FLUSH, which releases waiting
+ * initiators now; the flush happens at the next entry. With generations: any generation not yet
+ * done is transferred. The transfer must also request the flush (KVM_REQ_STEAL_UPDATE, which
+ * consumes SHOULD_FLUSH in record_steal_time), unless `P.transferWithoutFlushRequest`.
+ */
+export const vmexit_transfer = (vm: Vm, v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> =>
+  Effect.gen(function*() {
+    const st = v.st!
+    const hw = v.hw
+    const shared = vm.bug("P.sharedPendingBitABA")
+    let state = yield* hw.READ_ONCE(st.preempted)
+    const pendingGen = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_req)
+    const done = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_done)
+    if ((state & KVM_VCPU_IPI_PENDING) === 0 && (shared || pendingGen <= done)) return
+    for (;;) {
+      const next = (state & ~KVM_VCPU_IPI_PENDING) | KVM_VCPU_FLUSH_TLB
+      const found = yield* hw.cmpxchg(st.preempted, state, next)
+      if (found === state) break
+      state = found
+    }
+    st.deferredAt = vm.kernel.steps
+    // Clear any pending TLB vector in the virtual APIC, so it is not taken spuriously; only then
+    // read the generation to publish: an initiator that took a later one sends its vector after
+    // this, and that vector stays pending.
+    const keep = st.guestIrqs.filter((i) => i.vector !== "tlb")
+    st.guestIrqs.length = 0
+    st.guestIrqs.push(...keep)
+    vm.count("ipi_pending_transfers")
+    if (!shared) {
+      const gen = yield* hw.READ_ONCE(st.flush_gen_req)
+      if (gen > done) yield* hw.smp_store_release(st.flush_gen_done, gen)
+    }
+    if (!vm.bug("P.transferWithoutFlushRequest")) {
+      yield* kvm_make_request(vm, KVM_REQ_STEAL_UPDATE, v, { name: v.name, hw, cpu: v.cpu })
     }
   })
 
-/** An initiator's flush in progress: how many acknowledgements it waits for, and since when. */
+/** An initiator's flush in progress: whom it waits for, and since when. */
 export interface Shootdown {
   /** The page whose translations are flushed. */
   readonly page: number
   readonly began: number
   readonly beganNs: number
+  /** Native and pv: the acknowledgement count that completes it. */
   readonly until: number
   readonly waitingFor: ReadonlyArray<VcpuState>
   readonly deferred: ReadonlySet<VcpuState>
+  /** §2.9 with generations: the generation each waited-for target must publish. */
+  readonly gens: ReadonlyMap<VcpuState, number>
 }
 
 /**
- * `native_flush_tlb_multi` / `kvm_flush_tlb_multi` of `page` for `targets` (the other CPUs of
- * the mm): returns the shootdown to wait for with `waitShootdown`. (Targets flush their whole
- * TLB, as `flush_tlb_func` does when a range is large or the generation moved.)
+ * `native_flush_tlb_multi` / `kvm_flush_tlb_multi` / Peter's scheme of `page` for `targets`
+ * (the other CPUs of the mm): returns the shootdown to wait for with `waitShootdown`. Targets
+ * flush their whole TLB, as `flush_tlb_func` does for a large range or a generation jump.
  */
 export const flush_tlb_multi = (mm: GuestMm, v: VcpuState, page: number, targets: ReadonlyArray<VcpuState>): Effect.Effect<Shootdown, never, Sim.SimKernel> =>
   Effect.gen(function*() {
@@ -88,41 +171,77 @@ export const flush_tlb_multi = (mm: GuestMm, v: VcpuState, page: number, targets
     const st = v.st!
     const began = vm.kernel.steps
     const beganNs = vm.kernel.now
+    const flush = vm.switches.variant.flush
     vm.count("shootdowns")
     const mask: Array<VcpuState> = []
     const deferred = new Set<VcpuState>()
+    const gens = new Map<VcpuState, number>()
+    const drop = (t: VcpuState) => {
+      deferred.add(t)
+      t.st!.deferredAt = vm.kernel.steps
+      vm.count("ipis_avoided_preempted")
+    }
     for (const t of targets) {
-      if (vm.switches.variant.flush === "pv") {
+      const src = t.st!
+      if (flush === "pv") {
         // kvm_flush_tlb_multi: a preempted vCPU gets KVM_VCPU_FLUSH_TLB instead of an IPI. The
         // page-table write before this cmpxchg pairs with the host's xchg in record_steal_time (§2.6).
-        const src = t.st!
         const state = yield* v.hw.READ_ONCE(src.preempted)
-        if ((state & KVM_VCPU_PREEMPTED) !== 0) {
-          if (yield* v.hw.try_cmpxchg(src.preempted, state, state | KVM_VCPU_FLUSH_TLB)) {
-            deferred.add(t)
-            src.deferredAt = vm.kernel.steps
-            vm.count("ipis_avoided_preempted")
-            continue
-          }
+        if ((state & KVM_VCPU_PREEMPTED) !== 0 && (yield* v.hw.try_cmpxchg(src.preempted, state, state | KVM_VCPU_FLUSH_TLB))) {
+          drop(t)
+          continue
         }
+      } else if (flush === "pv-ipi-pending") {
+        // Peter's loop (§2.9): SHOULD_FLUSH for a preempted vCPU, IPI_PENDING for a running one.
+        let state = yield* v.hw.READ_ONCE(src.preempted)
+        let next: number
+        for (;;) {
+          next = (state & KVM_VCPU_PREEMPTED) !== 0 ? state | KVM_VCPU_FLUSH_TLB : state | KVM_VCPU_IPI_PENDING
+          const found = yield* v.hw.cmpxchg(src.preempted, state, next)
+          if (found === state) break
+          state = found
+        }
+        // The intent: drop the CPU when it got SHOULD_FLUSH. P.invertedMaskClear keeps Peter's
+        // compact rewrite, which drops it when the new state has IPI_PENDING.
+        const pending = (next & KVM_VCPU_IPI_PENDING) !== 0
+        if (vm.bug("P.invertedMaskClear") ? pending : !pending) {
+          drop(t)
+          continue
+        }
+        // The generation this flush needs (the LOCK'd increment is after the page-table write).
+        if (!vm.bug("P.sharedPendingBitABA")) gens.set(t, yield* v.hw.atomic_inc_return(src.flush_gen_req))
       }
       mask.push(t)
     }
-    // native_flush_tlb_multi: the call-function IPI to each remaining CPU (x2APIC fast path).
+    // The IPIs to the remaining CPUs (x2APIC fast path): call-function, or the TLB vector.
     const t = { name: v.name, hw: v.hw, cpu: v.cpu }
     const until = st.acks + mask.length // targets may acknowledge while later IPIs are sent
     for (const target of mask) {
       yield* Sim.pointCost(vm.costs.ipiSendNs)
-      target.st!.guestIrqs.push(st)
+      target.st!.guestIrqs.push({ from: st, vector: flush === "pv-ipi-pending" ? "tlb" : "call-function" })
       vm.count("guest_ipis_sent")
       yield* kvm_make_request_and_kick(vm, KVM_REQ_EVENT, target, t)
     }
-    return { page, began, beganNs, until, waitingFor: mask, deferred }
+    return { page, began, beganNs, until, waitingFor: mask, deferred, gens }
   })
 
+/** Whether target `t` has completed its part of `s` (§2.9: an acquire load of its state). */
+const ipiPendingDone = (vm: Vm, v: VcpuState, s: Shootdown, t: VcpuState) =>
+  vm.bug("P.sharedPendingBitABA")
+    ? Effect.map(v.hw.smp_load_acquire(t.st!.preempted), (x) => (x & KVM_VCPU_IPI_PENDING) === 0)
+    : Effect.map(v.hw.smp_load_acquire(t.st!.flush_gen_done), (d) => d >= s.gens.get(t)!)
+
 /**
- * One guest step of the initiator spinning in `smp_call_function_many` until every IPI'd CPU
- * has run the handler (`csd_lock_wait`). True when the shootdown is complete.
+ * KVM's emulator translating a guest address by walking the guest page table in software (not
+ * through the TLB): returns the frame and the step of the walk, to check PV-1 when the
+ * translation is used after a preemption.
+ */
+export const emulatorTranslate = (mm: GuestMm, v: VcpuState, page: number): Effect.Effect<readonly [number, number]> =>
+  Effect.map(v.hw.READ_ONCE(mm.pte[page]!), (frame) => [frame, mm.vm.kernel.steps] as const)
+
+/**
+ * One guest step of the initiator waiting for its shootdown (`csd_lock_wait`, or Peter's
+ * `smp_cond_load_acquire` on each target). True when the shootdown is complete.
  */
 export const waitShootdown = (
   mm: GuestMm,
@@ -134,11 +253,21 @@ export const waitShootdown = (
     const vm = mm.vm
     const st = v.st!
     for (const t of s.waitingFor) yield* Inv.pv2(vm.kernel, t.st!, s.deferred.has(t))
-    if (st.acks < s.until) {
+    // What the spin waits on: the acknowledgement count (csd_lock_wait), or (§2.9) the first
+    // target whose state is not yet done, watched in memory like smp_cond_load_acquire.
+    let spin: Sim.WaitQueue | undefined
+    if (vm.switches.variant.flush === "pv-ipi-pending") {
+      for (const t of s.waitingFor) {
+        if (yield* ipiPendingDone(vm, v, s, t)) continue
+        spin = (vm.bug("P.sharedPendingBitABA") ? t.st!.preempted : t.st!.flush_gen_done).changed
+        break
+      }
+    } else if (st.acks < s.until) spin = st.spin
+    if (spin !== undefined) {
       // Spinning with interrupts enabled: an IPI delivered to this CPU, or the tick
       // (`spinNs`), ends this step so the vCPU loop can exit.
-      v.pcpu.wakeOnDeliver = st.spin
-      yield* Sim.waitFor(st.spin, spinNs)
+      v.pcpu.wakeOnDeliver = spin
+      yield* Sim.waitFor(spin, spinNs)
       v.pcpu.wakeOnDeliver = undefined
       return false
     }

@@ -11,6 +11,7 @@ import { kvm_make_request } from "../requests/Requests.js"
 import type { VcpuState } from "../requests/State.js"
 import type { Scheduler } from "../host/Scheduler.js"
 import type { Vm } from "../Vm.js"
+import { vmexit_transfer } from "./Guest.js"
 import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_PREEMPTED, type StealTime } from "./State.js"
 
 const self = (v: VcpuState) => ({ name: v.name, hw: v.hw, cpu: v.cpu })
@@ -44,8 +45,14 @@ export const kvm_steal_time_set_preempted = (vm: Vm, v: VcpuState): Effect.Effec
     }
     vm.count("preemption_reported")
     if (st.cachedPreempted !== 0) return
-    // copy_to_user_nofault(&st->preempted, &preempted, 1): a single byte store.
-    yield* v.hw.WRITE_ONCE(st.preempted, KVM_VCPU_PREEMPTED)
+    if (vm.switches.variant.flush === "pv-ipi-pending") {
+      // §2.9 keeps other bits in the byte (a SHOULD_FLUSH transferred at the last exit must
+      // survive until record_steal_time), so the store becomes a LOCK OR.
+      yield* v.hw.atomic_fetch_or(KVM_VCPU_PREEMPTED, st.preempted)
+    } else {
+      // copy_to_user_nofault(&st->preempted, &preempted, 1): a single byte store.
+      yield* v.hw.WRITE_ONCE(st.preempted, KVM_VCPU_PREEMPTED)
+    }
     st.cachedPreempted = KVM_VCPU_PREEMPTED
   })
 
@@ -56,6 +63,7 @@ export const record_steal_time = (vm: Vm, v: VcpuState): Effect.Effect<void, nev
     const hw = v.hw
     if (vm.bug("B.readCopyWriteback")) return yield* recordByCopy(vm, v, st)
     if (pvTlbFlush(vm)) {
+      // (With §2.9 the byte may also carry IPI_PENDING for an IPI still in flight: keep it.)
       // xchgb on the user mapping: totally ordered with the guest's cmpxchg in
       // kvm_flush_tlb_multi on the same byte (§2.6).
       const old = yield* hw.xchg(st.preempted, 0)
@@ -201,5 +209,6 @@ export const hooks = (vm: Vm, p: Preemption) => ({
     st.injected.push(...st.guestIrqs.splice(0))
   },
   cond_resched: (v: VcpuState) => maybePreempt(vm, v, p),
+  ...(vm.switches.variant.flush === "pv-ipi-pending" ? { vmexit: (v: VcpuState) => vmexit_transfer(vm, v) } : {}),
   ...(p._tag === "scheduler" ? { guest_should_exit: (v: VcpuState) => p.sched.need_resched(v) } : {})
 })

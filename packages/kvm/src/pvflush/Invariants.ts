@@ -19,6 +19,18 @@ export const pv1 = (k: Sim.Kernel, st: StealTime, what: string): Effect.Effect<v
       `${st.name} ${what} although an initiator deferred its TLB flush at step ${st.deferredAt} and its last flush was at step ${st.lastFlushAt}`
     )
 
+/**
+ * PV-1 for an emulated instruction: it completes with a translation walked at `walkedAt`; an
+ * initiator that deferred this vCPU's flush after that walk relies on it not being used.
+ */
+export const pv1Held = (k: Sim.Kernel, st: StealTime, walkedAt: number): Effect.Effect<void> =>
+  Sim.checkNow(k, "PV-1", st.deferredAt <= walkedAt)
+    ? Effect.void
+    : k.fail(
+      "PV-1",
+      `${st.name} completes an emulated access with a translation walked at step ${walkedAt}, although an initiator changed the page table and deferred its TLB flush at step ${st.deferredAt}`
+    )
+
 /** PV-1, flush semantics: a guest TLB entry filled before a completed guest flush began. */
 export const pv1Stale = (k: Sim.Kernel, name: string, page: number, fill: number, flushBegan: number): Effect.Effect<void> =>
   Sim.checkNow(k, "PV-1", fill >= flushBegan)

@@ -7,17 +7,33 @@
  */
 import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
+import { Effect } from "effect"
 
 /** `KVM_VCPU_PREEMPTED` (bit 0 of `preempted`). */
 export const KVM_VCPU_PREEMPTED = 1 << 0
 /** `KVM_VCPU_FLUSH_TLB` (bit 1), Peter's SHOULD_FLUSH. */
 export const KVM_VCPU_FLUSH_TLB = 1 << 1
+/** `KVM_VCPU_IPI_PENDING` (bit 2): Peter's proposal in thread 1 (spec §2.9), never merged. */
+export const KVM_VCPU_IPI_PENDING = 1 << 2
+
+/** A guest IPI: a call-function IPI from `from` (native), or the dedicated TLB vector (§2.9). */
+export interface GuestIrq {
+  readonly from: StealTime
+  readonly vector: "call-function" | "tlb"
+}
 
 export class StealTime {
   // ---- struct kvm_steal_time, guest memory
   readonly preempted: Memory.Loc
   readonly version: Memory.Loc
   readonly steal: Memory.Loc
+  /**
+   * §2.9 made correct: generations instead of the one shared IPI_PENDING bit, as native x86 has
+   * `tlb_gen`. Initiators take a generation from `flush_gen_req`; the flush that covers it (the
+   * IPI handler, or the VM-exit transfer to SHOULD_FLUSH) publishes it in `flush_gen_done`.
+   */
+  readonly flush_gen_req: Memory.Loc
+  readonly flush_gen_done: Memory.Loc
   // ---- host, vcpu->arch.st and friends
   /** `vcpu->arch.st.preempted`: the host's cached copy of the guest byte. */
   cachedPreempted = 0
@@ -34,9 +50,9 @@ export class StealTime {
   offCpuSince = 0
   // ---- the guest's call-function IPIs (flush_tlb_func)
   /** Pending guest IPIs: the initiator to acknowledge. */
-  readonly guestIrqs: Array<StealTime> = []
+  readonly guestIrqs: Array<GuestIrq> = []
   /** Injected at the last entry: the guest handles them before its next instruction. */
-  readonly injected: Array<StealTime> = []
+  readonly injected: Array<GuestIrq> = []
   /** Acknowledgements received by this vCPU as an initiator. */
   acks = 0
   readonly spin: Sim.WaitQueue
@@ -48,10 +64,31 @@ export class StealTime {
   /** The last steal value a guest reader accepted (PV-4). */
   lastStealRead = 0
 
-  constructor(readonly name: string, preempted: Memory.Loc, version: Memory.Loc, steal: Memory.Loc) {
-    this.preempted = preempted
-    this.version = version
-    this.steal = steal
+  constructor(readonly name: string, locs: {
+    readonly preempted: Memory.Loc
+    readonly version: Memory.Loc
+    readonly steal: Memory.Loc
+    readonly flush_gen_req: Memory.Loc
+    readonly flush_gen_done: Memory.Loc
+  }) {
+    this.preempted = locs.preempted
+    this.version = locs.version
+    this.steal = locs.steal
+    this.flush_gen_req = locs.flush_gen_req
+    this.flush_gen_done = locs.flush_gen_done
     this.spin = Sim.makeWaitQueue(`${name} flush_tlb_multi wait`)
   }
 }
+
+/** Allocates a vCPU's steal-time area (and the §2.9 generations) in guest memory. */
+export const make = (memory: Memory.Memory, name: string) =>
+  Effect.gen(function*() {
+    const loc = (field: string) => memory.alloc(`${name}.steal_time.${field}`)
+    return new StealTime(name, {
+      preempted: yield* loc("preempted"),
+      version: yield* loc("version"),
+      steal: yield* loc("steal"),
+      flush_gen_req: yield* loc("flush_gen_req"),
+      flush_gen_done: yield* loc("flush_gen_done")
+    })
+  })

@@ -51,6 +51,8 @@ export interface Hooks {
   /** `vmx_handle_exit_irqoff` and the top of the `vcpu_run` loop (`at_instruction_boundary`). */
   readonly handle_exit_irqoff?: (v: VcpuState, reason: ExitReason) => void
   readonly vcpu_run_loop?: (v: VcpuState) => void
+  /** Work at every VM exit, with interrupts still off (§2.9's IPI_PENDING transfer). */
+  readonly vmexit?: (v: VcpuState) => Effect.Effect<void, never, Sim.SimKernel>
   /** The host tick wants the CPU back: leave guest mode (an external-interrupt exit). */
   readonly guest_should_exit?: (v: VcpuState) => boolean
 }
@@ -149,6 +151,7 @@ export const vcpu_enter_guest = (vm: Vm, v: VcpuState, guest: Guest, hooks: Hook
     vm.count("vm_exits")
     k.event("guest.exit", [v.vcpu_id, reason])
     hooks.handle_exit_irqoff?.(v, reason)
+    if (hooks.vmexit !== undefined) yield* hooks.vmexit(v)
     v.pcpu.local_irq_enable(k)
     yield* guest.handleExit(v, reason)
     return 1

@@ -24,12 +24,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
     const vm = yield* Vm.makeVm(host, 2, { variant: s.variant, bugs: new Set(s.bugs) })
     if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
     for (const v of vm.vcpus) {
-      v.st = new PvFlush.State.StealTime(
-        v.name,
-        yield* host.memory.alloc(`${v.name}.steal_time.preempted`),
-        yield* host.memory.alloc(`${v.name}.steal_time.version`),
-        yield* host.memory.alloc(`${v.name}.steal_time.steal`)
-      )
+      v.st = yield* PvFlush.State.make(host.memory, v.name)
     }
     const mm = yield* Guest.makeMm(vm, w.pages)
     const [initiator, target] = [vm.vcpus[0]!, vm.vcpus[1]!]
@@ -95,9 +90,9 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
           // Emulation: translate the guest address, possibly be preempted (not at an
           // instruction boundary), then complete the access with the translation held.
           const page = yield* Random.nextIntBetween(0, w.pages)
-          yield* Guest.access(mm, v, page)
+          const [, walkedAt] = yield* Guest.emulatorTranslate(mm, v, page)
           if (v === target) yield* Host.maybePreempt(vm, v, { _tag: "hog", hog, percent: w.preemptPercent })
-          yield* Inv.pv1(vm.kernel, v.st!, "completes an emulated access with a translation it held")
+          yield* Inv.pv1Held(vm.kernel, v.st!, walkedAt)
           vm.count("emulated")
         })
     }

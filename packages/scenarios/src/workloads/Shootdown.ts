@@ -53,12 +53,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
       const vm = yield* Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
       vms.push(vm)
       for (const v of vm.vcpus) {
-        v.st = new PvFlush.State.StealTime(
-          v.name,
-          yield* host.memory.alloc(`${v.name}.steal_time.preempted`),
-          yield* host.memory.alloc(`${v.name}.steal_time.version`),
-          yield* host.memory.alloc(`${v.name}.steal_time.steal`)
-        )
+        v.st = yield* PvFlush.State.make(host.memory, v.name)
         v.cpu = next++ % s.pcpus
         v.pcpu = host.pcpus[v.cpu]!
       }
