@@ -6,17 +6,26 @@
  *   service, against the same work as a plain TypeScript loop (the limit of this machine);
  * - wall time of the exhaustive litmus engine over the 2,595 herd7 tests (herd7: about 42 s);
  * - explore runs/s (and steps/s) on the built-in `request-race` and `lockless-walk` scenarios,
- *   random and pct:3, with the kernel's bare steps/s above as the ratio's reference.
+ *   random and pct:3, with the kernel's bare steps/s above as the ratio's reference;
+ * - wall time of one timed `tlb-shootdown` run, 2 VMs of 16 vCPUs on 16 physical CPUs for one
+ *   virtual second (a single run: it takes about a minute), with the virtual/wall time ratio.
  */
 import { Exhaustive, Litmus, Memory } from "@kvmlab/memory"
-import { Runner } from "@kvmlab/scenarios"
+import { Runner, Scenario } from "@kvmlab/scenarios"
 import { Prng, Run, Sim, type Strategy } from "@kvmlab/sim"
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
 const log = (s: string) => process.stderr.write(s + "\n")
+
+/** One timed run, for work too long to repeat. */
+const measure1 = (f: () => number): { ms: number; units: number } => {
+  const t0 = process.hrtime.bigint()
+  const units = f()
+  return { ms: Number(process.hrtime.bigint() - t0) / 1e6, units }
+}
 
 const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
@@ -167,6 +176,31 @@ const exploreScenario = (name: string, strategy: Strategy.SearchStrategy) => {
   }
 }
 
+const shootdown = () => {
+  log("tlb-shootdown: 2 VMs x 16 vCPUs on 16 physical CPUs, 1 virtual second, timed")
+  const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("tlb-shootdown")!, {
+    set: [["vms", "2"], ["vcpusPerVm", "16"], ["pcpus", "16"], ["durationNs", "1000000000"], ["flush", "pv"]]
+  }))
+  let steps = 0
+  let records = 0
+  const m = measure1(() => {
+    const r = Effect.runSync(Runner.run(s, { seed: 1 }))
+    if (r.violations.length > 0) throw new Error(`tlb-shootdown: unexpected violation ${r.violations[0]!.invariant}`)
+    steps = r.steps
+    records = r.metrics.records_per_second ?? 0
+    return r.steps
+  })
+  return {
+    scenario: "tlb-shootdown vms=2 vcpusPerVm=16 pcpus=16 flush=pv",
+    virtualSeconds: 1,
+    wallSeconds: Number((m.ms / 1000).toFixed(2)),
+    steps,
+    stepsPerSecond: Math.round((steps * 1000) / m.ms),
+    virtualOverWall: Number((1000 / m.ms).toFixed(4)),
+    recordsPerVirtualSecond: records
+  }
+}
+
 const kernels = [kernel(8), kernel(256)]
 const explores = [
   exploreScenario("request-race", { _tag: "random" }),
@@ -177,6 +211,7 @@ const result = {
   machine: { node: process.version, cpus: (await import("node:os")).cpus().length },
   kernel: kernels,
   explore: explores.map((e) => ({ ...e, bareKernelOverScenario: Number((kernels[0]!.kernelStepsPerSecond / e.stepsPerSecond).toFixed(1)) })),
+  tlbShootdown: shootdown(),
   litmus: litmusSuite()
 }
 process.stdout.write(JSON.stringify(result, null, 2) + "\n")

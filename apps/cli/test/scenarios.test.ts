@@ -63,7 +63,7 @@ describe("kvmlab run, explore, replay", async () => {
     expect(again.traceHash).toBe(direct.traceHash)
     const doc = JSON.parse(readFileSync(trace, "utf8"))
     const names = doc.traceEvents.filter((x: { name: string }) => x.name === "thread_name").map((x: { args: { name: string } }) => x.args.name)
-    expect(names).toEqual(expect.arrayContaining(["vcpu0", "vcpu1"]))
+    expect(names).toEqual(expect.arrayContaining(["vcpu0", "vcpu1", "pcpu0", "pcpu1"]))
     expect(doc.traceEvents.some((x: { ph: string; name: string }) => x.ph === "B" && x.name === "guest")).toBe(true)
   })
 

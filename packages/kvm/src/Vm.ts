@@ -74,6 +74,7 @@ export const makeHost = (o: HostOptions): Effect.Effect<Host, never, Sim.SimKern
     for (let i = 0; i < o.pcpus; i++) {
       const p = new Pcpu(i, `pcpu${i}`, o.costs.ipiDeliveryNs)
       host.pcpus.push(p)
+      kernel.event("pcpu.online", [i])
       yield* Sim.spawn(`pcpu${i}.apic`, p.apic)
     }
     return host

@@ -41,7 +41,7 @@ export const fromTrace = (trace: ReadonlyArray<Sim.TraceEvent>, o: { readonly ti
   const events: Array<TraceEventJson> = []
   const ts = (e: Sim.TraceEvent) => (o.timed ? e.timeNs / 1000 : e.step)
   for (const e of trace) {
-    const track = e.name === "ipi.deliver" ? { pid: HOST_PID, tid: e.args[0] ?? 0 } : trackOf(e.actor, tracks)
+    const track = e.name === "ipi.deliver" || e.name === "pcpu.online" ? trackOf(`pcpu${e.args[0] ?? 0}`, tracks) : trackOf(e.actor, tracks)
     if (e.name === "guest.enter") events.push({ name: "guest", ph: "B", ts: ts(e), ...track })
     else if (e.name === "guest.exit") {
       events.push({ name: "guest", ph: "E", ts: ts(e), ...track, args: { exitReason: e.args[1] } })
