@@ -139,6 +139,13 @@ describe("scenario files", () => {
     expect(Either.isLeft(j) && j.left.message).toMatch(/broken\.json: \(top level\): not JSON/)
   })
 
+  it("accepts every flush variant in every scenario, with a note where it changes nothing", () => {
+    const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { set: [["flush", "pv"]] }))
+    expect(Either.isRight(Runner.validate(s, "x"))).toBe(true)
+    expect(Runner.notes(s).join()).toMatch(/flush=pv changes nothing in request-race/)
+    expect(Runner.notes(Runner.builtin("request-race")!)).toEqual([])
+  })
+
   it("rejects an unknown --variant key or value with the key named", () => {
     const s = Runner.builtin("request-race")!
     const k = Scenario.withOverrides(s, { set: [["flsh", "pv"]] })

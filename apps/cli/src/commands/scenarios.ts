@@ -56,7 +56,9 @@ const configure = (ref: string, variants: ReadonlyArray<string>, bugs: ReadonlyA
       }
     }
     const s = yield* fromEither(Scenario.withOverrides(base, { set, bugs }, "--variant"))
-    return yield* fromEither(Runner.validate(s, "--variant"))
+    const checked = yield* fromEither(Runner.validate(s, "--variant"))
+    for (const n of Runner.notes(checked)) process.stderr.write(`note: ${n}\n`)
+    return checked
   })
 
 const checkSeed = (n: number) => {
