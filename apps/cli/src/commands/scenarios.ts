@@ -100,6 +100,19 @@ const strategyOf = (name: string, depth: number, allowed: ReadonlyArray<string>)
   return Effect.succeed({ _tag: name as "random" | "timed" | "swarm" })
 }
 
+/** A run as `run --json` and `replay --json` print it (`run` also names the outcome). */
+const runJson = (r: Runner.ScenarioRun, withOutcome: boolean) => ({
+  scenario: r.scenario,
+  variant: r.variant,
+  bugs: r.bugs,
+  seed: r.seed,
+  strategy: r.strategy,
+  ...(withOutcome ? { outcome: r.outcome } : {}),
+  traceHash: r.traceHash,
+  metrics: r.metrics,
+  violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay }))
+})
+
 const violationLines = (vs: ReadonlyArray<Runner.FoundViolation & { readonly run?: number }>) =>
   vs.map((v) => `VIOLATION ${v.invariant}${v.run !== undefined ? ` (run ${v.run})` : ""} at step ${v.step} by ${v.actor}: ${v.message}\n  replay: ${v.replay}`).join("\n")
 
@@ -109,18 +122,7 @@ export const run = Command.make("run", { scenario: scenarioArg, variant, bug, se
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const strategy = yield* strategyOf(o.strategy, o.depth, ["timed", "random", "pct", "swarm"])
     const r = yield* Runner.run(s, { seed: o.seed, strategy })
-    const out = {
-      scenario: r.scenario,
-      variant: r.variant,
-      bugs: r.bugs,
-      seed: r.seed,
-      strategy: r.strategy,
-      outcome: r.outcome,
-      traceHash: r.traceHash,
-      metrics: r.metrics,
-      violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay }))
-    }
-    if (o.json) yield* print(JSON.stringify(out))
+    if (o.json) yield* print(JSON.stringify(runJson(r, true)))
     else {
       yield* print(`${r.scenario} (seed ${r.seed}, ${r.strategy}): ${r.outcome} after ${r.steps} steps, ${r.timeNs} ns virtual; trace ${r.traceHash}`)
       for (const [k, v] of Object.entries(r.metrics)) yield* print(`  ${k.padEnd(28)} ${v}`)
@@ -189,17 +191,7 @@ export const replay = Command.make("replay", {
       const doc = Perfetto.fromTrace(r.trace, { timed: r.strategy === "timed", title: `${r.scenario} seed ${r.seed} ${r.strategy}` })
       yield* Effect.try({ try: () => writeFileSync(file, JSON.stringify(doc)), catch: (e) => new BadInput({ field: "--trace-out", message: String(e) }) })
     }
-    const out = {
-      scenario: r.scenario,
-      variant: r.variant,
-      bugs: r.bugs,
-      seed: r.seed,
-      strategy: r.strategy,
-      traceHash: r.traceHash,
-      metrics: r.metrics,
-      violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay }))
-    }
-    if (o.json) yield* print(JSON.stringify(out))
+    if (o.json) yield* print(JSON.stringify(runJson(r, false)))
     else {
       yield* print(`replayed ${r.scenario} (seed ${r.seed}, ${r.strategy}, bugs: ${r.bugs.join(", ") || "none"}): ${r.outcome} after ${r.steps} steps; trace ${r.traceHash}`)
       if (r.violations.length > 0) yield* print(violationLines(r.violations))

@@ -75,37 +75,68 @@ export const flush_tlb_func = (vm: Vm, v: VcpuState): Effect.Effect<void, never,
     if (irqs.some((i) => i.vector === "tlb")) yield* pv_flush_tlb_handler(vm, v)
   })
 
-const localFlush = (vm: Vm, v: VcpuState) =>
+/**
+ * Flushes the guest's TLB on `v` (the IPI handler's local flush, or KVM's
+ * `kvm_vcpu_flush_tlb_guest`), counted under `stat`; `event` names a trace event, if any.
+ */
+export const flushGuestTlb = (vm: Vm, v: VcpuState, stat: string, event?: string): Effect.Effect<void, never, Sim.SimKernel> =>
   Effect.zipRight(
     Sim.pointCost(vm.costs.tlbFlushNs),
     Effect.sync(() => {
       v.tlb.clear()
       v.st!.lastFlushAt = vm.kernel.steps
-      vm.count("guest_tlb_flushes_ipi")
+      vm.count(stat)
+      if (event !== undefined) vm.kernel.event(event, [v.vcpu_id])
     })
   )
+
+const localFlush = (vm: Vm, v: VcpuState) => flushGuestTlb(vm, v, "guest_tlb_flushes_ipi")
+
+/**
+ * A `try_cmpxchg` loop on `loc`, starting from the value `state` read before: `next` gives the
+ * value to store, or undefined to stop. Returns the last value seen and the value stored (or
+ * undefined when it stopped).
+ */
+const cmpxchgLoop = (hw: VcpuState["hw"], loc: Memory.Loc, state: number, next: (s: number) => number | undefined) =>
+  Effect.gen(function*() {
+    for (;;) {
+      const n = next(state)
+      if (n === undefined) return [state, undefined] as const
+      const found = yield* hw.cmpxchg(loc, state, n)
+      if (found === state) return [state, n] as const
+      state = found
+    }
+  })
+
+/**
+ * What §2.9's handler and VM-exit transfer find in the steal-time area: the byte, and with
+ * generations the requested and done ones; undefined when there is nothing to do (IPI_PENDING
+ * clear and, with generations, no generation outstanding).
+ */
+const pendingFlush = (vm: Vm, v: VcpuState) =>
+  Effect.gen(function*() {
+    const st = v.st!
+    const shared = vm.bug("P.sharedPendingBitABA")
+    const state = yield* v.hw.READ_ONCE(st.preempted)
+    const gen = shared ? 0 : yield* v.hw.READ_ONCE(st.flush_gen_req)
+    const done = shared ? 0 : yield* v.hw.READ_ONCE(st.flush_gen_done)
+    if ((state & KVM_VCPU_IPI_PENDING) === 0 && (shared || gen <= done)) return undefined
+    return { shared, state, gen, done }
+  })
 
 /** Peter's TLB-vector handler (§2.9), with generations unless `P.sharedPendingBitABA`. */
 const pv_flush_tlb_handler = (vm: Vm, v: VcpuState) =>
   Effect.gen(function*() {
     const st = v.st!
-    const hw = v.hw
-    const shared = vm.bug("P.sharedPendingBitABA")
-    let state = yield* hw.READ_ONCE(st.preempted)
-    const gen = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_req)
-    const done = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_done)
     // "If IPI_PENDING is already clear, the VMEXIT path handled it": with generations, only
     // when no generation is outstanding either.
-    if ((state & KVM_VCPU_IPI_PENDING) === 0 && (shared || gen <= done)) return
+    const p = yield* pendingFlush(vm, v)
+    if (p === undefined) return
     yield* localFlush(vm, v)
     // Clear IPI_PENDING to complete flush_tlb_multi(); the initiator's acquire pairs with it.
-    while ((state & KVM_VCPU_IPI_PENDING) !== 0) {
-      const found = yield* hw.cmpxchg(st.preempted, state, state & ~KVM_VCPU_IPI_PENDING)
-      if (found === state) break
-      state = found
-    }
+    yield* cmpxchgLoop(v.hw, st.preempted, p.state, (x) => ((x & KVM_VCPU_IPI_PENDING) !== 0 ? x & ~KVM_VCPU_IPI_PENDING : undefined))
     // smp_store_release(): the flush before the generation; pairs with the initiator's acquire.
-    if (!shared && gen > done) yield* hw.smp_store_release(st.flush_gen_done, gen)
+    if (!p.shared && p.gen > p.done) yield* v.hw.smp_store_release(st.flush_gen_done, p.gen)
   })
 
 /**
@@ -118,17 +149,10 @@ export const vmexit_transfer = (vm: Vm, v: VcpuState): Effect.Effect<void, never
   Effect.gen(function*() {
     const st = v.st!
     const hw = v.hw
-    const shared = vm.bug("P.sharedPendingBitABA")
-    let state = yield* hw.READ_ONCE(st.preempted)
-    const pendingGen = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_req)
-    const done = shared ? 0 : yield* hw.READ_ONCE(st.flush_gen_done)
-    if ((state & KVM_VCPU_IPI_PENDING) === 0 && (shared || pendingGen <= done)) return
-    for (;;) {
-      const next = (state & ~KVM_VCPU_IPI_PENDING) | KVM_VCPU_FLUSH_TLB
-      const found = yield* hw.cmpxchg(st.preempted, state, next)
-      if (found === state) break
-      state = found
-    }
+    const p = yield* pendingFlush(vm, v)
+    if (p === undefined) return
+    const { done, shared } = p
+    yield* cmpxchgLoop(hw, st.preempted, p.state, (x) => (x & ~KVM_VCPU_IPI_PENDING) | KVM_VCPU_FLUSH_TLB)
     st.deferredAt = vm.kernel.steps
     // Clear any pending TLB vector in the virtual APIC, so it is not taken spuriously; only then
     // read the generation to publish: an initiator that took a later one sends its vector after
@@ -193,14 +217,13 @@ export const flush_tlb_multi = (mm: GuestMm, v: VcpuState, page: number, targets
         }
       } else if (flush === "pv-ipi-pending") {
         // Peter's loop (§2.9): SHOULD_FLUSH for a preempted vCPU, IPI_PENDING for a running one.
-        let state = yield* v.hw.READ_ONCE(src.preempted)
-        let next: number
-        for (;;) {
-          next = (state & KVM_VCPU_PREEMPTED) !== 0 ? state | KVM_VCPU_FLUSH_TLB : state | KVM_VCPU_IPI_PENDING
-          const found = yield* v.hw.cmpxchg(src.preempted, state, next)
-          if (found === state) break
-          state = found
-        }
+        const [, stored] = yield* cmpxchgLoop(
+          v.hw,
+          src.preempted,
+          yield* v.hw.READ_ONCE(src.preempted),
+          (x) => ((x & KVM_VCPU_PREEMPTED) !== 0 ? x | KVM_VCPU_FLUSH_TLB : x | KVM_VCPU_IPI_PENDING)
+        )
+        const next = stored!
         // The intent: drop the CPU when it got SHOULD_FLUSH. P.invertedMaskClear keeps Peter's
         // compact rewrite, which drops it when the new state has IPI_PENDING.
         const pending = (next & KVM_VCPU_IPI_PENDING) !== 0

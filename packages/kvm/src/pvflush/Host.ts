@@ -11,7 +11,7 @@ import { kvm_make_request } from "../requests/Requests.js"
 import type { VcpuState } from "../requests/State.js"
 import type { Scheduler } from "../host/Scheduler.js"
 import type { Vm } from "../Vm.js"
-import { vmexit_transfer } from "./Guest.js"
+import { flushGuestTlb, vmexit_transfer } from "./Guest.js"
 import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_PREEMPTED, type StealTime } from "./State.js"
 
 const self = (v: VcpuState) => ({ name: v.name, hw: v.hw, cpu: v.cpu })
@@ -21,15 +21,7 @@ const pvTlbFlush = (vm: Vm) => vm.switches.variant.flush !== "native"
 
 /** `kvm_vcpu_flush_tlb_guest`: flush the guest's TLB (VPID/ASID). */
 export const kvm_vcpu_flush_tlb_guest = (vm: Vm, v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> =>
-  Effect.zipRight(
-    Sim.pointCost(vm.costs.tlbFlushNs),
-    Effect.sync(() => {
-      v.tlb.clear()
-      v.st!.lastFlushAt = vm.kernel.steps
-      vm.count("guest_tlb_flushes_deferred")
-      vm.kernel.event("tlb.flush_guest", [v.vcpu_id])
-    })
-  )
+  flushGuestTlb(vm, v, "guest_tlb_flushes_deferred", "tlb.flush_guest")
 
 /**
  * `kvm_steal_time_set_preempted`, from `kvm_arch_vcpu_put` when `vcpu->preempted`. Reports the

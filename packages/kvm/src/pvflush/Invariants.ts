@@ -58,3 +58,7 @@ export const pv4 = (k: Sim.Kernel, st: StealTime, v1: number, v2: number, steal:
   }
   return k.fail("PV-4", `${st.name}'s steal clock accepted version ${v1}/${v2} with steal ${steal} (last ${st.lastStealRead})`)
 }
+
+/** The checks at every guest instruction of a vCPU: PV-1 (no flush owed) and PV-3 (PREEMPTED clear). */
+export const atGuestInstruction = (k: Sim.Kernel, st: StealTime, byte: number): Effect.Effect<void> =>
+  Effect.zipRight(pv1(k, st, "executes a guest instruction"), pv3(k, st, byte))

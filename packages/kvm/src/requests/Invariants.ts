@@ -79,7 +79,6 @@ export const ipi1 = (k: Sim.Kernel, v: VcpuState, oldMode: number, wait: boolean
     return k.fail("IPI-1", `an IPI was decided for ${v.name} although its mode read ${modeName(oldMode)}`)
   }
   if (!wait) {
-    v.nonWaitIpis++
     if (!Sim.checkNow(k, "IPI-1", v.nonWaitIpis <= 1)) {
       return k.fail("IPI-1", `${v.nonWaitIpis} IPIs for non-WAIT requests sent to ${v.name} in one guest-mode interval`)
     }

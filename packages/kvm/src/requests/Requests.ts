@@ -106,6 +106,7 @@ const decideIpi = (vm: Vm, v: VcpuState, req: number, oldMode: number, t: HostTh
     const cpu = v.cpu
     if (cpu === -1 || cpu === t.cpu) return Effect.void
     v.kicksDecided++
+    if ((req & KVM_REQUEST_WAIT) === 0) v.nonWaitIpis++
     mask.push({ pcpu: v.pcpu, vcpu: v })
     return Inv.ipi1(vm.kernel, v, oldMode, (req & KVM_REQUEST_WAIT) !== 0)
   })

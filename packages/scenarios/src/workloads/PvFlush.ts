@@ -38,8 +38,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
 
     // Every guest instruction: PV-1 (no instruction while a deferred flush is owed) and PV-3
     // (PREEMPTED is clear whenever guest code runs).
-    const guestChecks = (v: typeof initiator) =>
-      Effect.zipRight(Inv.pv1(vm.kernel, v.st!, "executes a guest instruction"), Inv.pv3(vm.kernel, v.st!, vm.memory.peek(v.st!.preempted)))
+    const guestChecks = (v: typeof initiator) => Inv.atGuestInstruction(vm.kernel, v.st!, vm.memory.peek(v.st!.preempted))
 
     const initiatorStep = (v: typeof initiator) =>
       Effect.gen(function*() {

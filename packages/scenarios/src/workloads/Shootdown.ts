@@ -62,8 +62,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
       const guest: Vcpu.Guest = {
         step: (v) =>
           Effect.gen(function*() {
-            yield* Inv.pv1(k, v.st!, "executes a guest instruction")
-            yield* Inv.pv3(k, v.st!, host.memory.peek(v.st!.preempted))
+            yield* Inv.atGuestInstruction(k, v.st!, host.memory.peek(v.st!.preempted))
             if (v.st!.injected.length > 0) {
               yield* Guest.flush_tlb_func(vm, v)
               return undefined
