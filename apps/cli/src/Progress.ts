@@ -1,35 +1,60 @@
 /**
  * Progress on stderr for long work: a bar (cli-progress) when stderr is a terminal, otherwise a
- * line at every tenth of the way, so CI logs stay short. Scoped: the bar is stopped on exit.
+ * line at every tenth of the way, so CI logs stay short. Where it goes is the `Reporter` service:
+ * the bin provides `layerTerminal`, which may draw on the real terminal; tests and embedders
+ * provide `layerLines`, whose lines go through the Console like every other output. Scoped: the
+ * bar is stopped on exit.
  */
 import { Presets, SingleBar } from "cli-progress"
-import { Effect } from "effect"
+import { Console, Context, Effect, Layer, type Scope } from "effect"
 
+/** One piece of long work in progress: report how many of its units are done. */
 export interface Progress {
   readonly tick: (done: number) => Effect.Effect<void>
 }
 
+/** Makes the progress display for `total` units of `what`; silent when `total` is below `minTotal`. */
+export class Reporter extends Context.Tag("@kvmlab/cli/Progress/Reporter")<Reporter, {
+  readonly make: (what: string, total: number, minTotal: number) => Effect.Effect<Progress, never, Scope.Scope>
+}>() {}
+
 /** A progress reporter for `total` units of `what`; silent when `total` is below `minTotal`. */
-export const make = (what: string, total: number, minTotal = 50) =>
+export const make = (what: string, total: number, minTotal = 50): Effect.Effect<Progress, never, Reporter | Scope.Scope> =>
+  Effect.flatMap(Reporter, (r) => r.make(what, total, minTotal))
+
+const silent: Progress = { tick: () => Effect.void }
+
+/** A line on stderr at every tenth of the way, and at the end. */
+const lines = (what: string, total: number): Progress => {
+  let next = Math.ceil(total / 10)
+  return {
+    tick: (done) =>
+      Effect.suspend(() => {
+        if (done < next && done !== total) return Effect.void
+        next = done + Math.ceil(total / 10)
+        return Console.error(`${what}: ${done}/${total}`)
+      })
+  }
+}
+
+/** A cli-progress bar on the process's stderr, stopped when the scope closes. */
+const bar = (what: string, total: number): Effect.Effect<Progress, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      if (total < minTotal) return { bar: undefined, tick: (_: number) => Effect.void }
-      if (process.stderr.isTTY) {
-        const bar = new SingleBar({ stream: process.stderr, format: `${what} [{bar}] {value}/{total} {eta}s left` }, Presets.shades_classic)
-        bar.start(total, 0)
-        return { bar, tick: (done: number) => Effect.sync(() => bar.update(done)) }
-      }
-      let next = Math.ceil(total / 10)
-      return {
-        bar: undefined,
-        tick: (done: number) =>
-          Effect.sync(() => {
-            if (done >= next || done === total) {
-              process.stderr.write(`${what}: ${done}/${total}\n`)
-              next = done + Math.ceil(total / 10)
-            }
-          })
-      }
+      const b = new SingleBar({ stream: process.stderr, format: `${what} [{bar}] {value}/{total} {eta}s left` }, Presets.shades_classic)
+      b.start(total, 0)
+      return b
     }),
-    (p) => Effect.sync(() => p.bar?.stop())
-  ).pipe(Effect.map((p): Progress => ({ tick: p.tick })))
+    (b) => Effect.sync(() => b.stop())
+  ).pipe(Effect.map((b): Progress => ({ tick: (done) => Effect.sync(() => b.update(done)) })))
+
+/** Progress as lines through the Console, never a bar: for tests and embedders, which capture it. */
+export const layerLines: Layer.Layer<Reporter> = Layer.succeed(Reporter, {
+  make: (what, total, minTotal) => Effect.sync(() => (total < minTotal ? silent : lines(what, total)))
+})
+
+/** The bin's progress: a bar when the process's stderr is a terminal, lines through the Console otherwise. */
+export const layerTerminal: Layer.Layer<Reporter> = Layer.succeed(Reporter, {
+  make: (what, total, minTotal) =>
+    Effect.suspend(() => (total < minTotal ? Effect.succeed(silent) : process.stderr.isTTY ? bar(what, total) : Effect.succeed(lines(what, total))))
+})

@@ -1,2 +1,4 @@
-/** The kvmlab command, as a library: its subcommands, for embedding and tests. */
+/** The kvmlab command, as a library: the whole command in-process, and its subcommands, for embedding and tests. */
+export { type CliResult, runCli } from "./Cli.js"
 export { litmus } from "./commands/litmus.js"
+export * as Progress from "./Progress.js"

@@ -6,13 +6,14 @@
  * code is 2.
  */
 import { Args, Command, Options } from "@effect/cli"
+import { FileSystem, Path } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
 import { Actors, Exhaustive, Litmus, Tso } from "@kvmlab/memory"
 import type { Outcome } from "@kvmlab/memory"
 import { Prng } from "@kvmlab/sim"
-import { Clock, Effect } from "effect"
-import { readdirSync, readFileSync, statSync } from "node:fs"
-import { join, relative } from "node:path"
-import { BAD_INPUT, BadInput, OK } from "../Exit.js"
+import { Clock, Console, Effect } from "effect"
+import { BAD_INPUT, BadInput, exitWith, OK } from "../Exit.js"
+import * as Files from "../Files.js"
 import * as Progress from "../Progress.js"
 
 const paths = Args.text({ name: "file-or-dir" }).pipe(Args.atLeast(1), Args.withDescription("litmus files, or folders searched for *.litmus"))
@@ -23,17 +24,23 @@ const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDe
 const json = Options.boolean("json").pipe(Options.withDescription("one JSON object per test per line"))
 
 /** Every *.litmus file under the given paths, sorted; a missing path is bad input. */
-export const expand = (inputs: ReadonlyArray<string>): Effect.Effect<Array<string>, BadInput> =>
+export const expand = (inputs: ReadonlyArray<string>): Effect.Effect<Array<string>, BadInput, FileSystem.FileSystem | Path.Path> =>
   Effect.forEach(inputs, (p) =>
-    Effect.try({
-      try: () => (statSync(p).isDirectory() ? walk(p) : [p]),
-      catch: () => new BadInput({ field: "file-or-dir", message: `${p}: no such file or directory` })
-    })).pipe(Effect.map((xs) => xs.flat()))
+    Effect.flatMap(FileSystem.FileSystem, (fs) => fs.stat(p)).pipe(
+      Effect.flatMap((info) => (info.type === "Directory" ? walk(p) : Effect.succeed([p]))),
+      Effect.mapError(() => new BadInput({ field: "file-or-dir", message: `${p}: no such file or directory` }))
+    )).pipe(Effect.map((xs) => xs.flat()))
 
-const walk = (dir: string): Array<string> =>
-  readdirSync(dir).sort().flatMap((name) => {
-    const p = join(dir, name)
-    return statSync(p).isDirectory() ? walk(p) : name.endsWith(".litmus") ? [p] : []
+const walk = (dir: string): Effect.Effect<Array<string>, PlatformError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const names = [...(yield* fs.readDirectory(dir))].sort()
+    const found = yield* Effect.forEach(names, (name) => {
+      const p = path.join(dir, name)
+      return Effect.flatMap(fs.stat(p), (info) => (info.type === "Directory" ? walk(p) : Effect.succeed(name.endsWith(".litmus") ? [p] : [])))
+    })
+    return found.flat()
   })
 
 interface Row extends Outcome.LitmusOutcome {
@@ -61,16 +68,19 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
     const files = yield* expand(o.paths)
     if (files.length === 0) return yield* new BadInput({ field: "file-or-dir", message: `no *.litmus files under ${o.paths.join(", ")}` })
 
+    const path = yield* Path.Path
     const start = yield* Clock.currentTimeMillis
     const progress = yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "actors" ? 5 : 200)
     const rows: Array<Row> = []
     let parseErrors = 0
     for (const [i, file] of files.entries()) {
-      const shown = relative(process.cwd(), file) || file
-      const test = Litmus.parse(readFileSync(file, "utf8"), shown)
+      const shown = path.relative(path.resolve("."), file) || file
+      // Found by stat but unreadable: a defect (exit 1), as it was with readFileSync.
+      const text = yield* Effect.orDie(Files.readText(file))
+      const test = Litmus.parse(text, shown)
       if (test instanceof Litmus.LitmusParseError) {
         parseErrors++
-        process.stderr.write(`error: ${test.message}\n`)
+        yield* Console.error(`error: ${test.message}`)
       } else {
         const exhaustive = Exhaustive.check(test, m)
         const { statesVisited: _, ...ex } = exhaustive
@@ -78,19 +88,19 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
           ? ex
           : Actors.check(test, { model: m, runs: o.runs, seed: o.seed, stopAtStates: exhaustive.states.length })
         rows.push(row)
-        if (o.json) process.stdout.write(JSON.stringify({ ...row, model: m, engine: o.engine }) + "\n")
+        if (o.json) yield* Console.log(JSON.stringify({ ...row, model: m, engine: o.engine }))
       }
       yield* progress.tick(i + 1)
     }
     const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
     if (!o.json) {
-      if (rows.length > 0) process.stdout.write(table(rows) + "\n\n")
+      if (rows.length > 0) yield* Console.log(table(rows) + "\n")
       const by = (v: string) => rows.filter((r) => r.observation === v).length
-      process.stdout.write(
+      yield* Console.log(
         `${files.length} tests (${o.engine}, ${m}) in ${seconds.toFixed(2)} s: ${by("Never")} Never, ${by("Sometimes")} Sometimes, ` +
           `${by("Always")} Always; condition holds in ${rows.filter((r) => r.holds).length}` +
-          (parseErrors > 0 ? `; ${parseErrors} did not parse` : "") + "\n"
+          (parseErrors > 0 ? `; ${parseErrors} did not parse` : "")
       )
     }
-    process.exitCode = parseErrors > 0 ? BAD_INPUT : OK
+    yield* exitWith(parseErrors > 0 ? BAD_INPUT : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("check x86 litmus tests (herd7's X86_64 dialect) under TSO or SC"))

@@ -4,12 +4,13 @@
  * 2 for bad input (the field and the problem on one line per issue).
  */
 import { Args, Command, Options } from "@effect/cli"
+import { FileSystem } from "@effect/platform"
 import { Variants } from "@kvmlab/kvm"
 import { Perfetto, Runner, Scenario } from "@kvmlab/scenarios"
 import { Prng, type Strategy } from "@kvmlab/sim"
-import { Effect, Either } from "effect"
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
-import { BAD_INPUT, BadInput, FOUND, OK } from "../Exit.js"
+import { Console, Effect, Either } from "effect"
+import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
+import * as Files from "../Files.js"
 import * as Progress from "../Progress.js"
 
 const scenarioArg = Args.text({ name: "scenario" }).pipe(Args.withDescription("a built-in scenario name (kvmlab list) or a scenario file"))
@@ -19,17 +20,17 @@ const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDe
 const json = Options.boolean("json").pipe(Options.withDescription("print JSON"))
 
 /** Reads a scenario from a file, or a built-in by name. */
-export const load = (ref: string): Effect.Effect<Scenario.Scenario, BadInput> =>
-  Effect.suspend(() => {
-    if (existsSync(ref)) {
-      const text = Effect.try({ try: () => readFileSync(ref, "utf8"), catch: (e) => new BadInput({ field: ref, message: String(e) }) })
-      return Effect.flatMap(text, (t) => fromEither(Runner.fromText(t, ref)))
+export const load = (ref: string): Effect.Effect<Scenario.Scenario, BadInput, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    // Like existsSync: any error (not only "not found") means there is no file to read.
+    if (yield* Effect.orElseSucceed(fs.exists(ref), () => false)) {
+      const text = yield* Effect.mapError(Files.readText(ref), (e) => new BadInput({ field: ref, message: Files.describe(e) }))
+      return yield* fromEither(Runner.fromText(text, ref))
     }
     const b = Runner.builtin(ref)
-    if (b !== undefined) return Effect.succeed(b)
-    return Effect.fail(
-      new BadInput({ field: "scenario", message: `no file and no built-in scenario named "${ref}"; built-ins: ${Runner.builtinNames().join(", ")}` })
-    )
+    if (b !== undefined) return b
+    return yield* new BadInput({ field: "scenario", message: `no file and no built-in scenario named "${ref}"; built-ins: ${Runner.builtinNames().join(", ")}` })
   })
 
 const fromEither = <A>(e: Either.Either<A, Scenario.ScenarioError>): Effect.Effect<A, BadInput> =>
@@ -57,7 +58,7 @@ const configure = (ref: string, variants: ReadonlyArray<string>, bugs: ReadonlyA
     }
     const s = yield* fromEither(Scenario.withOverrides(base, { set, bugs }, "--variant"))
     const checked = yield* fromEither(Runner.validate(s, "--variant"))
-    for (const n of Runner.notes(checked)) process.stderr.write(`note: ${n}\n`)
+    for (const n of Runner.notes(checked)) yield* Console.error(`note: ${n}`)
     return checked
   })
 
@@ -66,8 +67,7 @@ const checkSeed = (n: number) => {
   return p === undefined ? Effect.void : Effect.fail(new BadInput({ field: "--seed", message: p }))
 }
 
-const print = (s: string) => Effect.sync(() => process.stdout.write(s + "\n"))
-const exit = (code: number) => Effect.sync(() => { process.exitCode = code })
+const print = (s: string) => Console.log(s)
 
 // ------------------------------------------------------------------ list, show
 
@@ -128,7 +128,7 @@ export const run = Command.make("run", { scenario: scenarioArg, variant, bug, se
       for (const [k, v] of Object.entries(r.metrics)) yield* print(`  ${k.padEnd(28)} ${v}`)
       if (r.violations.length > 0) yield* print(violationLines(r.violations))
     }
-    yield* exit(r.violations.length > 0 ? FOUND : OK)
+    yield* exitWith(r.violations.length > 0 ? FOUND : OK)
   })).pipe(Command.withDescription("run a scenario once"))
 
 // ------------------------------------------------------------------ explore
@@ -167,7 +167,7 @@ export const explore = Command.make("explore", {
       yield* print(`  checks:   ${Object.entries(r.invariantChecks).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(r.violations.length === 0 ? "  no violation" : violationLines(r.violations))
     }
-    yield* exit(r.violations.length > 0 ? FOUND : OK)
+    yield* exitWith(r.violations.length > 0 ? FOUND : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("run a scenario under many seeds; stop at the first violation unless --all"))
 
 // ------------------------------------------------------------------ replay
@@ -189,7 +189,8 @@ export const replay = Command.make("replay", {
     if (o.traceOut._tag === "Some") {
       const file = o.traceOut.value
       const doc = Perfetto.fromTrace(r.trace, { timed: r.strategy === "timed", title: `${r.scenario} seed ${r.seed} ${r.strategy}` })
-      yield* Effect.try({ try: () => writeFileSync(file, JSON.stringify(doc)), catch: (e) => new BadInput({ field: "--trace-out", message: String(e) }) })
+      const fs = yield* FileSystem.FileSystem
+      yield* Effect.mapError(fs.writeFileString(file, JSON.stringify(doc)), (e) => new BadInput({ field: "--trace-out", message: Files.describe(e) }))
     }
     if (o.json) yield* print(JSON.stringify(runJson(r, false)))
     else {
@@ -197,7 +198,7 @@ export const replay = Command.make("replay", {
       if (r.violations.length > 0) yield* print(violationLines(r.violations))
       if (o.traceOut._tag === "Some") yield* print(`trace written to ${o.traceOut.value} (open in ui.perfetto.dev)`)
     }
-    yield* exit(r.violations.length > 0 ? FOUND : OK)
+    yield* exitWith(r.violations.length > 0 ? FOUND : OK)
   })).pipe(Command.withDescription("run a replay token again (same trace hash) and optionally export its trace"))
 
 // ------------------------------------------------------------------ compare
@@ -225,7 +226,7 @@ export const compare = Command.make("compare", {
     )
     if (o.json) yield* print(JSON.stringify({ rows: r.rows }))
     else yield* print(compareTable(r.rows))
-    yield* exit(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
+    yield* exitWith(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("run every combination of --vary settings (timed) and tabulate the metrics, with ratios to the first row"))
 
 /** Rows as a table: one line per metric, one column per variant, ratios to the first column. */
