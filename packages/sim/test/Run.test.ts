@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
 import { Clock, Effect, Exit } from "effect"
 import { Mailbox, ReplayToken, Run, Sim } from "../src/index.js"
 import { interleave, pingPong } from "./fixtures/programs.js"
@@ -21,13 +22,15 @@ describe("Run.run", () => {
       expect(a.timeNs).toBeGreaterThan(0) // virtual sleeps advanced virtual time
     }))
 
-  it("the same seed gives the same trace hash in a separate process", () => {
+  // Async, never execFileSync: a worker blocked on a child cannot answer the vitest runner.
+  it("the same seed gives the same trace hash in a separate process", async () => {
     const tsx = fileURLToPath(new URL("../../../node_modules/.bin/tsx", import.meta.url))
     const script = fileURLToPath(new URL("./fixtures/trace-hash.ts", import.meta.url))
+    const traceHashIn = async (seed: number) => (await promisify(execFile)(tsx, [script, String(seed)], { encoding: "utf8" })).stdout.trim()
     const inProcess = Run.runSync(program, { seed: 7 })
-    const other = execFileSync(tsx, [script, "7"], { encoding: "utf8" }).trim()
+    const other = await traceHashIn(7)
     expect(other).toBe(`${inProcess.traceHash} ${inProcess.steps}`)
-    const otherSeed = execFileSync(tsx, [script, "8"], { encoding: "utf8" }).trim()
+    const otherSeed = await traceHashIn(8)
     expect(otherSeed).not.toBe(other)
   })
 
