@@ -45,22 +45,22 @@ const LOCS = 16
 
 /** n actors, each alternating loads and stores over 16 locations, TSO, random strategy. */
 const memoryWorkload = (n: number, opsPerActor: number) =>
-  Effect.gen(function*() {
-    const mem = yield* Memory.make({ model: "tso" })
-    const xs = yield* mem.allocArray("x", LOCS)
+  function*() {
+    const mem = Memory.make(yield* Sim.kernel(), { model: "tso" })
+    const xs = mem.allocArray("x", LOCS)
     const actors = []
     for (let i = 0; i < n; i++) {
-      actors.push(yield* Sim.spawn(`a${i}`, Effect.gen(function*() {
+      actors.push(yield* Sim.spawn(`a${i}`, function*() {
         const cpu = yield* mem.attach(`cpu${i}`)
         for (let j = 0; j < opsPerActor; j++) {
           if (j % 2 === 1) yield* cpu.store(xs[(i + j) % LOCS]!, j)
           else yield* cpu.load(xs[j % LOCS]!)
         }
-      })))
+      }))
     }
-    for (const a of actors) yield* a.join
-    yield* mem.quiesce
-  })
+    for (const a of actors) yield* Sim.join(a)
+    yield* mem.quiesce()
+  }
 
 /**
  * The same work in plain TypeScript: a seeded scheduler picking among runnable threads and

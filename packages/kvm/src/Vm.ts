@@ -6,7 +6,6 @@
  */
 import { Cpu, Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 import type { Costs } from "./Costs.js"
 import { Pcpu } from "./host/Pcpu.js"
 import { VcpuState } from "./requests/State.js"
@@ -26,7 +25,8 @@ export class Vm {
   readonly vcpus: Array<VcpuState> = []
   /** Ghost (TLB-1): the begin step of the latest `kvm_flush_remote_tlbs` that has returned. */
   completedFlushBegin = -1
-  readonly stats: Stats = {}
+  /** The counters, in the order they were first counted (a Map: cheap to bump at every step). */
+  private readonly counters = new Map<string, number>()
   /** Samples for percentiles (e.g. shootdown latencies), by name. */
   readonly samples: Record<string, Array<number>> = {}
 
@@ -44,7 +44,12 @@ export class Vm {
   }
 
   count(stat: string, n = 1): void {
-    this.stats[stat] = (this.stats[stat] ?? 0) + n
+    this.counters.set(stat, (this.counters.get(stat) ?? 0) + n)
+  }
+
+  /** The counters as a record. */
+  get stats(): Stats {
+    return Object.fromEntries(this.counters)
   }
 
   sample(name: string, x: number): void {
@@ -66,35 +71,34 @@ export interface HostOptions {
 }
 
 /** Creates the memory and the physical CPUs, each with its local APIC actor. */
-export const makeHost = (o: HostOptions): Effect.Effect<Host, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const memory = yield* Memory.make({ model: o.model ?? "tso", drainLatencyNs: o.costs.drainNs })
-    const kernel = yield* Sim.SimKernel
-    const host = new Host(memory, kernel, o.costs)
-    for (let i = 0; i < o.pcpus; i++) {
-      const p = new Pcpu(i, `pcpu${i}`, o.costs.ipiDeliveryNs)
-      host.pcpus.push(p)
-      kernel.event("pcpu.online", [i])
-      yield* Sim.spawn(`pcpu${i}.apic`, p.apic)
-    }
-    return host
-  })
+export function* makeHost(o: HostOptions): Sim.Gen<Host> {
+  const kernel = yield* Sim.kernel()
+  const memory = Memory.make(kernel, { model: o.model ?? "tso", drainLatencyNs: o.costs.drainNs })
+  const host = new Host(memory, kernel, o.costs)
+  for (let i = 0; i < o.pcpus; i++) {
+    const p = new Pcpu(i, `pcpu${i}`, o.costs.ipiDeliveryNs)
+    host.pcpus.push(p)
+    kernel.event("pcpu.online", [i])
+    yield* Sim.spawn(`pcpu${i}.apic`, () => p.apic(kernel))
+  }
+  return host
+}
 
 /** Creates a VM with `vcpus` vCPUs; their `mode` and `requests` live in the host's memory. */
-export const makeVm = (host: Host, vcpus: number, switches: Switches): Effect.Effect<Vm> =>
-  Effect.gen(function*() {
-    const id = host.vms.length
-    const vm = new Vm(id, `vm${id}`, host.memory, host.kernel, switches, host.costs)
-    for (let i = 0; i < vcpus; i++) {
-      const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
-      const mode = yield* host.memory.alloc(`${name}.mode`)
-      const requests = yield* host.memory.alloc(`${name}.requests`)
-      vm.vcpus.push(new VcpuState(i, name, mode, requests))
-    }
-    host.vms.push(vm)
-    return vm
-  })
+export const makeVm = (host: Host, vcpus: number, switches: Switches): Vm => {
+  const id = host.vms.length
+  const vm = new Vm(id, `vm${id}`, host.memory, host.kernel, switches, host.costs)
+  for (let i = 0; i < vcpus; i++) {
+    const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
+    const mode = host.memory.alloc(`${name}.mode`)
+    const requests = host.memory.alloc(`${name}.requests`)
+    vm.vcpus.push(new VcpuState(i, name, mode, requests))
+  }
+  host.vms.push(vm)
+  return vm
+}
 
 /** Attaches a host thread (not a vCPU) running on physical CPU `cpu`. */
-export const hostThread = (host: Host, name: string, cpu: number): Effect.Effect<HostThread, never, Sim.SimKernel> =>
-  Effect.map(host.memory.attach(name), (hw) => ({ name, hw, cpu }))
+export function* hostThread(host: Host, name: string, cpu: number): Sim.Gen<HostThread> {
+  return { name, hw: yield* host.memory.attach(name), cpu }
+}

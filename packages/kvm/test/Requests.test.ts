@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Costs, Protocol, Requests, Vcpu, Vm } from "@kvmlab/kvm"
 import { Run, Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 
 describe("request constants", () => {
   it("match include/linux/kvm_host.h and arch/x86/include/asm/kvm_host.h", () => {
@@ -22,40 +21,46 @@ describe("request constants", () => {
  * for requests without NO_WAKEUP; the teardown signal then ends its KVM_RUN.
  */
 const haltedVcpu = (req: number) =>
-  Effect.gen(function*() {
+  function*() {
     const host = yield* Vm.makeHost({ pcpus: 1, costs: Costs.defaults })
-    const vm = yield* Vm.makeVm(host, 1, { variant: { flush: "native", extraBarriers: "off" }, bugs: new Set() })
+    const vm = Vm.makeVm(host, 1, { variant: { flush: "native", extraBarriers: "off" }, bugs: new Set() })
     const v = vm.vcpus[0]!
     let entries = 0
     const guest: Vcpu.Guest = {
-      step: () => Effect.zipRight(Sim.point, Effect.sync(() => (entries++, Protocol.ExitReason.Hlt))),
-      handleExit: (v) => Effect.sync(() => Vcpu.kvm_emulate_halt(vm, v))
+      *step() {
+        yield* Sim.point()
+        entries++
+        return Protocol.ExitReason.Hlt
+      },
+      *handleExit(v) {
+        Vcpu.kvm_emulate_halt(vm, v)
+      }
     }
-    const actor = yield* Sim.spawn("vcpu0", Effect.gen(function*() {
+    const actor = yield* Sim.spawn("vcpu0", function*() {
       v.hw = yield* host.memory.attach("vcpu0")
       v.cpu = 0
       v.pcpu = host.pcpus[0]!
       return yield* Vcpu.vcpu_run(vm, v, guest)
-    }))
+    })
     const t = yield* Vm.hostThread(host, "requester", 1)
     // Wait until the vCPU has halted and blocked.
-    while (!(v.rcuwaitTask && vm.stats.blocks === 1)) yield* Sim.point
+    while (!(v.rcuwaitTask && vm.stats.blocks === 1)) yield* Sim.point()
     const before = entries
     yield* Requests.kvm_make_vcpus_request_mask(vm, req, [v], t)
-    for (let i = 0; i < 50; i++) yield* Sim.point
+    for (let i = 0; i < 50; i++) yield* Sim.point()
     const woke = entries > before || !v.rcuwaitTask
     v.signalPending = true
     yield* Requests.kvm_vcpu_kick(vm, v, t)
-    yield* actor.join
+    yield* Sim.join(actor)
     return { woke, wakeups: vm.stats.halt_wakeup ?? 0 }
-  })
+  }
 
-describe("WAKE-1", () => {
+describe.each(["fast", "effect"] as const)("WAKE-1 on the %s engine", (engine) => {
   it("a request without NO_WAKEUP wakes a blocked vCPU; KVM_REQ_TLB_FLUSH does not", () => {
-    const event = Run.runSync(haltedVcpu(Protocol.KVM_REQ_EVENT), { seed: 3 })
+    const event = Run.runSync(haltedVcpu(Protocol.KVM_REQ_EVENT), { seed: 3, engine })
     expect(event.violation).toBeUndefined()
     expect(event.exit?._tag === "Success" && event.exit.value.woke).toBe(true)
-    const flush = Run.runSync(haltedVcpu(Protocol.KVM_REQ_TLB_FLUSH), { seed: 3 })
+    const flush = Run.runSync(haltedVcpu(Protocol.KVM_REQ_TLB_FLUSH), { seed: 3, engine })
     expect(flush.violation).toBeUndefined()
     expect(flush.exit?._tag === "Success" && flush.exit.value).toEqual({ woke: false, wakeups: 1 }) // only the teardown kick
   })

@@ -95,6 +95,19 @@ describe.runIf(present)("herd7 oracle", () => {
     expect(wrong).toEqual([])
   })
 
+  it("the actor engine on the effect engine (fibers, STM) reaches the same sets as on fast (a sample)", () => {
+    const sample = readExpected("tso").filter((e) => /\/(BASIC|RELAX)_[23]_THREAD\/|\/CO\//.test(e.file)).filter((_, i) => i % 40 === 0)
+    expect(sample.length).toBeGreaterThan(25)
+    for (const e of sample) {
+      const t = parseFile(e.file)
+      const ex = Exhaustive.check(t, "tso")
+      const fast = Actors.check(t, { model: "tso", runs: 300, seed: 3, engine: "fast" })
+      const effect = Actors.check(t, { model: "tso", runs: 300, seed: 3, engine: "effect" })
+      expect(effect.states).toEqual(fast.states)
+      expect(diffStates(effect.states, ex.states).extra).toEqual([])
+    }
+  })
+
   it("the actor engine never leaves the exhaustive outcome set (4-thread sample)", () => {
     const sample = readExpected("tso").filter((e) => /_4_THREAD/.test(e.file)).filter((_, i) => i % 60 === 0)
     expect(sample.length).toBeGreaterThan(5)

@@ -90,7 +90,7 @@ interface Sink {
 }
 
 /** The simulation program of a scenario. */
-export const program = (s: Scenario, sink?: Sink): Effect.Effect<Metrics, never, Sim.SimKernel> => {
+export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> => {
   switch (s.workload.kind) {
     case "request-race":
     case "lockless-walk":
@@ -126,6 +126,7 @@ export interface ScenarioRun {
   readonly violations: ReadonlyArray<FoundViolation>
   readonly invariantChecks: Readonly<Record<string, number>>
   readonly token: string
+  readonly decisions: ReadonlyArray<number>
   readonly trace: ReadonlyArray<Sim.TraceEvent>
 }
 
@@ -134,6 +135,10 @@ export interface RunOptions {
   readonly strategy?: Strategy.Strategy
   readonly trace?: boolean
   readonly maxSteps?: number
+  /** Default `fast`. */
+  readonly engine?: Run.Engine
+  /** Follow these decisions where they fit (shrinking); see `Run.RunOptions.guide`. */
+  readonly guide?: ReadonlyArray<number>
 }
 
 /**
@@ -145,7 +150,7 @@ const boundsOf = (s: Scenario, strategy?: Strategy.Strategy) =>
     ? { maxSteps: Number.MAX_SAFE_INTEGER, maxTimeNs: s.durationNs }
     : { maxSteps: s.maxSteps, ...(s.durationNs > 0 ? { maxTimeNs: s.durationNs } : {}) }
 
-const toRun = (s: Scenario, r: Run.RunResult<Metrics, never>, metrics: Metrics): ScenarioRun => ({
+const toRun = (s: Scenario, r: Run.RunResult<Metrics>, metrics: Metrics): ScenarioRun => ({
   scenario: s.name,
   variant: s.variant,
   bugs: s.bugs,
@@ -163,6 +168,7 @@ const toRun = (s: Scenario, r: Run.RunResult<Metrics, never>, metrics: Metrics):
   get token() {
     return r.token
   },
+  decisions: r.decisions,
   trace: r.trace
 })
 
@@ -177,7 +183,9 @@ export const run = (s: Scenario, o: RunOptions): Effect.Effect<ScenarioRun, Run.
         digest: canonical(s),
         ...boundsOf(s, o.strategy ?? { _tag: "timed" }),
         ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
-        ...(o.trace !== undefined ? { trace: o.trace } : {})
+        ...(o.trace !== undefined ? { trace: o.trace } : {}),
+        ...(o.engine !== undefined ? { engine: o.engine } : {}),
+        ...(o.guide !== undefined ? { guide: o.guide } : {})
       }),
       (r) => toRun(s, r, sink.metrics())
     )
@@ -192,13 +200,17 @@ export const scenarioOfToken = (token: string): Either.Either<Scenario, Scenario
   return Either.flatMap(parse(data.digest, "token"), (s) => validate(s, "token"))
 }
 
-/** Replays a token: the same run, the same trace hash (or a `ReplayDiverged` failure). */
-export const replay = (token: string, o: { readonly trace?: boolean } = {}) =>
+/** Replays a token, on either engine: the same run, the same trace hash (or a `ReplayDiverged` failure). */
+export const replay = (token: string, o: { readonly trace?: boolean; readonly engine?: Run.Engine } = {}) =>
   Effect.gen(function*() {
     const s = yield* Either.match(scenarioOfToken(token), { onLeft: (e) => Effect.fail(e), onRight: (x) => Effect.succeed(x) })
     const sink: Sink = { metrics: () => ({}) }
-    const r = yield* Run.replay(program(s, sink), token, { digest: canonical(s), ...(o.trace !== undefined ? { trace: o.trace } : {}) })
-    return toRun(s, r as Run.RunResult<Metrics, never>, sink.metrics())
+    const r = yield* Run.replay(program(s, sink), token, {
+      digest: canonical(s),
+      ...(o.trace !== undefined ? { trace: o.trace } : {}),
+      ...(o.engine !== undefined ? { engine: o.engine } : {})
+    })
+    return toRun(s, r, sink.metrics())
   })
 
 export interface ExploreOptions {
@@ -207,6 +219,8 @@ export interface ExploreOptions {
   readonly strategy: Strategy.SearchStrategy
   readonly all?: boolean
   readonly maxSteps?: number
+  /** Default `fast`. */
+  readonly engine?: Run.Engine
   readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
 }
 
@@ -235,6 +249,7 @@ export const explore = (s: Scenario, o: ExploreOptions): Effect.Effect<ScenarioE
       ...boundsOf(s, o.strategy),
       ...(o.all !== undefined ? { all: o.all } : {}),
       ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
+      ...(o.engine !== undefined ? { engine: o.engine } : {}),
       ...(o.onProgress !== undefined ? { onProgress: o.onProgress, progressEvery: Math.max(1, Math.floor(o.runs / 20)) } : {})
     }),
     (r) => ({

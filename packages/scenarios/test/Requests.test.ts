@@ -34,7 +34,8 @@ describe("mechanism A with every bug switch off", () => {
 // the strategy and run budget that finds it (measured: see the issue note).
 const cases: ReadonlyArray<readonly [string, string, ReadonlyArray<string>, Strategy.SearchStrategy]> = [
   ["A.noEntryBarrier", "request-race", ["REQ-1", "TLB-1"], random],
-  ["A.noRequesterBarrier", "request-race", ["REQ-1", "TLB-1"], random],
+  // Without the LOCK prefix two requesters can both read IN_GUEST_MODE and both kick: IPI-1.
+  ["A.noRequesterBarrier", "request-race", ["REQ-1", "TLB-1", "IPI-1"], random],
   ["A.noRequesterBarrier", "lockless-walk", ["REQ-1", "WALK-1"], random],
   ["A.kickNoWaitForFlush", "request-race", ["REQ-2", "TLB-1"], random],
   ["A.kickNoWaitForFlush", "lockless-walk", ["REQ-2", "WALK-1"], random],
@@ -97,7 +98,8 @@ describe("mechanism B with every bug switch off", () => {
   it("flush=pv skips preempted targets and flushes them at their next entry; native never does", () => {
     const total = (flush: string, metric: string) => {
       let n = 0
-      for (let seed = 1; seed <= 40; seed++) {
+      // A target is seen preempted in about one shootdown in 80 under random (measured: 20 of 1,600).
+      for (let seed = 1; seed <= 200; seed++) {
         n += Effect.runSync(Runner.run(scenario("pv-flush-race", [], [["flush", flush]]), { seed, strategy: random })).metrics[metric] ?? 0
       }
       return n

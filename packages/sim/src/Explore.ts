@@ -1,13 +1,15 @@
 /**
  * Exploration: many runs of one program with seeds counted up from a base seed, under one search
- * strategy, stopping at the first violation (or collecting one per invariant with `all`). Wall
- * time for the rates comes from the caller's `Clock` service, never from ambient time, so the
- * simulation stays deterministic and tests can pin the clock.
+ * strategy, stopping at the first violation (or keeping the first run of each invariant with
+ * `all`). Runs are made in blocks of consecutive seeds whose results merge in seed order, so a
+ * caller can deal blocks to worker threads and get exactly what one thread gets: the same
+ * violations at the same run indices, the same counts and distinct traces. Wall time for the
+ * rates comes from the caller's `Clock` service, never from ambient time.
  */
 import { Clock, Effect } from "effect"
-import type { Outcome, Violation } from "./internal/kernel.js"
-import { InvalidRunOptions, type RunResult, runSync } from "./Run.js"
-import type { SimKernel } from "./Sim.js"
+import type { Outcome, Violation } from "./internal/core.js"
+import type { Program } from "./Op.js"
+import { type Engine, InvalidRunOptions, runSync } from "./Run.js"
 import type { SearchStrategy } from "./Strategy.js"
 
 /** Options of an exploration. */
@@ -21,6 +23,8 @@ export interface ExploreOptions {
   readonly digest?: string
   /** Keep going after a violation, keeping the first run of each distinct invariant. */
   readonly all?: boolean
+  /** Default `fast`. */
+  readonly engine?: Engine
   /** Called every `progressEvery` runs (default 100) with the runs done so far. */
   readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
   readonly progressEvery?: number
@@ -33,6 +37,23 @@ export interface FoundViolation extends Violation {
   readonly replay: string
   /** How many runs broke this invariant (with `all`). */
   readonly count: number
+  /** Steps of the violating run. */
+  readonly steps: number
+}
+
+/** What a block of consecutive runs found; blocks merge with `combine`. */
+export interface BlockResult {
+  /** Index of the block's first run. */
+  readonly first: number
+  /** Runs made: the whole block, or up to and including its first violation (without `all`). */
+  readonly runs: number
+  readonly steps: number
+  readonly outcomes: Readonly<Record<Outcome, number>>
+  readonly invariantChecks: Readonly<Record<string, number>>
+  /** The distinct trace hashes of the block. */
+  readonly traces: ReadonlyArray<string>
+  /** The first violating run of each invariant in the block, with its count in the block. */
+  readonly violations: ReadonlyArray<FoundViolation>
 }
 
 /** What an exploration found and how fast it went. */
@@ -50,71 +71,144 @@ export interface ExploreResult {
   readonly stepsPerSecond: number
 }
 
-/** Explores `program`; fails with `InvalidRunOptions` for bad options. */
-export const explore = <A, E, R>(
-  program: Effect.Effect<A, E, R>,
-  options: ExploreOptions
-): Effect.Effect<ExploreResult, InvalidRunOptions, Exclude<R, SimKernel>> =>
-  Effect.gen(function*() {
-    if (!Number.isSafeInteger(options.runs) || options.runs < 1) {
-      return yield* new InvalidRunOptions({ field: "runs", message: `must be a positive integer, got ${options.runs}` })
+/** The options of the runs of a block (everything but the base seed's offset). */
+export interface BlockOptions {
+  readonly seed: number
+  readonly strategy: SearchStrategy
+  readonly maxSteps?: number
+  readonly maxTimeNs?: number
+  readonly digest?: string
+  readonly all?: boolean
+  readonly engine?: Engine
+}
+
+const emptyOutcomes = (): Record<Outcome, number> => ({ completed: 0, violation: 0, deadlock: 0, "step-bound": 0, "time-bound": 0 })
+
+/** Checks the options every exploration shares. */
+export const validate = (o: { readonly runs: number }): InvalidRunOptions | undefined =>
+  !Number.isSafeInteger(o.runs) || o.runs < 1
+    ? new InvalidRunOptions({ field: "runs", message: `must be a positive integer, got ${o.runs}` })
+    : undefined
+
+/**
+ * The strategy the runs use. PCT needs the expected run length k; when the strategy does not
+ * give it, it is calibrated once from four `random` runs (seeds `seed` to `seed + 3`): the
+ * longest of them. The same for every block and every worker, so results do not depend on how
+ * the runs are dealt.
+ */
+export const runStrategy = (program: Program<unknown>, o: BlockOptions): SearchStrategy => {
+  if (o.strategy._tag !== "pct" || o.strategy.steps !== undefined) return o.strategy
+  let k = 1
+  for (let i = 0; i < 4; i++) {
+    const r = runSync(program, { ...bounds(o), seed: (o.seed + i) >>> 0, strategy: { _tag: "random" }, engine: o.engine ?? "fast" })
+    k = Math.max(k, r.steps)
+  }
+  return { ...o.strategy, steps: Math.min(k, 100_000_000) }
+}
+
+const bounds = (o: BlockOptions) => ({
+  ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
+  ...(o.maxTimeNs !== undefined ? { maxTimeNs: o.maxTimeNs } : {}),
+  ...(o.digest !== undefined ? { digest: o.digest } : {})
+})
+
+/**
+ * Makes runs `first` .. `first + count - 1` (seeds `seed + i`) with `strategy` (from
+ * `runStrategy`); stops at the first violation unless `all`. Throws `InvalidRunOptions`.
+ */
+export const runBlock = (program: Program<unknown>, o: BlockOptions, strategy: SearchStrategy, first: number, count: number): BlockResult => {
+  const outcomes = emptyOutcomes()
+  const invariantChecks: Record<string, number> = {}
+  const byInvariant = new Map<string, FoundViolation>()
+  const traces = new Set<string>()
+  const b = bounds(o)
+  const engine = o.engine ?? "fast"
+  let steps = 0
+  let runs = 0
+  for (let i = first; i < first + count; i++) {
+    const seed = (o.seed + i) >>> 0
+    const r = runSync(program, { seed, strategy, engine, ...b })
+    runs++
+    steps += r.steps
+    outcomes[r.outcome]++
+    traces.add(r.traceHash)
+    for (const name in r.invariantChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + r.invariantChecks[name]!
+    if (r.violation !== undefined) {
+      const seen = byInvariant.get(r.violation.invariant)
+      if (seen === undefined) byInvariant.set(r.violation.invariant, { ...r.violation, run: i, seed, replay: r.token, count: 1, steps: r.steps })
+      else byInvariant.set(r.violation.invariant, { ...seen, count: seen.count + 1 })
+      if (o.all !== true) break
     }
-    const context = yield* Effect.context<Exclude<R, SimKernel>>()
-    const provided = Effect.provide(program, context) as Effect.Effect<A, E, SimKernel>
+  }
+  return { first, runs, steps, outcomes, invariantChecks, traces: [...traces], violations: [...byInvariant.values()] }
+}
+
+/** Whether a block ends the exploration (a violation, without `all`). */
+export const stops = (b: BlockResult, all: boolean): boolean => !all && b.violations.length > 0
+
+/**
+ * Merges blocks in seed order, as one thread would have made them: without `all`, nothing after
+ * the first block that found a violation counts.
+ */
+export const combine = (blocks: ReadonlyArray<BlockResult>, all: boolean) => {
+  const sorted = [...blocks].sort((a, b) => a.first - b.first)
+  const outcomes = emptyOutcomes()
+  const invariantChecks: Record<string, number> = {}
+  const byInvariant = new Map<string, FoundViolation>()
+  const traces = new Set<string>()
+  let runs = 0
+  let steps = 0
+  for (const b of sorted) {
+    runs += b.runs
+    steps += b.steps
+    for (const k in b.outcomes) outcomes[k as Outcome] += b.outcomes[k as Outcome]
+    for (const name in b.invariantChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + b.invariantChecks[name]!
+    for (const t of b.traces) traces.add(t)
+    for (const v of b.violations) {
+      const seen = byInvariant.get(v.invariant)
+      byInvariant.set(v.invariant, seen === undefined ? v : { ...seen, count: seen.count + v.count })
+    }
+    if (stops(b, all)) break
+  }
+  return { runs, steps, outcomes, invariantChecks, distinctTraces: traces.size, violations: [...byInvariant.values()] }
+}
+
+/** Rates from a run count, a step count and the wall time. */
+export const rates = (runs: number, steps: number, wallNs: number) => {
+  const perSecond = (n: number) => (wallNs > 0 ? Math.round((n * 1e9) / wallNs) : 0)
+  return { wallNs, runsPerSecond: perSecond(runs), stepsPerSecond: perSecond(steps) }
+}
+
+/** Explores `program` on this thread; fails with `InvalidRunOptions` for bad options. */
+export const explore = <A>(program: Program<A>, options: ExploreOptions): Effect.Effect<ExploreResult, InvalidRunOptions> =>
+  Effect.gen(function*() {
+    const bad = validate(options)
+    if (bad !== undefined) return yield* bad
     const start = yield* Clock.currentTimeNanos
-    const outcomes: Record<Outcome, number> = { completed: 0, violation: 0, deadlock: 0, "step-bound": 0, "time-bound": 0 }
-    const invariantChecks: Record<string, number> = {}
-    const byInvariant = new Map<string, FoundViolation>()
-    const traces = new Set<string>()
-    const every = options.progressEvery ?? 100
-    let steps = 0
-    let runs = 0
-    let pctSteps = options.strategy._tag === "pct" ? options.strategy.steps : undefined
-    for (let i = 0; i < options.runs; i++) {
-      const strategy: SearchStrategy = options.strategy._tag === "pct"
-        ? { ...options.strategy, steps: pctSteps ?? Math.min(options.maxSteps ?? 1000, 1000) }
-        : options.strategy
-      const seed = (options.seed + i) >>> 0
-      const r: RunResult<A, E> | InvalidRunOptions = yield* Effect.try({
-        try: () =>
-          runSync(provided, {
-            seed,
-            strategy,
-            ...(options.maxSteps !== undefined ? { maxSteps: options.maxSteps } : {}),
-            ...(options.maxTimeNs !== undefined ? { maxTimeNs: options.maxTimeNs } : {}),
-            ...(options.digest !== undefined ? { digest: options.digest } : {})
-          }),
+    const every = Math.max(1, options.progressEvery ?? 100)
+    const all = options.all === true
+    const strategy = yield* Effect.try({
+      try: () => runStrategy(program, options),
+      catch: (e) => {
+        if (e instanceof InvalidRunOptions) return e
+        throw e
+      }
+    })
+    const blocks: Array<BlockResult> = []
+    for (let first = 0; first < options.runs; first += every) {
+      const count = Math.min(every, options.runs - first)
+      const b = yield* Effect.try({
+        try: () => runBlock(program, options, strategy, first, count),
         catch: (e) => {
           if (e instanceof InvalidRunOptions) return e
           throw e
         }
       })
-      runs++
-      steps += r.steps
-      outcomes[r.outcome]++
-      traces.add(r.traceHash)
-      for (const [name, n] of Object.entries(r.invariantChecks)) invariantChecks[name] = (invariantChecks[name] ?? 0) + n
-      // PCT needs the run length k; learn it as the longest run seen (Shuttle does the same).
-      if (options.strategy._tag === "pct" && options.strategy.steps === undefined) pctSteps = Math.max(pctSteps ?? 1, r.steps)
-      if (r.violation !== undefined) {
-        const seen = byInvariant.get(r.violation.invariant)
-        if (seen === undefined) byInvariant.set(r.violation.invariant, { ...r.violation, run: i, seed, replay: r.token, count: 1 })
-        else byInvariant.set(r.violation.invariant, { ...seen, count: seen.count + 1 })
-        if (!options.all) break
-      }
-      if (options.onProgress !== undefined && (i + 1) % every === 0) yield* options.onProgress(i + 1, options.runs)
+      blocks.push(b)
+      if (stops(b, all)) break
+      if (options.onProgress !== undefined) yield* options.onProgress(first + count, options.runs)
     }
+    const c = combine(blocks, all)
     const wallNs = Number((yield* Clock.currentTimeNanos) - start)
-    const perSecond = (n: number) => (wallNs > 0 ? Math.round((n * 1e9) / wallNs) : 0)
-    return {
-      runs,
-      steps,
-      violations: [...byInvariant.values()],
-      outcomes,
-      invariantChecks,
-      distinctTraces: traces.size,
-      wallNs,
-      runsPerSecond: perSecond(runs),
-      stepsPerSecond: perSecond(steps)
-    }
+    return { ...c, ...rates(c.runs, c.steps, wallNs) }
   })

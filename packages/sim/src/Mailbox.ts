@@ -1,72 +1,139 @@
 /**
- * Typed, bounded actor mailboxes. Messages live in an Effect `Queue`; sending and receiving are
- * scheduling points, and a full or empty mailbox is a kernel-visible blocking wait, so a
- * strategy decides who runs and a stuck protocol is reported as a deadlock.
+ * Typed, bounded actor mailboxes. Sending and receiving are scheduling points; a full or an empty
+ * mailbox is a kernel-visible wait, so a strategy decides who runs and a protocol stuck on a
+ * mailbox nobody fills is reported as a deadlock. On the `effect` engine the messages live in an
+ * Effect `Queue`; on `fast`, in a plain array. Both keep the same count, so they decide alike.
  */
 import { Effect, Option, Queue } from "effect"
-import { type Kernel, WaitQueue } from "./internal/kernel.js"
-import { SimKernel } from "./Sim.js"
+import { type Blocked, Step, type StepHost, type Yieldable } from "./Op.js"
+import { WaitQueue } from "./internal/core.js"
+import type { Kernel } from "./Sim.js"
 
 /** A bounded mailbox of `A` messages. */
 export interface Mailbox<A> {
   readonly name: string
   readonly capacity: number
   /** Sends, blocking while the mailbox is full. */
-  readonly send: (message: A) => Effect.Effect<void>
+  readonly send: (message: A) => Yieldable<void>
   /** Receives the oldest message, blocking while the mailbox is empty. */
-  readonly receive: Effect.Effect<A>
-  /** Receives if a message is there, without blocking. */
-  readonly poll: Effect.Effect<Option.Option<A>>
+  readonly receive: () => Yieldable<A>
+  /** Receives if a message is there, without blocking; undefined otherwise. */
+  readonly poll: () => Yieldable<A | undefined>
   /** Messages waiting now. */
-  readonly size: Effect.Effect<number>
+  readonly size: () => number
 }
 
-/** Creates a mailbox with room for `capacity` messages (at least 1). */
-export const make = <A>(name: string, capacity: number): Effect.Effect<Mailbox<A>, never, SimKernel> =>
-  Effect.gen(function*() {
-    if (!Number.isInteger(capacity) || capacity < 1) {
-      return yield* Effect.dieMessage(`Mailbox.make(${name}): capacity must be an integer >= 1, got ${capacity}`)
+/** Where the messages are kept. */
+interface Store<A> {
+  push(message: A): void
+  take(): A
+  pushEffect(message: A): Effect.Effect<void>
+  takeEffect(): Effect.Effect<A>
+}
+
+class ArrayStore<A> implements Store<A> {
+  private readonly items: Array<A> = []
+  private head = 0
+  push(message: A): void {
+    this.items.push(message)
+  }
+  take(): A {
+    const m = this.items[this.head++]!
+    if (this.head === this.items.length) {
+      this.items.length = 0
+      this.head = 0
     }
-    const k = yield* SimKernel
-    const queue = yield* Queue.bounded<A>(capacity)
-    return new MailboxImpl<A>(k, name, capacity, queue)
-  })
+    return m
+  }
+  pushEffect(message: A): Effect.Effect<void> {
+    return Effect.sync(() => this.push(message))
+  }
+  takeEffect(): Effect.Effect<A> {
+    return Effect.sync(() => this.take())
+  }
+}
+
+class QueueStore<A> implements Store<A> {
+  constructor(private readonly queue: Queue.Queue<A>) {}
+  push(message: A): void {
+    Queue.unsafeOffer(this.queue, message)
+  }
+  take(): A {
+    return Option.getOrThrow(Effect.runSync(Queue.poll(this.queue)))
+  }
+  pushEffect(message: A): Effect.Effect<void> {
+    return Effect.asVoid(Queue.offer(this.queue, message)) // never suspends: the count says there is room
+  }
+  takeEffect(): Effect.Effect<A> {
+    return Effect.map(Queue.poll(this.queue), Option.getOrThrow)
+  }
+}
 
 class MailboxImpl<A> implements Mailbox<A> {
-  readonly send: (message: A) => Effect.Effect<void>
-  readonly receive: Effect.Effect<A>
-  readonly poll: Effect.Effect<Option.Option<A>>
-  readonly size: Effect.Effect<number>
-  private count = 0
-
-  constructor(k: Kernel, readonly name: string, readonly capacity: number, queue: Queue.Queue<A>) {
-    const items = new WaitQueue(`${name} (empty)`)
-    const space = new WaitQueue(`${name} (full)`)
-    this.send = (message) => {
-      const attempt: Effect.Effect<void> = Effect.suspend(() => {
-        if (this.count >= capacity) return Effect.zipRight(k.wait(space), attempt)
-        this.count++
-        k.wakeAll(items)
-        return Queue.offer(queue, message) // never suspends: there is room
-      })
-      return Effect.zipRight(k.point, attempt)
-    }
-    const take: Effect.Effect<A> = Effect.suspend(() => {
-      if (this.count === 0) return Effect.zipRight(k.wait(items), take)
-      this.count--
-      k.wakeAll(space)
-      return Effect.map(Queue.poll(queue), Option.getOrThrow)
-    })
-    this.receive = Effect.zipRight(k.point, take)
-    this.poll = Effect.zipRight(
-      k.point,
-      Effect.suspend(() => {
-        if (this.count === 0) return Effect.succeedNone
-        this.count--
-        k.wakeAll(space)
-        return Queue.poll(queue)
-      })
-    )
-    this.size = Effect.sync(() => this.count)
+  count = 0
+  readonly items: WaitQueue
+  readonly space: WaitQueue
+  constructor(readonly name: string, readonly capacity: number, readonly store: Store<A>) {
+    this.items = new WaitQueue(`${name} (empty)`)
+    this.space = new WaitQueue(`${name} (full)`)
   }
+  send = (message: A): Yieldable<void> => new SendStep(this, message)
+  receive = (): Yieldable<A> => new ReceiveStep<A, A>(this, true)
+  poll = (): Yieldable<A | undefined> => new ReceiveStep<A, A | undefined>(this, false)
+  size = (): number => this.count
+}
+
+class SendStep<A> extends Step<void> {
+  constructor(private readonly mb: MailboxImpl<A>, private readonly message: A) {
+    super(true, 0)
+  }
+  private room(host: StepHost): Blocked | undefined {
+    if (this.mb.count >= this.mb.capacity) return host.block(this.mb.space)
+    this.mb.count++
+    host.wakeAll(this.mb.items)
+    return undefined
+  }
+  run(host: StepHost): void | Blocked {
+    const b = this.room(host)
+    if (b !== undefined) return b
+    this.mb.store.push(this.message)
+  }
+  override runEffect(host: StepHost): Effect.Effect<void | Blocked> {
+    return Effect.suspend((): Effect.Effect<void | Blocked> => {
+      const b = this.room(host)
+      return b !== undefined ? Effect.succeed(b) : this.mb.store.pushEffect(this.message)
+    })
+  }
+}
+
+/** A receive: `R` is `A` when it blocks on an empty mailbox, `A | undefined` when it polls. */
+class ReceiveStep<A, R extends A | undefined> extends Step<R> {
+  constructor(private readonly mb: MailboxImpl<A>, private readonly blocking: boolean) {
+    super(true, 0)
+  }
+  private ready(host: StepHost): Blocked | boolean {
+    if (this.mb.count === 0) return this.blocking ? host.block(this.mb.items) : false
+    this.mb.count--
+    host.wakeAll(this.mb.space)
+    return true
+  }
+  run(host: StepHost): R | Blocked {
+    const r = this.ready(host)
+    return r === true ? (this.mb.store.take() as R) : r === false ? (undefined as R) : r
+  }
+  override runEffect(host: StepHost): Effect.Effect<R | Blocked> {
+    return Effect.suspend((): Effect.Effect<R | Blocked> => {
+      const r = this.ready(host)
+      return r === true ? (this.mb.store.takeEffect() as Effect.Effect<R>) : Effect.succeed(r === false ? (undefined as R) : r)
+    })
+  }
+}
+
+/** Creates a mailbox with room for `capacity` messages (an integer >= 1). */
+export const make = <A>(k: Kernel, name: string, capacity: number): Mailbox<A> => {
+  if (!Number.isInteger(capacity) || capacity < 1) {
+    throw new RangeError(`Mailbox.make(${name}): capacity must be an integer >= 1, got ${capacity}`)
+  }
+  const store: Store<A> = k.engine === "effect" ? new QueueStore(Effect.runSync(Queue.bounded<A>(capacity))) : new ArrayStore<A>()
+  return new MailboxImpl<A>(name, capacity, store)
 }

@@ -1,16 +1,25 @@
 /**
- * Running a program under the kernel: `run` takes a program, a seed, a strategy and bounds, and
- * returns its exit, the recorded decisions, the trace hash, the step count, the virtual time
- * reached and any violation, with a replay token that reproduces all of it. `replay` runs a
- * token again and fails loudly when the run diverges from it.
+ * Running a program under the kernel: `run` takes a program, a seed, a strategy, bounds and an
+ * engine, and returns its exit, the recorded decisions, the trace hash, the step count, the
+ * virtual time reached and any violation, with a replay token that reproduces all of it on
+ * either engine. `replay` runs a token again and fails loudly when the run diverges from it.
  */
-import { Effect, ModuleVersion, Schema } from "effect"
-import type { Exit } from "effect"
-import { Kernel, type Outcome, ReplayDivergence, type TraceEvent, type Violation } from "./internal/kernel.js"
+import { Effect, Exit, ModuleVersion, Schema } from "effect"
+import { type ActorExit, type CoreOptions, type Outcome, ReplayDivergence, type TraceEvent, type Violation } from "./internal/core.js"
+import { EffectEngine } from "./internal/effect.js"
+import { FastEngine } from "./internal/fast.js"
+import type { Program } from "./Op.js"
 import { seedProblem } from "./Prng.js"
 import * as ReplayToken from "./ReplayToken.js"
-import { SimKernel } from "./Sim.js"
 import type { SearchStrategy, Strategy } from "./Strategy.js"
+
+/**
+ * Which engine runs the program: `fast` steps the generators itself (the default, for
+ * exploration); `effect` runs every actor as an Effect fiber with state in STM and Effect
+ * queues (the reference). Both give the same trace for the same seed.
+ */
+export const Engine = Schema.Literal("fast", "effect")
+export type Engine = typeof Engine.Type
 
 /** Options of one run. */
 export interface RunOptions {
@@ -26,6 +35,13 @@ export interface RunOptions {
   readonly trace?: boolean
   /** A digest of the program or scenario, stored in the token and checked on replay. */
   readonly digest?: string
+  /** Default `fast`. */
+  readonly engine?: Engine
+  /**
+   * Decisions to take where they fit, else keep running the actor that ran last (a negative
+   * entry: no preference). For shrinking: the run records the decisions it really took.
+   */
+  readonly guide?: ReadonlyArray<number>
 }
 
 /** Raised for an option that is out of range; `field` names it. */
@@ -40,13 +56,14 @@ export class ReplayDiverged extends Schema.TaggedError<ReplayDiverged>()("Replay
 }) {}
 
 /** Everything one run produced. */
-export interface RunResult<A, E> {
+export interface RunResult<A> {
   /** How the main program ended, when it did. */
-  readonly exit: Exit.Exit<A, E> | undefined
+  readonly exit: Exit.Exit<A, unknown> | undefined
   readonly outcome: Outcome
   readonly violation: Violation | undefined
   readonly seed: number
   readonly strategy: SearchStrategy
+  readonly engine: Engine
   /** The actor chosen at every decision with more than one runnable actor. */
   readonly decisions: ReadonlyArray<number>
   readonly traceHash: string
@@ -68,13 +85,17 @@ interface Resolved {
   readonly maxTimeNs: number
   readonly digest: string
   readonly trace: boolean
+  readonly engine: Engine
   readonly replay: ReplayToken.ReplayTokenData | undefined
+  readonly guide: ReadonlyArray<number> | undefined
 }
 
 const resolve = (o: RunOptions): Resolved | InvalidRunOptions | ReplayToken.InvalidReplayToken => {
   const bad = (field: string, message: string) => new InvalidRunOptions({ field, message })
   const digest = o.digest ?? ""
   const trace = o.trace ?? false
+  const engine = o.engine ?? "fast"
+  if (engine !== "fast" && engine !== "effect") return bad("engine", `expected fast or effect, got ${String(engine)}`)
   if (o.strategy?._tag === "replay") {
     const data = ReplayToken.decode(o.strategy.token)
     if (data instanceof ReplayToken.InvalidReplayToken) return data
@@ -83,7 +104,7 @@ const resolve = (o: RunOptions): Resolved | InvalidRunOptions | ReplayToken.Inva
         message: `the token was made for ${data.digest || "an unnamed program"}, not ${o.digest || "this one"}`
       })
     }
-    return { ...data, digest: data.digest, trace, replay: data }
+    return { ...data, digest: data.digest, trace, engine, replay: data, guide: undefined }
   }
   const seedIssue = seedProblem(o.seed)
   if (seedIssue !== undefined) return bad("seed", seedIssue)
@@ -97,7 +118,7 @@ const resolve = (o: RunOptions): Resolved | InvalidRunOptions | ReplayToken.Inva
   if (strategy._tag === "pct" && !(Number.isInteger(strategy.depth) && strategy.depth >= 1)) {
     return bad("strategy.depth", `must be an integer >= 1, got ${strategy.depth}`)
   }
-  return { seed: o.seed, strategy, maxSteps, maxTimeNs, digest, trace, replay: undefined }
+  return { seed: o.seed, strategy, maxSteps, maxTimeNs, digest, trace, engine, replay: undefined, guide: o.guide }
 }
 
 /** The `effect` version recorded in tokens (traces do not depend on it, but it helps diagnose). */
@@ -105,35 +126,42 @@ export const effectVersion = (): string => ModuleVersion.getCurrentVersion()
 
 /**
  * Runs a program synchronously under the kernel and returns its result. For hot loops
- * (`explore`, benchmarks); most callers want `run`. Throws on invalid options.
+ * (`explore`, benchmarks); most callers want `run`. Throws on invalid options and on a replay
+ * that diverges (`ReplayDivergence`).
  */
-export const runSync = <A, E>(program: Effect.Effect<A, E, SimKernel>, options: RunOptions): RunResult<A, E> => {
+export const runSync = <A>(program: Program<A>, options: RunOptions): RunResult<A> => {
   const r = resolve(options)
   if (!("seed" in r)) throw r
   return execute(program, r)
 }
 
-const execute = <A, E>(program: Effect.Effect<A, E, SimKernel>, r: Resolved): RunResult<A, E> => {
-  const kernel = new Kernel({
+const toExit = <A>(e: ActorExit | undefined): Exit.Exit<A, unknown> | undefined =>
+  e === undefined ? undefined : e._tag === "success" ? Exit.succeed(e.value as A) : Exit.die(e.error)
+
+const execute = <A>(program: Program<A>, r: Resolved): RunResult<A> => {
+  const options: CoreOptions = {
     seed: r.seed,
     strategy: r.strategy,
     maxSteps: r.maxSteps,
     maxTimeNs: r.maxTimeNs,
     trace: r.trace,
-    replay: r.replay?.decisions
-  })
-  kernel.execute(Effect.provideService(program, SimKernel, kernel))
+    replay: r.replay?.decisions ?? r.guide,
+    guide: r.guide !== undefined
+  }
+  const kernel = r.engine === "effect" ? new EffectEngine(options) : new FastEngine(options)
+  kernel.execute(program)
   const invariantChecks: Record<string, number> = {}
   for (const inv of kernel.invariants) invariantChecks[inv.name] = (invariantChecks[inv.name] ?? 0) + inv.checks
   for (const [name, n] of kernel.eventChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + n
   const traceHash = kernel.hash.digest()
   let token: string | undefined
-  const result: RunResult<A, E> = {
-    exit: kernel.mainExit as Exit.Exit<A, E> | undefined,
+  const result: RunResult<A> = {
+    exit: toExit<A>(kernel.rootExit()),
     outcome: kernel.outcome,
     violation: kernel.violation,
     seed: r.seed,
     strategy: r.strategy,
+    engine: r.engine,
     decisions: kernel.decisions,
     traceHash,
     steps: kernel.steps,
@@ -159,7 +187,7 @@ const execute = <A, E>(program: Effect.Effect<A, E, SimKernel>, r: Resolved): Ru
   return result
 }
 
-const checkReplay = (t: ReplayToken.ReplayTokenData, got: RunResult<unknown, unknown>, leftover: number): void => {
+const checkReplay = (t: ReplayToken.ReplayTokenData, got: RunResult<unknown>, leftover: number): void => {
   const version = t.effectVersion === effectVersion() ? "" : ` (the token was made with effect ${t.effectVersion}, this is ${effectVersion()})`
   if (leftover !== 0) throw new ReplayDivergence(`replay diverged: ${leftover} recorded decisions were not used${version}`)
   if (got.steps !== t.steps || got.traceHash !== t.traceHash) {
@@ -173,18 +201,15 @@ const checkReplay = (t: ReplayToken.ReplayTokenData, got: RunResult<unknown, unk
  * Runs `program` under the kernel. With `strategy: { _tag: "replay", token }` the seed,
  * strategy and bounds come from the token, and a run that diverges fails with `ReplayDiverged`.
  */
-export const run = <A, E, R>(
-  program: Effect.Effect<A, E, R>,
+export const run = <A>(
+  program: Program<A>,
   options: RunOptions
-): Effect.Effect<RunResult<A, E>, InvalidRunOptions | ReplayToken.InvalidReplayToken | ReplayDiverged, Exclude<R, SimKernel>> =>
-  Effect.contextWithEffect((context): Effect.Effect<
-    RunResult<A, E>,
-    InvalidRunOptions | ReplayToken.InvalidReplayToken | ReplayDiverged
-  > => {
+): Effect.Effect<RunResult<A>, InvalidRunOptions | ReplayToken.InvalidReplayToken | ReplayDiverged> =>
+  Effect.suspend((): Effect.Effect<RunResult<A>, InvalidRunOptions | ReplayToken.InvalidReplayToken | ReplayDiverged> => {
     const r = resolve(options)
     if (!("seed" in r)) return Effect.fail(r)
     return Effect.try({
-      try: () => execute(Effect.provide(program, context) as Effect.Effect<A, E, SimKernel>, r),
+      try: () => execute(program, r),
       catch: (e) => {
         if (e instanceof ReplayDivergence) return new ReplayDiverged({ message: e.message })
         throw e
@@ -193,5 +218,8 @@ export const run = <A, E, R>(
   })
 
 /** Replays a token against `program`; the same as `run` with the `replay` strategy. */
-export const replay = <A, E, R>(program: Effect.Effect<A, E, R>, token: string, options?: { readonly trace?: boolean; readonly digest?: string }) =>
-  run(program, { seed: 0, strategy: { _tag: "replay", token }, ...options })
+export const replay = <A>(
+  program: Program<A>,
+  token: string,
+  options?: { readonly trace?: boolean; readonly digest?: string; readonly engine?: Engine }
+) => run(program, { seed: 0, strategy: { _tag: "replay", token }, ...options })

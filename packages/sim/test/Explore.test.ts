@@ -20,7 +20,7 @@ describe("Explore.explore", () => {
       const v = r.violations[0]!
       expect(v.invariant).toBe("ORDER-1")
       expect(r.runs).toBe(v.run + 1) // stopped at the first violation
-      const again = yield* Run.replay(orderingBug(8), v.replay)
+      const again = yield* Run.replay(orderingBug(8), v.replay, { engine: "effect" })
       expect(again.violation?.invariant).toBe("ORDER-1")
       expect(again.violation?.message).toBe(v.message)
     }))
@@ -60,6 +60,23 @@ describe("Explore.explore", () => {
       expect(a.distinctTraces).toBe(b.distinctTraces)
       expect(a.distinctTraces).toBeGreaterThan(40)
       expect(a.outcomes.completed).toBe(50)
+    }))
+
+  it.effect("blocks merge to what one thread finds: the same violations, runs, counts and traces", () =>
+    Effect.gen(function*() {
+      for (const all of [false, true]) {
+        const o = { seed: 5, strategy: { _tag: "random" } as const, all }
+        const strategy = Explore.runStrategy(orderingBug(8), o)
+        const whole = Explore.combine([Explore.runBlock(orderingBug(8), o, strategy, 0, 400)], all)
+        // Dealt as blocks of 37 runs, finished in reverse order, as workers might.
+        const blocks = []
+        for (let first = 0; first < 400; first += 37) blocks.push(Explore.runBlock(orderingBug(8), o, strategy, first, Math.min(37, 400 - first)))
+        const dealt = Explore.combine(blocks.reverse(), all)
+        expect(dealt).toEqual(whole)
+        expect(whole.violations.length).toBe(1)
+        if (!all) expect(whole.runs).toBe(whole.violations[0]!.run + 1)
+        else expect(whole.runs).toBe(400)
+      }
     }))
 
   it.effect("rejects a bad run count", () =>

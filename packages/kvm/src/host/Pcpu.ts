@@ -8,7 +8,6 @@
  * VM exit at the guest's next instruction.
  */
 import { Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 
 /** What an IPI was sent for: a vCPU to force out (or undefined for a plain function call). */
 export interface IpiTarget {
@@ -30,8 +29,8 @@ export class Pcpu {
   wakeOnDeliver: Sim.WaitQueue | undefined = undefined
 
   constructor(readonly id: number, readonly name: string, private readonly deliveryNs: number) {
-    this.postedQ = Sim.makeWaitQueue(`${name} APIC`)
-    this.handledQ = Sim.makeWaitQueue(`${name} IPI acks`)
+    this.postedQ = Sim.makeWaitQueue(() => `${name} APIC`)
+    this.handledQ = Sim.makeWaitQueue(() => `${name} IPI acks`)
   }
 
   /** A delivered IPI waits for interrupts to be enabled. */
@@ -70,28 +69,22 @@ export class Pcpu {
   }
 
   /** Blocks until IPI number `seq` has been handled (`csd_lock_wait`). */
-  waitHandled(seq: number): Effect.Effect<void, never, Sim.SimKernel> {
-    const loop: Effect.Effect<void, never, Sim.SimKernel> = Effect.suspend(() =>
-      this.handled >= seq ? Effect.void : Effect.zipRight(Sim.wait(this.handledQ), loop)
-    )
-    return loop
+  *waitHandled(seq: number): Sim.Gen<void> {
+    while (this.handled < seq) yield* Sim.wait(this.handledQ)
   }
 
   /** The local APIC: delivers posted IPIs one batch at a time. */
-  readonly apic: Effect.Effect<never, never, Sim.SimKernel> = Effect.flatMap(Sim.SimKernel, (k) => {
-    const loop: Effect.Effect<never> = Effect.suspend(() => {
-      if (this.delivered === this.posted.length) return Effect.zipRight(k.wait(this.postedQ), loop)
-      return Effect.zipRight(
-        k.pointCost(this.deliveryNs),
-        Effect.suspend(() => {
-          this.delivered = this.posted.length
-          k.event("ipi.deliver", [this.id, this.delivered])
-          if (!this.irqsDisabled) this.handle(k)
-          if (this.wakeOnDeliver !== undefined) k.wakeAll(this.wakeOnDeliver)
-          return loop
-        })
-      )
-    })
-    return loop
-  })
+  *apic(k: Sim.Kernel): Sim.Gen<never> {
+    for (;;) {
+      if (this.delivered === this.posted.length) {
+        yield* Sim.wait(this.postedQ)
+        continue
+      }
+      yield* Sim.point(this.deliveryNs)
+      this.delivered = this.posted.length
+      k.event("ipi.deliver", [this.id, this.delivered])
+      if (!this.irqsDisabled) this.handle(k)
+      if (this.wakeOnDeliver !== undefined) k.wakeAll(this.wakeOnDeliver)
+    }
+  }
 }

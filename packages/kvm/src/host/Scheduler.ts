@@ -6,7 +6,6 @@
  * `vcpu_run`'s loop, through `schedule()` and the KVM preempt notifiers.
  */
 import { Prng, Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 import type { VcpuState } from "../requests/State.js"
 
 export class Runqueue {
@@ -15,7 +14,7 @@ export class Runqueue {
   sliceEnd = 0
   readonly switched: Sim.WaitQueue
   constructor(readonly cpu: number) {
-    this.switched = Sim.makeWaitQueue(`pcpu${cpu} runqueue`)
+    this.switched = Sim.makeWaitQueue(() => `pcpu${cpu} runqueue`)
   }
 }
 
@@ -36,15 +35,15 @@ export class Scheduler {
   }
 
   /** The thread starts: it runs at once on an idle CPU, otherwise it queues for its turn. */
-  acquire(v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> {
+  *acquire(v: VcpuState): Sim.Gen<void> {
     const rq = this.rq(v)
     if (rq.current === undefined) {
       rq.current = v
       rq.sliceEnd = this.k.now + this.sliceNs
-      return Effect.void
+      return
     }
     rq.queue.push(v)
-    return this.waitTurn(v)
+    yield* this.waitTurn(v)
   }
 
   /** `need_resched()`: the slice is used up and another thread is waiting for the CPU. */
@@ -63,22 +62,19 @@ export class Scheduler {
   }
 
   /** `schedule()` of a still-runnable `v`: the next queued thread gets the CPU, `v` queues behind. */
-  switchOut(v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> {
+  *switchOut(v: VcpuState): Sim.Gen<void> {
     const rq = this.rq(v)
     const next = rq.queue.shift()
-    if (next === undefined) return Effect.void
+    if (next === undefined) return
     rq.queue.push(v)
     rq.current = next
     rq.sliceEnd = this.k.now + this.sliceNs
     this.k.wakeAll(rq.switched)
-    return this.waitTurn(v)
+    yield* this.waitTurn(v)
   }
 
-  private waitTurn(v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> {
+  private *waitTurn(v: VcpuState): Sim.Gen<void> {
     const rq = this.rq(v)
-    const loop: Effect.Effect<void, never, Sim.SimKernel> = Effect.suspend(() =>
-      rq.current === v ? Effect.void : Effect.zipRight(Sim.wait(rq.switched), loop)
-    )
-    return loop
+    while (rq.current !== v) yield* Sim.wait(rq.switched)
   }
 }

@@ -10,7 +10,6 @@
  */
 import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 import { KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE } from "../requests/Protocol.js"
 import { kvm_make_request, kvm_make_request_and_kick } from "../requests/Requests.js"
 import type { VcpuState } from "../requests/State.js"
@@ -30,29 +29,28 @@ export class GuestMm {
   }
 }
 
-export const makeMm = (vm: Vm, pages: number): Effect.Effect<GuestMm> =>
-  Effect.gen(function*() {
-    const mm = new GuestMm(vm)
-    for (let p = 0; p < pages; p++) mm.pte.push(yield* vm.memory.alloc(`${vm.name}.pte[${p}]`, mm.frame()))
-    return mm
-  })
+export const makeMm = (vm: Vm, pages: number): GuestMm => {
+  const mm = new GuestMm(vm)
+  for (let p = 0; p < pages; p++) mm.pte.push(vm.memory.alloc(`${vm.name}.pte[${p}]`, mm.frame()))
+  return mm
+}
 
 /** A guest access to `page` through the TLB (PV-1 on a hit), or a page walk and a fill. */
-export const access = (mm: GuestMm, v: VcpuState, page: number): Effect.Effect<number, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const vm = mm.vm
-    const e = v.tlb.get(page)
-    if (e !== undefined) {
-      yield* Inv.pv1Stale(vm.kernel, v.name, page, e.fill, mm.completedFlushBegin.get(page) ?? -1)
-      yield* Sim.pointCost(vm.costs.guestAccessNs)
-      vm.count("guest_accesses")
-      return e.pfn
-    }
-    const frame = yield* v.hw.READ_ONCE(mm.pte[page]!)
-    v.tlb.set(page, { pfn: frame, fill: vm.kernel.steps })
+export function* access(mm: GuestMm, v: VcpuState, page: number): Sim.Gen<number> {
+  const vm = mm.vm
+  const e = v.tlb.get(page)
+  if (e !== undefined) {
+    const stale = Inv.pv1Stale(vm.kernel, v.name, page, e.fill, mm.completedFlushBegin.get(page) ?? -1)
+    if (stale !== undefined) yield* Sim.fail("PV-1", stale)
+    yield* Sim.point(vm.costs.guestAccessNs)
     vm.count("guest_accesses")
-    return frame
-  })
+    return e.pfn
+  }
+  const frame = yield* v.hw.READ_ONCE(mm.pte[page]!)
+  v.tlb.set(page, { pfn: frame, fill: vm.kernel.steps })
+  vm.count("guest_accesses")
+  return frame
+}
 
 /**
  * The guest's IPI handlers, before its next instruction: `flush_tlb_func` for call-function IPIs
@@ -60,35 +58,31 @@ export const access = (mm: GuestMm, v: VcpuState, page: number): Effect.Effect<n
  * if IPI_PENDING is already clear (the VM-exit path handled it), else flush and clear it with a
  * cmpxchg loop; with generations it also publishes the generation its flush covers.
  */
-export const flush_tlb_func = (vm: Vm, v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const st = v.st!
-    const irqs = st.injected.splice(0)
-    const calls = irqs.filter((i) => i.vector === "call-function")
-    if (calls.length > 0) {
-      yield* localFlush(vm, v)
-      for (const { from } of calls) {
-        from.acks++
-        yield* Sim.wakeAll(from.spin)
-      }
+export function* flush_tlb_func(vm: Vm, v: VcpuState): Sim.Gen<void> {
+  const st = v.st!
+  const irqs = st.injected.splice(0)
+  const calls = irqs.filter((i) => i.vector === "call-function")
+  if (calls.length > 0) {
+    yield* localFlush(vm, v)
+    for (const { from } of calls) {
+      from.acks++
+      vm.kernel.wakeAll(from.spin)
     }
-    if (irqs.some((i) => i.vector === "tlb")) yield* pv_flush_tlb_handler(vm, v)
-  })
+  }
+  if (irqs.some((i) => i.vector === "tlb")) yield* pv_flush_tlb_handler(vm, v)
+}
 
 /**
  * Flushes the guest's TLB on `v` (the IPI handler's local flush, or KVM's
  * `kvm_vcpu_flush_tlb_guest`), counted under `stat`; `event` names a trace event, if any.
  */
-export const flushGuestTlb = (vm: Vm, v: VcpuState, stat: string, event?: string): Effect.Effect<void, never, Sim.SimKernel> =>
-  Effect.zipRight(
-    Sim.pointCost(vm.costs.tlbFlushNs),
-    Effect.sync(() => {
-      v.tlb.clear()
-      v.st!.lastFlushAt = vm.kernel.steps
-      vm.count(stat)
-      if (event !== undefined) vm.kernel.event(event, [v.vcpu_id])
-    })
-  )
+export function* flushGuestTlb(vm: Vm, v: VcpuState, stat: string, event?: string): Sim.Gen<void> {
+  yield* Sim.point(vm.costs.tlbFlushNs)
+  v.tlb.clear()
+  v.st!.lastFlushAt = vm.kernel.steps
+  vm.count(stat)
+  if (event !== undefined) vm.kernel.event(event, [v.vcpu_id])
+}
 
 const localFlush = (vm: Vm, v: VcpuState) => flushGuestTlb(vm, v, "guest_tlb_flushes_ipi")
 
@@ -97,47 +91,49 @@ const localFlush = (vm: Vm, v: VcpuState) => flushGuestTlb(vm, v, "guest_tlb_flu
  * value to store, or undefined to stop. Returns the last value seen and the value stored (or
  * undefined when it stopped).
  */
-const cmpxchgLoop = (hw: VcpuState["hw"], loc: Memory.Loc, state: number, next: (s: number) => number | undefined) =>
-  Effect.gen(function*() {
-    for (;;) {
-      const n = next(state)
-      if (n === undefined) return [state, undefined] as const
-      const found = yield* hw.cmpxchg(loc, state, n)
-      if (found === state) return [state, n] as const
-      state = found
-    }
-  })
+function* cmpxchgLoop(
+  hw: VcpuState["hw"],
+  loc: Memory.Loc,
+  state: number,
+  next: (s: number) => number | undefined
+): Sim.Gen<readonly [number, number | undefined]> {
+  for (;;) {
+    const n = next(state)
+    if (n === undefined) return [state, undefined] as const
+    const found = yield* hw.cmpxchg(loc, state, n)
+    if (found === state) return [state, n] as const
+    state = found
+  }
+}
 
 /**
  * What §2.9's handler and VM-exit transfer find in the steal-time area: the byte, and with
  * generations the requested and done ones; undefined when there is nothing to do (IPI_PENDING
  * clear and, with generations, no generation outstanding).
  */
-const pendingFlush = (vm: Vm, v: VcpuState) =>
-  Effect.gen(function*() {
-    const st = v.st!
-    const shared = vm.bug("P.sharedPendingBitABA")
-    const state = yield* v.hw.READ_ONCE(st.preempted)
-    const gen = shared ? 0 : yield* v.hw.READ_ONCE(st.flush_gen_req)
-    const done = shared ? 0 : yield* v.hw.READ_ONCE(st.flush_gen_done)
-    if ((state & KVM_VCPU_IPI_PENDING) === 0 && (shared || gen <= done)) return undefined
-    return { shared, state, gen, done }
-  })
+function* pendingFlush(vm: Vm, v: VcpuState) {
+  const st = v.st!
+  const shared = vm.bug("P.sharedPendingBitABA")
+  const state = yield* v.hw.READ_ONCE(st.preempted)
+  const gen = shared ? 0 : yield* v.hw.READ_ONCE(st.flush_gen_req)
+  const done = shared ? 0 : yield* v.hw.READ_ONCE(st.flush_gen_done)
+  if ((state & KVM_VCPU_IPI_PENDING) === 0 && (shared || gen <= done)) return undefined
+  return { shared, state, gen, done }
+}
 
 /** Peter's TLB-vector handler (§2.9), with generations unless `P.sharedPendingBitABA`. */
-const pv_flush_tlb_handler = (vm: Vm, v: VcpuState) =>
-  Effect.gen(function*() {
-    const st = v.st!
-    // "If IPI_PENDING is already clear, the VMEXIT path handled it": with generations, only
-    // when no generation is outstanding either.
-    const p = yield* pendingFlush(vm, v)
-    if (p === undefined) return
-    yield* localFlush(vm, v)
-    // Clear IPI_PENDING to complete flush_tlb_multi(); the initiator's acquire pairs with it.
-    yield* cmpxchgLoop(v.hw, st.preempted, p.state, (x) => ((x & KVM_VCPU_IPI_PENDING) !== 0 ? x & ~KVM_VCPU_IPI_PENDING : undefined))
-    // smp_store_release(): the flush before the generation; pairs with the initiator's acquire.
-    if (!p.shared && p.gen > p.done) yield* v.hw.smp_store_release(st.flush_gen_done, p.gen)
-  })
+function* pv_flush_tlb_handler(vm: Vm, v: VcpuState): Sim.Gen<void> {
+  const st = v.st!
+  // "If IPI_PENDING is already clear, the VMEXIT path handled it": with generations, only
+  // when no generation is outstanding either.
+  const p = yield* pendingFlush(vm, v)
+  if (p === undefined) return
+  yield* localFlush(vm, v)
+  // Clear IPI_PENDING to complete flush_tlb_multi(); the initiator's acquire pairs with it.
+  yield* cmpxchgLoop(v.hw, st.preempted, p.state, (x) => ((x & KVM_VCPU_IPI_PENDING) !== 0 ? x & ~KVM_VCPU_IPI_PENDING : undefined))
+  // smp_store_release(): the flush before the generation; pairs with the initiator's acquire.
+  if (!p.shared && p.gen > p.done) yield* v.hw.smp_store_release(st.flush_gen_done, p.gen)
+}
 
 /**
  * At VM exit, Peter's transfer (§2.9): IPI_PENDING becomes SHOULD_FLUSH, which releases waiting
@@ -145,30 +141,29 @@ const pv_flush_tlb_handler = (vm: Vm, v: VcpuState) =>
  * done is transferred. The transfer must also request the flush (KVM_REQ_STEAL_UPDATE, which
  * consumes SHOULD_FLUSH in record_steal_time), unless `P.transferWithoutFlushRequest`.
  */
-export const vmexit_transfer = (vm: Vm, v: VcpuState): Effect.Effect<void, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const st = v.st!
-    const hw = v.hw
-    const p = yield* pendingFlush(vm, v)
-    if (p === undefined) return
-    const { done, shared } = p
-    yield* cmpxchgLoop(hw, st.preempted, p.state, (x) => (x & ~KVM_VCPU_IPI_PENDING) | KVM_VCPU_FLUSH_TLB)
-    st.deferredAt = vm.kernel.steps
-    // Clear any pending TLB vector in the virtual APIC, so it is not taken spuriously; only then
-    // read the generation to publish: an initiator that took a later one sends its vector after
-    // this, and that vector stays pending.
-    const keep = st.guestIrqs.filter((i) => i.vector !== "tlb")
-    st.guestIrqs.length = 0
-    st.guestIrqs.push(...keep)
-    vm.count("ipi_pending_transfers")
-    if (!shared) {
-      const gen = yield* hw.READ_ONCE(st.flush_gen_req)
-      if (gen > done) yield* hw.smp_store_release(st.flush_gen_done, gen)
-    }
-    if (!vm.bug("P.transferWithoutFlushRequest")) {
-      yield* kvm_make_request(vm, KVM_REQ_STEAL_UPDATE, v, { name: v.name, hw, cpu: v.cpu })
-    }
-  })
+export function* vmexit_transfer(vm: Vm, v: VcpuState): Sim.Gen<void> {
+  const st = v.st!
+  const hw = v.hw
+  const p = yield* pendingFlush(vm, v)
+  if (p === undefined) return
+  const { done, shared } = p
+  yield* cmpxchgLoop(hw, st.preempted, p.state, (x) => (x & ~KVM_VCPU_IPI_PENDING) | KVM_VCPU_FLUSH_TLB)
+  st.deferredAt = vm.kernel.steps
+  // Clear any pending TLB vector in the virtual APIC, so it is not taken spuriously; only then
+  // read the generation to publish: an initiator that took a later one sends its vector after
+  // this, and that vector stays pending.
+  const keep = st.guestIrqs.filter((i) => i.vector !== "tlb")
+  st.guestIrqs.length = 0
+  st.guestIrqs.push(...keep)
+  vm.count("ipi_pending_transfers")
+  if (!shared) {
+    const gen = yield* hw.READ_ONCE(st.flush_gen_req)
+    if (gen > done) yield* hw.smp_store_release(st.flush_gen_done, gen)
+  }
+  if (!vm.bug("P.transferWithoutFlushRequest")) {
+    yield* kvm_make_request(vm, KVM_REQ_STEAL_UPDATE, v, { name: v.name, hw, cpu: v.cpu })
+  }
+}
 
 /** An initiator's flush in progress: whom it waits for, and since when. */
 export interface Shootdown {
@@ -189,129 +184,127 @@ export interface Shootdown {
  * (the other CPUs of the mm): returns the shootdown to wait for with `waitShootdown`. Targets
  * flush their whole TLB, as `flush_tlb_func` does for a large range or a generation jump.
  */
-export const flush_tlb_multi = (mm: GuestMm, v: VcpuState, page: number, targets: ReadonlyArray<VcpuState>): Effect.Effect<Shootdown, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const vm = mm.vm
-    const st = v.st!
-    const began = vm.kernel.steps
-    const beganNs = vm.kernel.now
-    const flush = vm.switches.variant.flush
-    vm.count("shootdowns")
-    const mask: Array<VcpuState> = []
-    const deferred = new Set<VcpuState>()
-    const gens = new Map<VcpuState, number>()
-    const drop = (t: VcpuState) => {
-      deferred.add(t)
-      t.st!.deferredAt = vm.kernel.steps
-      vm.count("ipis_avoided_preempted")
-    }
-    for (const t of targets) {
-      const src = t.st!
-      if (flush === "pv") {
-        // kvm_flush_tlb_multi: a preempted vCPU gets KVM_VCPU_FLUSH_TLB instead of an IPI. The
-        // page-table write before this cmpxchg pairs with the host's xchg in record_steal_time (§2.6).
-        const state = yield* v.hw.READ_ONCE(src.preempted)
-        if ((state & KVM_VCPU_PREEMPTED) !== 0 && (yield* v.hw.try_cmpxchg(src.preempted, state, state | KVM_VCPU_FLUSH_TLB))) {
-          drop(t)
-          continue
-        }
-      } else if (flush === "pv-ipi-pending") {
-        // Peter's loop (§2.9): SHOULD_FLUSH for a preempted vCPU, IPI_PENDING for a running one.
-        const [, stored] = yield* cmpxchgLoop(
-          v.hw,
-          src.preempted,
-          yield* v.hw.READ_ONCE(src.preempted),
-          (x) => ((x & KVM_VCPU_PREEMPTED) !== 0 ? x | KVM_VCPU_FLUSH_TLB : x | KVM_VCPU_IPI_PENDING)
-        )
-        const next = stored!
-        // The intent: drop the CPU when it got SHOULD_FLUSH. P.invertedMaskClear keeps Peter's
-        // compact rewrite, which drops it when the new state has IPI_PENDING.
-        const pending = (next & KVM_VCPU_IPI_PENDING) !== 0
-        if (vm.bug("P.invertedMaskClear") ? pending : !pending) {
-          drop(t)
-          continue
-        }
-        // The generation this flush needs (the LOCK'd increment is after the page-table write).
-        if (!vm.bug("P.sharedPendingBitABA")) gens.set(t, yield* v.hw.atomic_inc_return(src.flush_gen_req))
+export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, targets: ReadonlyArray<VcpuState>): Sim.Gen<Shootdown> {
+  const vm = mm.vm
+  const st = v.st!
+  const began = vm.kernel.steps
+  const beganNs = vm.kernel.now
+  const flush = vm.switches.variant.flush
+  vm.count("shootdowns")
+  const mask: Array<VcpuState> = []
+  const deferred = new Set<VcpuState>()
+  const gens = new Map<VcpuState, number>()
+  const drop = (t: VcpuState) => {
+    deferred.add(t)
+    t.st!.deferredAt = vm.kernel.steps
+    vm.count("ipis_avoided_preempted")
+  }
+  for (const t of targets) {
+    const src = t.st!
+    if (flush === "pv") {
+      // kvm_flush_tlb_multi: a preempted vCPU gets KVM_VCPU_FLUSH_TLB instead of an IPI. The
+      // page-table write before this cmpxchg pairs with the host's xchg in record_steal_time (§2.6).
+      const state = yield* v.hw.READ_ONCE(src.preempted)
+      if ((state & KVM_VCPU_PREEMPTED) !== 0 && (yield* v.hw.try_cmpxchg(src.preempted, state, state | KVM_VCPU_FLUSH_TLB))) {
+        drop(t)
+        continue
       }
-      mask.push(t)
+    } else if (flush === "pv-ipi-pending") {
+      // Peter's loop (§2.9): SHOULD_FLUSH for a preempted vCPU, IPI_PENDING for a running one.
+      const [, stored] = yield* cmpxchgLoop(
+        v.hw,
+        src.preempted,
+        yield* v.hw.READ_ONCE(src.preempted),
+        (x) => ((x & KVM_VCPU_PREEMPTED) !== 0 ? x | KVM_VCPU_FLUSH_TLB : x | KVM_VCPU_IPI_PENDING)
+      )
+      const next = stored!
+      // The intent: drop the CPU when it got SHOULD_FLUSH. P.invertedMaskClear keeps Peter's
+      // compact rewrite, which drops it when the new state has IPI_PENDING.
+      const pending = (next & KVM_VCPU_IPI_PENDING) !== 0
+      if (vm.bug("P.invertedMaskClear") ? pending : !pending) {
+        drop(t)
+        continue
+      }
+      // The generation this flush needs (the LOCK'd increment is after the page-table write).
+      if (!vm.bug("P.sharedPendingBitABA")) gens.set(t, yield* v.hw.atomic_inc_return(src.flush_gen_req))
     }
-    // The IPIs to the remaining CPUs (x2APIC fast path): call-function, or the TLB vector.
-    const t = { name: v.name, hw: v.hw, cpu: v.cpu }
-    const until = st.acks + mask.length // targets may acknowledge while later IPIs are sent
-    for (const target of mask) {
-      yield* Sim.pointCost(vm.costs.ipiSendNs)
-      target.st!.guestIrqs.push({ from: st, vector: flush === "pv-ipi-pending" ? "tlb" : "call-function" })
-      vm.count("guest_ipis_sent")
-      yield* kvm_make_request_and_kick(vm, KVM_REQ_EVENT, target, t)
-    }
-    return { page, began, beganNs, until, waitingFor: mask, deferred, gens }
-  })
+    mask.push(t)
+  }
+  // The IPIs to the remaining CPUs (x2APIC fast path): call-function, or the TLB vector.
+  const t = { name: v.name, hw: v.hw, cpu: v.cpu }
+  const until = st.acks + mask.length // targets may acknowledge while later IPIs are sent
+  for (const target of mask) {
+    yield* Sim.point(vm.costs.ipiSendNs)
+    target.st!.guestIrqs.push({ from: st, vector: flush === "pv-ipi-pending" ? "tlb" : "call-function" })
+    vm.count("guest_ipis_sent")
+    yield* kvm_make_request_and_kick(vm, KVM_REQ_EVENT, target, t)
+  }
+  return { page, began, beganNs, until, waitingFor: mask, deferred, gens }
+}
 
 /** Whether target `t` has completed its part of `s` (§2.9: an acquire load of its state). */
-const ipiPendingDone = (vm: Vm, v: VcpuState, s: Shootdown, t: VcpuState) =>
-  vm.bug("P.sharedPendingBitABA")
-    ? Effect.map(v.hw.smp_load_acquire(t.st!.preempted), (x) => (x & KVM_VCPU_IPI_PENDING) === 0)
-    : Effect.map(v.hw.smp_load_acquire(t.st!.flush_gen_done), (d) => d >= s.gens.get(t)!)
+function* ipiPendingDone(vm: Vm, v: VcpuState, s: Shootdown, t: VcpuState): Sim.Gen<boolean> {
+  if (vm.bug("P.sharedPendingBitABA")) return ((yield* v.hw.smp_load_acquire(t.st!.preempted)) & KVM_VCPU_IPI_PENDING) === 0
+  return (yield* v.hw.smp_load_acquire(t.st!.flush_gen_done)) >= s.gens.get(t)!
+}
 
 /**
  * KVM's emulator translating a guest address by walking the guest page table in software (not
  * through the TLB): returns the frame and the step of the walk, to check PV-1 when the
  * translation is used after a preemption.
  */
-export const emulatorTranslate = (mm: GuestMm, v: VcpuState, page: number): Effect.Effect<readonly [number, number]> =>
-  Effect.map(v.hw.READ_ONCE(mm.pte[page]!), (frame) => [frame, mm.vm.kernel.steps] as const)
+export function* emulatorTranslate(mm: GuestMm, v: VcpuState, page: number): Sim.Gen<readonly [number, number]> {
+  const frame = yield* v.hw.READ_ONCE(mm.pte[page]!)
+  return [frame, mm.vm.kernel.steps] as const
+}
 
 /**
  * One guest step of the initiator waiting for its shootdown (`csd_lock_wait`, or Peter's
  * `smp_cond_load_acquire` on each target). True when the shootdown is complete.
  */
-export const waitShootdown = (
-  mm: GuestMm,
-  v: VcpuState,
-  s: Shootdown,
-  spinNs = Infinity
-): Effect.Effect<boolean, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const vm = mm.vm
-    const st = v.st!
-    for (const t of s.waitingFor) yield* Inv.pv2(vm.kernel, t.st!, s.deferred.has(t))
-    // What the spin waits on: the acknowledgement count (csd_lock_wait), or (§2.9) the first
-    // target whose state is not yet done, watched in memory like smp_cond_load_acquire.
-    let spin: Sim.WaitQueue | undefined
-    if (vm.switches.variant.flush === "pv-ipi-pending") {
-      for (const t of s.waitingFor) {
-        if (yield* ipiPendingDone(vm, v, s, t)) continue
-        spin = (vm.bug("P.sharedPendingBitABA") ? t.st!.preempted : t.st!.flush_gen_done).changed
-        break
-      }
-    } else if (st.acks < s.until) spin = st.spin
-    if (spin !== undefined) {
-      // Spinning with interrupts enabled: an IPI delivered to this CPU, or the tick
-      // (`spinNs`), ends this step so the vCPU loop can exit.
-      v.pcpu.wakeOnDeliver = spin
-      yield* Sim.waitFor(spin, spinNs)
-      v.pcpu.wakeOnDeliver = undefined
-      return false
+export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs = Infinity): Sim.Gen<boolean> {
+  const vm = mm.vm
+  const st = v.st!
+  for (const t of s.waitingFor) {
+    const waitsForDeferred = Inv.pv2(vm.kernel, t.st!, s.deferred.has(t))
+    if (waitsForDeferred !== undefined) yield* Sim.fail("PV-2", waitsForDeferred)
+  }
+  // What the spin waits on: the acknowledgement count (csd_lock_wait), or (§2.9) the first
+  // target whose state is not yet done, watched in memory like smp_cond_load_acquire.
+  let spin: Sim.WaitQueue | undefined
+  if (vm.switches.variant.flush === "pv-ipi-pending") {
+    for (const t of s.waitingFor) {
+      if (yield* ipiPendingDone(vm, v, s, t)) continue
+      spin = (vm.bug("P.sharedPendingBitABA") ? t.st!.preempted : t.st!.flush_gen_done).changed
+      break
     }
-    if (s.began > (mm.completedFlushBegin.get(s.page) ?? -1)) mm.completedFlushBegin.set(s.page, s.began)
-    vm.count("shootdown_wait_ns", vm.kernel.now - s.beganNs)
-    vm.sample("shootdown_wait_ns", vm.kernel.now - s.beganNs)
-    return true
-  })
+  } else if (st.acks < s.until) spin = st.spin
+  if (spin !== undefined) {
+    // Spinning with interrupts enabled: an IPI delivered to this CPU, or the tick
+    // (`spinNs`), ends this step so the vCPU loop can exit.
+    v.pcpu.wakeOnDeliver = spin
+    yield* Sim.waitFor(spin, spinNs)
+    v.pcpu.wakeOnDeliver = undefined
+    return false
+  }
+  if (s.began > (mm.completedFlushBegin.get(s.page) ?? -1)) mm.completedFlushBegin.set(s.page, s.began)
+  vm.count("shootdown_wait_ns", vm.kernel.now - s.beganNs)
+  vm.sample("shootdown_wait_ns", vm.kernel.now - s.beganNs)
+  return true
+}
 
 /** `kvm_steal_clock`: retries while `version` is odd or changed (PV-4). */
-export const kvm_steal_clock = (vm: Vm, v: VcpuState, of: VcpuState): Effect.Effect<number, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const src = of.st!
-    for (;;) {
-      const v1 = yield* v.hw.READ_ONCE(src.version)
-      yield* v.hw.smp_rmb() // virt_rmb(): pairs with the smp_wmb()s in record_steal_time
-      const steal = yield* v.hw.READ_ONCE(src.steal)
-      yield* v.hw.smp_rmb()
-      const v2 = yield* v.hw.READ_ONCE(src.version)
-      if (v1 % 2 === 1 || v1 !== v2) continue
-      yield* Inv.pv4(vm.kernel, src, v1, v2, steal)
-      return steal
-    }
-  })
+export function* kvm_steal_clock(vm: Vm, v: VcpuState, of: VcpuState): Sim.Gen<number> {
+  const src = of.st!
+  for (;;) {
+    const v1 = yield* v.hw.READ_ONCE(src.version)
+    yield* v.hw.smp_rmb() // virt_rmb(): pairs with the smp_wmb()s in record_steal_time
+    const steal = yield* v.hw.READ_ONCE(src.steal)
+    yield* v.hw.smp_rmb()
+    const v2 = yield* v.hw.READ_ONCE(src.version)
+    if (v1 % 2 === 1 || v1 !== v2) continue
+    const torn = Inv.pv4(vm.kernel, src, v1, v2, steal)
+    if (torn !== undefined) yield* Sim.fail("PV-4", torn)
+    return steal
+  }
+}

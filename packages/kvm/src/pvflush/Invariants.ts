@@ -1,64 +1,59 @@
 /**
  * The invariants of mechanism B (spec §2.7), checked where their events happen: PV-1 at each
  * guest instruction and emulated access, PV-2 when the initiator waits, PV-3 at each guest
- * instruction, PV-4 when a guest reader accepts a steal value.
+ * instruction, PV-4 when a guest reader accepts a steal value. Each check counts itself and
+ * returns undefined when the property holds, or the message of the violation.
  */
 import { Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 import type { StealTime } from "./State.js"
 import { KVM_VCPU_PREEMPTED } from "./State.js"
 
 export const ids = ["PV-1", "PV-2", "PV-3", "PV-4"] as const
 
 /** PV-1: no guest instruction after an initiator deferred this vCPU's flush, until it has flushed. */
-export const pv1 = (k: Sim.Kernel, st: StealTime, what: string): Effect.Effect<void> =>
-  Sim.checkNow(k, "PV-1", st.deferredAt <= st.lastFlushAt)
-    ? Effect.void
-    : k.fail(
-      "PV-1",
-      `${st.name} ${what} although an initiator deferred its TLB flush at step ${st.deferredAt} and its last flush was at step ${st.lastFlushAt}`
-    )
+export const pv1 = (k: Sim.Kernel, st: StealTime, what: string): string | undefined =>
+  k.check("PV-1", st.deferredAt <= st.lastFlushAt)
+    ? undefined
+    : `${st.name} ${what} although an initiator deferred its TLB flush at step ${st.deferredAt} and its last flush was at step ${st.lastFlushAt}`
 
 /**
  * PV-1 for an emulated instruction: it completes with a translation walked at `walkedAt`; an
  * initiator that deferred this vCPU's flush after that walk relies on it not being used.
  */
-export const pv1Held = (k: Sim.Kernel, st: StealTime, walkedAt: number): Effect.Effect<void> =>
-  Sim.checkNow(k, "PV-1", st.deferredAt <= walkedAt)
-    ? Effect.void
-    : k.fail(
-      "PV-1",
-      `${st.name} completes an emulated access with a translation walked at step ${walkedAt}, although an initiator changed the page table and deferred its TLB flush at step ${st.deferredAt}`
-    )
+export const pv1Held = (k: Sim.Kernel, st: StealTime, walkedAt: number): string | undefined =>
+  k.check("PV-1", st.deferredAt <= walkedAt)
+    ? undefined
+    : `${st.name} completes an emulated access with a translation walked at step ${walkedAt}, although an initiator changed the page table and deferred its TLB flush at step ${st.deferredAt}`
 
 /** PV-1, flush semantics: a guest TLB entry filled before a completed guest flush began. */
-export const pv1Stale = (k: Sim.Kernel, name: string, page: number, fill: number, flushBegan: number): Effect.Effect<void> =>
-  Sim.checkNow(k, "PV-1", fill >= flushBegan)
-    ? Effect.void
-    : k.fail("PV-1", `${name} used a TLB entry for page ${page} filled at step ${fill}, before a flush_tlb_multi that began at step ${flushBegan} and has returned`)
+export const pv1Stale = (k: Sim.Kernel, name: string, page: number, fill: number, flushBegan: number): string | undefined =>
+  k.check("PV-1", fill >= flushBegan)
+    ? undefined
+    : `${name} used a TLB entry for page ${page} filled at step ${fill}, before a flush_tlb_multi that began at step ${flushBegan} and has returned`
 
 /** PV-2: the initiator never waits for a vCPU it deferred. */
-export const pv2 = (k: Sim.Kernel, target: StealTime, deferredHere: boolean): Effect.Effect<void> =>
-  Sim.checkNow(k, "PV-2", !deferredHere)
-    ? Effect.void
-    : k.fail("PV-2", `the initiator waits for ${target.name}, whose flush it deferred because it was preempted`)
+export const pv2 = (k: Sim.Kernel, target: StealTime, deferredHere: boolean): string | undefined =>
+  k.check("PV-2", !deferredHere) ? undefined : `the initiator waits for ${target.name}, whose flush it deferred because it was preempted`
 
 /** PV-3: PREEMPTED is clear whenever the vCPU executes guest code. */
-export const pv3 = (k: Sim.Kernel, st: StealTime, byte: number): Effect.Effect<void> =>
-  Sim.checkNow(k, "PV-3", (byte & KVM_VCPU_PREEMPTED) === 0)
-    ? Effect.void
-    : k.fail("PV-3", `${st.name} executes guest code with KVM_VCPU_PREEMPTED still set in its steal_time.preempted (${byte})`)
+export const pv3 = (k: Sim.Kernel, st: StealTime, byte: number): string | undefined =>
+  k.check("PV-3", (byte & KVM_VCPU_PREEMPTED) === 0)
+    ? undefined
+    : `${st.name} executes guest code with KVM_VCPU_PREEMPTED still set in its steal_time.preempted (${byte})`
 
 /** PV-4: a reader accepts only an even, unchanged version, and steal never goes back. */
-export const pv4 = (k: Sim.Kernel, st: StealTime, v1: number, v2: number, steal: number): Effect.Effect<void> => {
-  const ok = v1 % 2 === 0 && v1 === v2 && steal >= st.lastStealRead
-  if (Sim.checkNow(k, "PV-4", ok)) {
+export const pv4 = (k: Sim.Kernel, st: StealTime, v1: number, v2: number, steal: number): string | undefined => {
+  if (k.check("PV-4", v1 % 2 === 0 && v1 === v2 && steal >= st.lastStealRead)) {
     st.lastStealRead = steal
-    return Effect.void
+    return undefined
   }
-  return k.fail("PV-4", `${st.name}'s steal clock accepted version ${v1}/${v2} with steal ${steal} (last ${st.lastStealRead})`)
+  return `${st.name}'s steal clock accepted version ${v1}/${v2} with steal ${steal} (last ${st.lastStealRead})`
 }
 
 /** The checks at every guest instruction of a vCPU: PV-1 (no flush owed) and PV-3 (PREEMPTED clear). */
-export const atGuestInstruction = (k: Sim.Kernel, st: StealTime, byte: number): Effect.Effect<void> =>
-  Effect.zipRight(pv1(k, st, "executes a guest instruction"), pv3(k, st, byte))
+export function* atGuestInstruction(k: Sim.Kernel, st: StealTime, byte: number): Sim.Gen<void> {
+  const owed = pv1(k, st, "executes a guest instruction")
+  if (owed !== undefined) yield* Sim.fail("PV-1", owed)
+  const preempted = pv3(k, st, byte)
+  if (preempted !== undefined) yield* Sim.fail("PV-3", preempted)
+}

@@ -7,7 +7,6 @@
  */
 import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 
 /** `KVM_VCPU_PREEMPTED` (bit 0 of `preempted`). */
 export const KVM_VCPU_PREEMPTED = 1 << 0
@@ -76,19 +75,18 @@ export class StealTime {
     this.steal = locs.steal
     this.flush_gen_req = locs.flush_gen_req
     this.flush_gen_done = locs.flush_gen_done
-    this.spin = Sim.makeWaitQueue(`${name} flush_tlb_multi wait`)
+    this.spin = Sim.makeWaitQueue(() => `${name} flush_tlb_multi wait`)
   }
 }
 
 /** Allocates a vCPU's steal-time area (and the §2.9 generations) in guest memory. */
-export const make = (memory: Memory.Memory, name: string) =>
-  Effect.gen(function*() {
-    const loc = (field: string) => memory.alloc(`${name}.steal_time.${field}`)
-    return new StealTime(name, {
-      preempted: yield* loc("preempted"),
-      version: yield* loc("version"),
-      steal: yield* loc("steal"),
-      flush_gen_req: yield* loc("flush_gen_req"),
-      flush_gen_done: yield* loc("flush_gen_done")
-    })
+export const make = (memory: Memory.Memory, name: string): StealTime => {
+  const loc = (field: string) => memory.alloc(`${name}.steal_time.${field}`)
+  return new StealTime(name, {
+    preempted: loc("preempted"),
+    version: loc("version"),
+    steal: loc("steal"),
+    flush_gen_req: loc("flush_gen_req"),
+    flush_gen_done: loc("flush_gen_done")
   })
+}

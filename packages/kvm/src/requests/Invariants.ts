@@ -2,10 +2,11 @@
  * The invariants of mechanism A (spec §1.8), checked where the events they are about happen:
  * REQ-1 at each guest instruction, REQ-2 when a WAIT request returns, TLB-1 at each guest access
  * through the TLB, WALK-1 at each dereference by a lockless walker, IPI-1 when an IPI is
- * decided, WAKE-1 as a liveness monitor while a wake-up is owed.
+ * decided, WAKE-1 as a liveness monitor while a wake-up is owed. Each check counts itself and
+ * returns undefined when the property holds, or the message of the violation:
+ * `const bad = Inv.req1(k, v); if (bad !== undefined) yield* Sim.fail("REQ-1", bad)`.
  */
-import { Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
+import type { Sim } from "@kvmlab/sim"
 import type { Vm } from "../Vm.js"
 import { modeName } from "./Protocol.js"
 import type { TlbEntry, VcpuState } from "./State.js"
@@ -16,15 +17,11 @@ export const ids = ["REQ-1", "REQ-2", "TLB-1", "WALK-1", "IPI-1", "WAKE-1"] as c
  * REQ-1, no lost request: V is executing guest code while a request is pending whose requester
  * read `mode`, decided no IPI was needed, and no IPI is on its way to V.
  */
-export const req1 = (k: Sim.Kernel, v: VcpuState): Effect.Effect<void> => {
-  const ok = v.unkicked.size === 0 || v.kicksDecided > v.kicksHandled
-  if (Sim.checkNow(k, "REQ-1", ok)) return Effect.void
+export const req1 = (k: Sim.Kernel, v: VcpuState): string | undefined => {
+  if (k.check("REQ-1", v.unkicked.size === 0 || v.kicksDecided > v.kicksHandled)) return undefined
   const [bit, at] = [...v.unkicked.entries()][0]!
-  return k.fail(
-    "REQ-1",
-    `${v.name} executes guest code with request bit ${bit} pending, though its requester read vcpu->mode at step ${at}, ` +
-      `sent no IPI, and no IPI is on its way`
-  )
+  return `${v.name} executes guest code with request bit ${bit} pending, though its requester read vcpu->mode at step ${at}, ` +
+    `sent no IPI, and no IPI is on its way`
 }
 
 /**
@@ -38,52 +35,40 @@ export const req2 = (
   seen: ReadonlyArray<readonly [VcpuState, number]>,
   began: number,
   what: string
-): Effect.Effect<void> => {
+): string | undefined => {
   for (const [v, mode] of seen) {
     if (mode <= 0) continue // OUTSIDE, or woken instead
     const inGuest = v.guestSince >= 0 && v.guestSince < began
     const inWalk = v.walkSince >= 0 && v.walkSince < began
-    if (!Sim.checkNow(k, "REQ-2", !inGuest && !inWalk)) {
-      return k.fail(
-        "REQ-2",
-        `${what} (began at step ${began}, read ${v.name}'s mode as ${modeName(mode)}) returned while ${v.name} is still ` +
-          (inGuest ? `in the guest since step ${v.guestSince}` : `inside a lockless walk since step ${v.walkSince}`)
-      )
+    if (!k.check("REQ-2", !inGuest && !inWalk)) {
+      return `${what} (began at step ${began}, read ${v.name}'s mode as ${modeName(mode)}) returned while ${v.name} is still ` +
+        (inGuest ? `in the guest since step ${v.guestSince}` : `inside a lockless walk since step ${v.walkSince}`)
     }
   }
-  return Effect.void
+  return undefined
 }
 
 /** TLB-1: a guest access through a TLB entry filled before a completed remote flush began. */
-export const tlb1 = (k: Sim.Kernel, vm: Vm, v: VcpuState, gfn: number, e: TlbEntry): Effect.Effect<void> => {
-  if (Sim.checkNow(k, "TLB-1", e.fill >= vm.completedFlushBegin)) return Effect.void
-  return k.fail(
-    "TLB-1",
-    `${v.name} accessed gfn ${gfn} through a TLB entry (pfn ${e.pfn}) filled at step ${e.fill}, ` +
+export const tlb1 = (k: Sim.Kernel, vm: Vm, v: VcpuState, gfn: number, e: TlbEntry): string | undefined =>
+  k.check("TLB-1", e.fill >= vm.completedFlushBegin)
+    ? undefined
+    : `${v.name} accessed gfn ${gfn} through a TLB entry (pfn ${e.pfn}) filled at step ${e.fill}, ` +
       `before a kvm_flush_remote_tlbs that began at step ${vm.completedFlushBegin} and has returned`
-  )
-}
 
 /** WALK-1: a lockless walker dereferences a shadow page that has been freed. */
-export const walk1 = (k: Sim.Kernel, v: VcpuState, page: number, freed: boolean): Effect.Effect<void> =>
-  Sim.checkNow(k, "WALK-1", !freed)
-    ? Effect.void
-    : k.fail("WALK-1", `${v.name}'s lockless walk dereferences shadow page ${page} after kvm_mmu_commit_zap_page freed it`)
+export const walk1 = (k: Sim.Kernel, v: VcpuState, page: number, freed: boolean): string | undefined =>
+  k.check("WALK-1", !freed) ? undefined : `${v.name}'s lockless walk dereferences shadow page ${page} after kvm_mmu_commit_zap_page freed it`
 
 /**
  * IPI-1, economy: no IPI to a vCPU whose mode was OUTSIDE at the read, and at most one IPI per
  * guest-mode interval for non-WAIT requests.
  */
-export const ipi1 = (k: Sim.Kernel, v: VcpuState, oldMode: number, wait: boolean): Effect.Effect<void> => {
-  if (!Sim.checkNow(k, "IPI-1", oldMode !== 0)) {
-    return k.fail("IPI-1", `an IPI was decided for ${v.name} although its mode read ${modeName(oldMode)}`)
+export const ipi1 = (k: Sim.Kernel, v: VcpuState, oldMode: number, wait: boolean): string | undefined => {
+  if (!k.check("IPI-1", oldMode !== 0)) return `an IPI was decided for ${v.name} although its mode read ${modeName(oldMode)}`
+  if (!wait && !k.check("IPI-1", v.nonWaitIpis <= 1)) {
+    return `${v.nonWaitIpis} IPIs for non-WAIT requests sent to ${v.name} in one guest-mode interval`
   }
-  if (!wait) {
-    if (!Sim.checkNow(k, "IPI-1", v.nonWaitIpis <= 1)) {
-      return k.fail("IPI-1", `${v.nonWaitIpis} IPIs for non-WAIT requests sent to ${v.name} in one guest-mode interval`)
-    }
-  }
-  return Effect.void
+  return undefined
 }
 
 /** The WAKE-1 monitor bound: a wake-up owed to a blocked vCPU must happen within this many steps. */

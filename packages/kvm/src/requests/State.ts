@@ -67,6 +67,6 @@ export class VcpuState implements IpiTarget {
   constructor(readonly vcpu_id: number, readonly name: string, mode: Memory.Loc, requests: Memory.Loc) {
     this.mode = mode
     this.requests = requests
-    this.rcuwait = Sim.makeWaitQueue(`${name} rcuwait`)
+    this.rcuwait = Sim.makeWaitQueue(() => `${name} rcuwait`)
   }
 }

@@ -7,7 +7,6 @@
  * handles its exits, is the `Guest` of the scenario.
  */
 import { Sim } from "@kvmlab/sim"
-import { Effect } from "effect"
 import type { Vm } from "../Vm.js"
 import * as Inv from "./Invariants.js"
 import {
@@ -35,193 +34,187 @@ export interface Guest {
    * One guest step in guest mode (it must contain a scheduling point): `undefined` to go on,
    * or the reason of the VM exit it causes.
    */
-  readonly step: (v: VcpuState) => Effect.Effect<ExitReason | undefined, never, Sim.SimKernel>
+  readonly step: (v: VcpuState) => Sim.Gen<ExitReason | undefined>
   /** `handle_exit`, after interrupts are enabled again. */
-  readonly handleExit: (v: VcpuState, reason: ExitReason) => Effect.Effect<void, never, Sim.SimKernel>
+  readonly handleExit: (v: VcpuState, reason: ExitReason) => Sim.Gen<void>
 }
 
 /** Arch hooks other mechanisms attach to the run loop (mechanism B: steal time). */
 export interface Hooks {
   /** `record_steal_time`, for KVM_REQ_STEAL_UPDATE. */
-  readonly record_steal_time?: (v: VcpuState) => Effect.Effect<void, never, Sim.SimKernel>
+  readonly record_steal_time?: (v: VcpuState) => Sim.Gen<void>
   /** A preemption point of the host scheduler (`cond_resched` / return to user work). */
-  readonly cond_resched?: (v: VcpuState) => Effect.Effect<void, never, Sim.SimKernel>
+  readonly cond_resched?: (v: VcpuState) => Sim.Gen<void>
   /** `kvm_inject_pending_event`, for KVM_REQ_EVENT. */
   readonly inject_pending_event?: (v: VcpuState) => void
   /** `vmx_handle_exit_irqoff` and the top of the `vcpu_run` loop (`at_instruction_boundary`). */
   readonly handle_exit_irqoff?: (v: VcpuState, reason: ExitReason) => void
   readonly vcpu_run_loop?: (v: VcpuState) => void
   /** Work at every VM exit, with interrupts still off (§2.9's IPI_PENDING transfer). */
-  readonly vmexit?: (v: VcpuState) => Effect.Effect<void, never, Sim.SimKernel>
+  readonly vmexit?: (v: VcpuState) => Sim.Gen<void>
   /** The host tick wants the CPU back: leave guest mode (an external-interrupt exit). */
   readonly guest_should_exit?: (v: VcpuState) => boolean
 }
 
 /** `kvm_request_pending`: `READ_ONCE(vcpu->requests)`. */
-const kvm_request_pending = (v: VcpuState) => Effect.map(v.hw.READ_ONCE(v.requests), (r) => r !== 0)
+function* kvm_request_pending(v: VcpuState): Sim.Gen<boolean> {
+  return (yield* v.hw.READ_ONCE(v.requests)) !== 0
+}
 
 /** `kvm_check_request`: test, clear, then `smp_mb__after_atomic`. */
-export const kvm_check_request = (vm: Vm, req: number, v: VcpuState): Effect.Effect<boolean> =>
-  Effect.gen(function*() {
-    const bit = requestBit(req)
-    if (!(yield* v.hw.test_bit(bit, v.requests))) return false
-    yield* v.hw.clear_bit(bit, v.requests) // kvm_clear_request
-    v.consumedAt.set(bit, vm.kernel.steps)
-    v.unkicked.delete(bit)
-    // smp_mb__after_atomic(): the payload after the bit; pairs with smp_wmb in __kvm_make_request (A3).
-    yield* v.hw.smp_mb__after_atomic()
-    return true
-  })
+export function* kvm_check_request(vm: Vm, req: number, v: VcpuState): Sim.Gen<boolean> {
+  const bit = requestBit(req)
+  if (!(yield* v.hw.test_bit(bit, v.requests))) return false
+  yield* v.hw.clear_bit(bit, v.requests) // kvm_clear_request
+  v.consumedAt.set(bit, vm.kernel.steps)
+  v.unkicked.delete(bit)
+  // smp_mb__after_atomic(): the payload after the bit; pairs with smp_wmb in __kvm_make_request (A3).
+  yield* v.hw.smp_mb__after_atomic()
+  return true
+}
 
 /** `kvm_vcpu_flush_tlb_all`: drop every guest TLB entry. */
-const kvm_vcpu_flush_tlb_all = (vm: Vm, v: VcpuState) =>
-  Effect.zipRight(
-    Sim.pointCost(vm.costs.tlbFlushNs),
-    Effect.sync(() => {
-      v.tlb.clear()
-      vm.count("tlb_flushes")
-      vm.kernel.event("tlb.flush", [v.vcpu_id])
-    })
-  )
+function* kvm_vcpu_flush_tlb_all(vm: Vm, v: VcpuState): Sim.Gen<void> {
+  yield* Sim.point(vm.costs.tlbFlushNs)
+  v.tlb.clear()
+  vm.count("tlb_flushes")
+  vm.kernel.event("tlb.flush", [v.vcpu_id])
+}
 
 /** `kvm_vcpu_exit_request`: EXITING, a pending request, or pending work (a signal). */
-const kvm_vcpu_exit_request = (v: VcpuState) =>
-  Effect.gen(function*() {
-    if ((yield* v.hw.READ_ONCE(v.mode)) === EXITING_GUEST_MODE) return true
-    if (yield* kvm_request_pending(v)) return true
-    return v.signalPending // xfer_to_guest_mode_work_pending()
-  })
+function* kvm_vcpu_exit_request(v: VcpuState): Sim.Gen<boolean> {
+  if ((yield* v.hw.READ_ONCE(v.mode)) === EXITING_GUEST_MODE) return true
+  if (yield* kvm_request_pending(v)) return true
+  return v.signalPending // xfer_to_guest_mode_work_pending()
+}
 
 /** `vcpu_enter_guest`: 1 to go round again, <= 0 to return to userspace. */
-export const vcpu_enter_guest = (vm: Vm, v: VcpuState, guest: Guest, hooks: Hooks): Effect.Effect<number, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const k = vm.kernel
-    if (yield* kvm_request_pending(v)) {
-      if (yield* kvm_check_request(vm, KVM_REQ_VM_DEAD, v)) return EIO
-      if (yield* kvm_check_request(vm, KVM_REQ_TLB_FLUSH, v)) yield* kvm_vcpu_flush_tlb_all(vm, v)
-      if (yield* kvm_check_request(vm, KVM_REQ_STEAL_UPDATE, v)) {
-        if (hooks.record_steal_time !== undefined) yield* hooks.record_steal_time(v)
-      }
-      if (yield* kvm_check_request(vm, KVM_REQ_EVENT, v)) {
-        vm.count("events_injected")
-        hooks.inject_pending_event?.(v)
-      }
+export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, hooks: Hooks): Sim.Gen<number> {
+  const k = vm.kernel
+  if (yield* kvm_request_pending(v)) {
+    if (yield* kvm_check_request(vm, KVM_REQ_VM_DEAD, v)) return EIO
+    if (yield* kvm_check_request(vm, KVM_REQ_TLB_FLUSH, v)) yield* kvm_vcpu_flush_tlb_all(vm, v)
+    if (yield* kvm_check_request(vm, KVM_REQ_STEAL_UPDATE, v)) {
+      if (hooks.record_steal_time !== undefined) yield* hooks.record_steal_time(v)
     }
-
-    // preempt_disable(); local_irq_disable(): from here an IPI stays pending, it is not lost.
-    v.pcpu.local_irq_disable()
-    yield* v.hw.smp_store_release(v.mode, IN_GUEST_MODE)
-    v.nonWaitIpis = 0
-    // kvm_vcpu_srcu_read_unlock(); smp_mb__after_srcu_read_unlock(): orders the mode store before
-    // reading requests, the PIR and the page tables; pairs with the full barrier in
-    // kvm_vcpu_exiting_guest_mode (A1) on the requester side.
-    if (!vm.bug("A.noEntryBarrier")) yield* v.hw.smp_mb()
-
-    if (yield* kvm_vcpu_exit_request(v)) {
-      yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
-      yield* v.hw.smp_wmb()
-      v.pcpu.local_irq_enable(k)
-      vm.count("entries_cancelled")
-      return 1
+    if (yield* kvm_check_request(vm, KVM_REQ_EVENT, v)) {
+      vm.count("events_injected")
+      hooks.inject_pending_event?.(v)
     }
+  }
 
-    // The guest runs until an IPI forces it out or it exits on its own.
-    v.guestSince = k.steps
-    vm.count("vm_entries")
-    k.event("guest.enter", [v.vcpu_id])
-    yield* Sim.pointCost(vm.costs.vmEntryNs)
-    let reason: ExitReason | undefined
-    for (;;) {
-      if (v.pcpu.pendingIrq || hooks.guest_should_exit?.(v) === true) {
-        vm.count(v.pcpu.pendingIrq ? "exits_ipi" : "exits_tick")
-        reason = ExitReason.ExternalInterrupt
-        break
-      }
-      yield* Inv.req1(k, v)
-      reason = yield* guest.step(v)
-      if (reason !== undefined) break
-    }
+  // preempt_disable(); local_irq_disable(): from here an IPI stays pending, it is not lost.
+  v.pcpu.local_irq_disable()
+  yield* v.hw.smp_store_release(v.mode, IN_GUEST_MODE)
+  v.nonWaitIpis = 0
+  // kvm_vcpu_srcu_read_unlock(); smp_mb__after_srcu_read_unlock(): orders the mode store before
+  // reading requests, the PIR and the page tables; pairs with the full barrier in
+  // kvm_vcpu_exiting_guest_mode (A1) on the requester side.
+  if (!vm.bug("A.noEntryBarrier")) yield* v.hw.smp_mb()
 
-    // VM exit: vcpu->mode = OUTSIDE_GUEST_MODE; smp_wmb() (A4: a WAIT sender released by the
-    // IPI handler below may assume the vCPU has left guest mode).
+  if (yield* kvm_vcpu_exit_request(v)) {
     yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
-    v.guestSince = -1
     yield* v.hw.smp_wmb()
-    yield* Sim.pointCost(vm.costs.vmExitNs)
-    vm.count("vm_exits")
-    k.event("guest.exit", [v.vcpu_id, reason])
-    hooks.handle_exit_irqoff?.(v, reason)
-    if (hooks.vmexit !== undefined) yield* hooks.vmexit(v)
     v.pcpu.local_irq_enable(k)
-    yield* guest.handleExit(v, reason)
+    vm.count("entries_cancelled")
     return 1
-  })
+  }
+
+  // The guest runs until an IPI forces it out or it exits on its own.
+  v.guestSince = k.steps
+  vm.count("vm_entries")
+  k.event("guest.enter", [v.vcpu_id])
+  yield* Sim.point(vm.costs.vmEntryNs)
+  let reason: ExitReason | undefined
+  for (;;) {
+    if (v.pcpu.pendingIrq || hooks.guest_should_exit?.(v) === true) {
+      vm.count(v.pcpu.pendingIrq ? "exits_ipi" : "exits_tick")
+      reason = ExitReason.ExternalInterrupt
+      break
+    }
+    const lost = Inv.req1(k, v)
+    if (lost !== undefined) yield* Sim.fail("REQ-1", lost)
+    reason = yield* guest.step(v)
+    if (reason !== undefined) break
+  }
+
+  // VM exit: vcpu->mode = OUTSIDE_GUEST_MODE; smp_wmb() (A4: a WAIT sender released by the
+  // IPI handler below may assume the vCPU has left guest mode).
+  yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
+  v.guestSince = -1
+  yield* v.hw.smp_wmb()
+  yield* Sim.point(vm.costs.vmExitNs)
+  vm.count("vm_exits")
+  k.event("guest.exit", [v.vcpu_id, reason])
+  hooks.handle_exit_irqoff?.(v, reason)
+  if (hooks.vmexit !== undefined) yield* hooks.vmexit(v)
+  v.pcpu.local_irq_enable(k)
+  yield* guest.handleExit(v, reason)
+  return 1
+}
 
 /** x86 `kvm_arch_vcpu_runnable`: RUNNABLE, or an event (interrupt) pending. */
-const kvm_arch_vcpu_runnable = (v: VcpuState) =>
-  v.mp_state === KVM_MP_STATE_RUNNABLE ? Effect.succeed(true) : v.hw.test_bit(requestBit(KVM_REQ_EVENT), v.requests)
+function* kvm_arch_vcpu_runnable(v: VcpuState): Sim.Gen<boolean> {
+  return v.mp_state === KVM_MP_STATE_RUNNABLE || (yield* v.hw.test_bit(requestBit(KVM_REQ_EVENT), v.requests))
+}
 
 /** `kvm_vcpu_check_block`: < 0 when the vCPU should stop blocking. */
-const kvm_vcpu_check_block = (vm: Vm, v: VcpuState) =>
-  Effect.gen(function*() {
-    if (yield* kvm_arch_vcpu_runnable(v)) return EINTR
-    if (v.signalPending) return EINTR
-    if (yield* kvm_check_request(vm, KVM_REQ_UNBLOCK, v)) return EINTR
-    return 0
-  })
+function* kvm_vcpu_check_block(vm: Vm, v: VcpuState): Sim.Gen<number> {
+  if (yield* kvm_arch_vcpu_runnable(v)) return EINTR
+  if (v.signalPending) return EINTR
+  if (yield* kvm_check_request(vm, KVM_REQ_UNBLOCK, v)) return EINTR
+  return 0
+}
 
 /** `kvm_vcpu_block`: sleep on the rcuwait until `kvm_vcpu_check_block` says stop. */
-export const kvm_vcpu_block = (vm: Vm, v: VcpuState, wake1: Sim.Monitor): Effect.Effect<void, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    v.rcuwaitTask = true // prepare_to_rcuwait()
-    for (;;) {
-      v.taskState = TASK_INTERRUPTIBLE
-      // set_current_state(): smp_store_mb(); pairs with the smp_mb() in rcuwait_wake_up.
-      yield* v.hw.smp_mb()
-      if ((yield* kvm_vcpu_check_block(vm, v)) < 0) break
-      // schedule(): sleeps unless a waker has set TASK_RUNNING since set_current_state().
-      if (v.taskState === TASK_INTERRUPTIBLE) {
-        vm.count("blocks")
-        yield* Sim.wait(v.rcuwait)
-      }
+export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.Gen<void> {
+  v.rcuwaitTask = true // prepare_to_rcuwait()
+  for (;;) {
+    v.taskState = TASK_INTERRUPTIBLE
+    // set_current_state(): smp_store_mb(); pairs with the smp_mb() in rcuwait_wake_up.
+    yield* v.hw.smp_mb()
+    if ((yield* kvm_vcpu_check_block(vm, v)) < 0) break
+    // schedule(): sleeps unless a waker has set TASK_RUNNING since set_current_state().
+    if (v.taskState === TASK_INTERRUPTIBLE) {
+      vm.count("blocks")
+      yield* Sim.wait(v.rcuwait)
     }
-    v.taskState = TASK_RUNNING
-    v.rcuwaitTask = false // finish_rcuwait()
-    v.wakeOwed = false
-    yield* wake1.cold
-  })
+  }
+  v.taskState = TASK_RUNNING
+  v.rcuwaitTask = false // finish_rcuwait()
+  v.wakeOwed = false
+  wake1.cold()
+}
 
 /** x86 `vcpu_block` for a halted vCPU (halt-polling off). */
-const vcpu_block = (vm: Vm, v: VcpuState, wake1: Sim.Monitor) =>
-  Effect.gen(function*() {
-    if (!(yield* kvm_arch_vcpu_runnable(v))) {
-      vm.count("halts")
-      yield* kvm_vcpu_block(vm, v, wake1)
-      if (!(yield* kvm_arch_vcpu_runnable(v))) return 1
-    }
-    v.mp_state = KVM_MP_STATE_RUNNABLE
-    return 1
-  })
+function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.Gen<number> {
+  if (!(yield* kvm_arch_vcpu_runnable(v))) {
+    vm.count("halts")
+    yield* kvm_vcpu_block(vm, v, wake1)
+    if (!(yield* kvm_arch_vcpu_runnable(v))) return 1
+  }
+  v.mp_state = KVM_MP_STATE_RUNNABLE
+  return 1
+}
 
 /**
  * `vcpu_run`: the KVM_RUN ioctl's loop. Returns the value KVM_RUN returns to userspace:
  * -EINTR for a signal (VM teardown here), -EIO for KVM_REQ_VM_DEAD.
  */
-export const vcpu_run = (vm: Vm, v: VcpuState, guest: Guest, hooks: Hooks = {}): Effect.Effect<number, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
-    const wake1 = yield* Sim.monitor("WAKE-1", { maxHotSteps: Inv.WAKE1_MAX_STEPS })
-    v.wake1 = wake1
-    for (;;) {
-      hooks.vcpu_run_loop?.(v)
-      const r = v.mp_state === KVM_MP_STATE_RUNNABLE
-        ? yield* vcpu_enter_guest(vm, v, guest, hooks)
-        : yield* vcpu_block(vm, v, wake1)
-      if (r <= 0) return r
-      yield* v.hw.clear_bit(requestBit(KVM_REQ_UNBLOCK), v.requests) // kvm_clear_request(KVM_REQ_UNBLOCK)
-      if (v.signalPending) return EINTR // xfer_to_guest_mode_handle_work(): a signal
-      if (hooks.cond_resched !== undefined) yield* hooks.cond_resched(v)
-    }
-  })
+export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, hooks: Hooks = {}): Sim.Gen<number> {
+  const wake1 = vm.kernel.monitor("WAKE-1", { maxHotSteps: Inv.WAKE1_MAX_STEPS })
+  v.wake1 = wake1
+  for (;;) {
+    hooks.vcpu_run_loop?.(v)
+    const r = v.mp_state === KVM_MP_STATE_RUNNABLE
+      ? yield* vcpu_enter_guest(vm, v, guest, hooks)
+      : yield* vcpu_block(vm, v, wake1)
+    if (r <= 0) return r
+    yield* v.hw.clear_bit(requestBit(KVM_REQ_UNBLOCK), v.requests) // kvm_clear_request(KVM_REQ_UNBLOCK)
+    if (v.signalPending) return EINTR // xfer_to_guest_mode_handle_work(): a signal
+    if (hooks.cond_resched !== undefined) yield* hooks.cond_resched(v)
+  }
+}
 
 /** `kvm_emulate_halt`: the guest executed HLT. */
 export const kvm_emulate_halt = (vm: Vm, v: VcpuState): void => {

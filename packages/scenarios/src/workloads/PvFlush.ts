@@ -8,7 +8,6 @@
  */
 import { Costs, Protocol, PvFlush, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
-import { Effect, Random } from "effect"
 import type { Scenario } from "../Scenario.js"
 import { spawnVcpus, teardown } from "./Requests.js"
 import type { Metrics } from "./Requests.js"
@@ -16,84 +15,82 @@ import type { Metrics } from "./Requests.js"
 const { ExitReason } = Protocol
 const { Guest, Host, Invariants: Inv } = PvFlush
 
-export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
+export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
+  function*() {
     const w = s.workload
-    if (w.kind !== "pv-flush-race") return yield* Effect.dieMessage(`not a pv-flush-race scenario: ${w.kind}`)
+    if (w.kind !== "pv-flush-race") throw new Error(`not a pv-flush-race scenario: ${w.kind}`)
     const host = yield* Vm.makeHost({ pcpus: 2, costs: Costs.resolve(s.costs) })
-    const vm = yield* Vm.makeVm(host, 2, { variant: s.variant, bugs: new Set(s.bugs) })
+    const k = host.kernel
+    const vm = Vm.makeVm(host, 2, { variant: s.variant, bugs: new Set(s.bugs) })
     if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
-    for (const v of vm.vcpus) {
-      v.st = yield* PvFlush.State.make(host.memory, v.name)
-    }
-    const mm = yield* Guest.makeMm(vm, w.pages)
+    for (const v of vm.vcpus) v.st = PvFlush.State.make(host.memory, v.name)
+    const mm = Guest.makeMm(vm, w.pages)
     const [initiator, target] = [vm.vcpus[0]!, vm.vcpus[1]!]
     const hog = new Host.Hog("hog", w.hogSteps)
-    yield* Sim.spawn("hog", hog.body)
+    yield* Sim.spawn("hog", () => hog.body())
     const finished = Sim.makeWaitQueue("initiator done")
     let round = 0
     let shootdown: PvFlush.Guest.Shootdown | undefined
     let worked = 0
     let burst = 0
 
-    // Every guest instruction: PV-1 (no instruction while a deferred flush is owed) and PV-3
-    // (PREEMPTED is clear whenever guest code runs).
-    const guestChecks = (v: typeof initiator) => Inv.atGuestInstruction(vm.kernel, v.st!, vm.memory.peek(v.st!.preempted))
-
-    const initiatorStep = (v: typeof initiator) =>
-      Effect.gen(function*() {
-        if (shootdown !== undefined) {
-          if (!(yield* Guest.waitShootdown(mm, v, shootdown))) return undefined
-          shootdown = undefined
-          round++
-          if (round === w.rounds) yield* Sim.wakeAll(finished)
-          return undefined
-        }
-        if (round >= w.rounds) {
-          yield* Sim.point
-          return ExitReason.Hlt
-        }
-        // Unmap and remap a page (ptep_clear_flush-like), flush locally, then shoot down.
-        const page = round % w.pages
-        yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
-        v.tlb.delete(page)
-        shootdown = yield* Guest.flush_tlb_multi(mm, v, page, [target])
+    const initiatorStep = function*(v: typeof initiator): Sim.Gen<Protocol.ExitReason | undefined> {
+      if (shootdown !== undefined) {
+        if (!(yield* Guest.waitShootdown(mm, v, shootdown))) return undefined
+        shootdown = undefined
+        round++
+        if (round === w.rounds) k.wakeAll(finished)
         return undefined
-      })
+      }
+      if (round >= w.rounds) {
+        yield* Sim.point()
+        return ExitReason.Hlt
+      }
+      // Unmap and remap a page (ptep_clear_flush-like), flush locally, then shoot down.
+      const page = round % w.pages
+      yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
+      v.tlb.delete(page)
+      shootdown = yield* Guest.flush_tlb_multi(mm, v, page, [target])
+      return undefined
+    }
 
-    const targetStep = (v: typeof target) =>
-      Effect.gen(function*() {
-        if (v.st!.injected.length > 0) {
-          yield* Guest.flush_tlb_func(vm, v)
-          return undefined
-        }
-        if (++worked > w.guestWork) {
-          yield* Sim.point
-          return ExitReason.Hlt
-        }
-        yield* Guest.access(mm, v, yield* Random.nextIntBetween(0, w.pages))
-        if (++burst < w.guestSteps) return undefined
-        burst = 0
-        yield* Guest.kvm_steal_clock(vm, v, v)
-        // A host timer tick (an external-interrupt exit, at an instruction boundary) or an
-        // instruction KVM emulates (port I/O).
-        return (yield* Random.nextIntBetween(0, 2)) === 0 ? ExitReason.ExternalInterrupt : ExitReason.IoInstruction
-      })
+    const targetStep = function*(v: typeof target): Sim.Gen<Protocol.ExitReason | undefined> {
+      if (v.st!.injected.length > 0) {
+        yield* Guest.flush_tlb_func(vm, v)
+        return undefined
+      }
+      if (++worked > w.guestWork) {
+        yield* Sim.point()
+        return ExitReason.Hlt
+      }
+      yield* Guest.access(mm, v, k.randomBetween(0, w.pages))
+      if (++burst < w.guestSteps) return undefined
+      burst = 0
+      yield* Guest.kvm_steal_clock(vm, v, v)
+      // A host timer tick (an external-interrupt exit, at an instruction boundary) or an
+      // instruction KVM emulates (port I/O).
+      return k.randomBetween(0, 2) === 0 ? ExitReason.ExternalInterrupt : ExitReason.IoInstruction
+    }
 
     const guest: Vcpu.Guest = {
-      step: (v) => Effect.zipRight(guestChecks(v), v === initiator ? initiatorStep(v) : targetStep(v)),
-      handleExit: (v, reason) =>
-        Effect.gen(function*() {
-          if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
-          if (reason !== ExitReason.IoInstruction) return
-          // Emulation: translate the guest address, possibly be preempted (not at an
-          // instruction boundary), then complete the access with the translation held.
-          const page = yield* Random.nextIntBetween(0, w.pages)
-          const [, walkedAt] = yield* Guest.emulatorTranslate(mm, v, page)
-          if (v === target) yield* Host.maybePreempt(vm, v, { _tag: "hog", hog, percent: w.preemptPercent })
-          yield* Inv.pv1Held(vm.kernel, v.st!, walkedAt)
-          vm.count("emulated")
-        })
+      *step(v) {
+        // Every guest instruction: PV-1 (no instruction while a deferred flush is owed) and PV-3
+        // (PREEMPTED is clear whenever guest code runs).
+        yield* Inv.atGuestInstruction(k, v.st!, vm.memory.peek(v.st!.preempted))
+        return v === initiator ? yield* initiatorStep(v) : yield* targetStep(v)
+      },
+      *handleExit(v, reason) {
+        if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+        if (reason !== ExitReason.IoInstruction) return
+        // Emulation: translate the guest address, possibly be preempted (not at an
+        // instruction boundary), then complete the access with the translation held.
+        const page = k.randomBetween(0, w.pages)
+        const [, walkedAt] = yield* Guest.emulatorTranslate(mm, v, page)
+        if (v === target) yield* Host.maybePreempt(vm, v, { _tag: "hog", hog, percent: w.preemptPercent })
+        const stale = Inv.pv1Held(k, v.st!, walkedAt)
+        if (stale !== undefined) yield* Sim.fail("PV-1", stale)
+        vm.count("emulated")
+      }
     }
     const hooksOf = (v: typeof initiator): Vcpu.Hooks =>
       Host.hooks(vm, v === target ? { _tag: "hog", hog, percent: w.preemptPercent } : { _tag: "none" })
@@ -101,5 +98,5 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
     while (round < w.rounds) yield* Sim.wait(finished)
     const user = yield* Vm.hostThread(host, "userspace", 2)
     yield* teardown(vm, user, actors)
-    return { ...vm.stats }
-  })
+    return sink === undefined ? {} : sink.metrics()
+  }

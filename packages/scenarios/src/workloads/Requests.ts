@@ -7,7 +7,6 @@
  */
 import { Costs, Protocol, Requests, ShadowMmu, Variants, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
-import { Effect, Random } from "effect"
 import type { Scenario } from "../Scenario.js"
 
 /** What a run of a workload reports: counters by name. */
@@ -21,85 +20,84 @@ const makeGuest = (
   mmu: ShadowMmu.ShadowMmu,
   o: { readonly guestSteps: number; readonly guestWork: number; readonly haltPercent: number; readonly mmioPercent: number }
 ): Vcpu.Guest => {
-  const steps = new Map<number, number>()
-  const work = new Map<number, number>()
-  const mmioGfn = new Map<number, number>()
+  const k = vm.kernel
+  // Per vCPU, by vcpu_id: steps since the last voluntary exit, steps in all, the gfn of an MMIO exit.
+  const steps = vm.vcpus.map(() => 0)
+  const work = vm.vcpus.map(() => 0)
+  const mmioGfn = vm.vcpus.map(() => 0)
   return {
-    step: (v) =>
-      Effect.gen(function*() {
-        const worked = (work.get(v.vcpu_id) ?? 0) + 1
-        work.set(v.vcpu_id, worked)
-        if (worked > o.guestWork) {
-          // The guest's work is done: it idles in HLT until teardown.
-          yield* Sim.pointCost(vm.costs.guestAccessNs)
-          return ExitReason.Hlt
-        }
-        const done = (steps.get(v.vcpu_id) ?? 0) + 1
-        steps.set(v.vcpu_id, done)
-        const gfn = yield* Random.nextIntBetween(0, mmu.root.length)
-        if (o.mmioPercent > 0 && (yield* Random.nextIntBetween(0, 100)) < o.mmioPercent) {
-          mmioGfn.set(v.vcpu_id, gfn)
-          yield* Sim.pointCost(vm.costs.guestAccessNs)
-          return Protocol.ExitReason.EptMisconfig
-        }
-        if (!(yield* ShadowMmu.guestAccess(mmu, v, gfn))) return ExitReason.EptViolation
-        if (done < o.guestSteps) return undefined
-        steps.set(v.vcpu_id, 0)
-        return (yield* Random.nextIntBetween(0, 100)) < o.haltPercent ? ExitReason.Hlt : ExitReason.IoInstruction
-      }),
-    handleExit: (v, reason) =>
-      Effect.gen(function*() {
-        if (reason === ExitReason.Hlt) Vcpu.kvm_emulate_halt(vm, v)
-        else if (reason === ExitReason.EptMisconfig) {
-          // handle_mmio_page_fault -> get_mmio_spte: a lockless walk.
-          yield* ShadowMmu.walkLockless(mmu, v, mmioGfn.get(v.vcpu_id) ?? 0)
-        }
-      })
+    *step(v) {
+      const worked = ++work[v.vcpu_id]!
+      if (worked > o.guestWork) {
+        // The guest's work is done: it idles in HLT until teardown.
+        yield* Sim.point(vm.costs.guestAccessNs)
+        return ExitReason.Hlt
+      }
+      const done = ++steps[v.vcpu_id]!
+      const gfn = k.randomBetween(0, mmu.root.length)
+      if (o.mmioPercent > 0 && k.randomBetween(0, 100) < o.mmioPercent) {
+        mmioGfn[v.vcpu_id] = gfn
+        yield* Sim.point(vm.costs.guestAccessNs)
+        return ExitReason.EptMisconfig
+      }
+      if (!(yield* ShadowMmu.guestAccess(mmu, v, gfn))) return ExitReason.EptViolation
+      if (done < o.guestSteps) return undefined
+      steps[v.vcpu_id] = 0
+      return k.randomBetween(0, 100) < o.haltPercent ? ExitReason.Hlt : ExitReason.IoInstruction
+    },
+    *handleExit(v, reason) {
+      if (reason === ExitReason.Hlt) Vcpu.kvm_emulate_halt(vm, v)
+      else if (reason === ExitReason.EptMisconfig) {
+        // handle_mmio_page_fault -> get_mmio_spte: a lockless walk.
+        yield* ShadowMmu.walkLockless(mmu, v, mmioGfn[v.vcpu_id]!)
+      }
+    }
   }
 }
 
 /** Spawns one vCPU thread per vCPU of `vm`, vCPU i on physical CPU `firstCpu + i`. */
-export const spawnVcpus = (
+export function* spawnVcpus(
   host: Vm.Host,
   vm: Vm.Vm,
   guest: Vcpu.Guest,
   firstCpu: number,
   hooks: (v: Vm.Vm["vcpus"][number]) => Vcpu.Hooks = () => ({})
-) =>
-  Effect.forEach(vm.vcpus, (v, i) =>
-    Sim.spawn(
-      v.name,
-      Effect.gen(function*() {
-        v.hw = yield* host.memory.attach(v.name)
-        v.cpu = firstCpu + i
-        v.pcpu = host.pcpus[firstCpu + i]!
-        return yield* Vcpu.vcpu_run(vm, v, guest, hooks(v))
-      })
-    ))
+): Sim.Gen<Array<Sim.ActorHandle<number>>> {
+  const actors: Array<Sim.ActorHandle<number>> = []
+  for (const [i, v] of vm.vcpus.entries()) {
+    actors.push(yield* Sim.spawn(v.name, function*() {
+      v.hw = yield* host.memory.attach(v.name)
+      v.cpu = firstCpu + i
+      v.pcpu = host.pcpus[firstCpu + i]!
+      return yield* Vcpu.vcpu_run(vm, v, guest, hooks(v))
+    }))
+  }
+  return actors
+}
 
 /** VM teardown from userspace: signal each vCPU thread (signal_wake_up -> kvm_vcpu_kick) and join them. */
-export const teardown = (vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim.Actor<number, never>>) =>
-  Effect.gen(function*() {
-    for (const v of vm.vcpus) {
-      v.signalPending = true
-      yield* Requests.kvm_vcpu_kick(vm, v, t)
-    }
-    for (const a of actors) yield* a.join
-  })
+export function* teardown(vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim.ActorHandle<number>>): Sim.Gen<void> {
+  for (const v of vm.vcpus) {
+    v.signalPending = true
+    yield* Requests.kvm_vcpu_kick(vm, v, t)
+  }
+  for (const a of actors) yield* Sim.join(a)
+}
 
 const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bugs: new Set(s.bugs) })
 
 /** Builds the program of a `request-race` or `lockless-walk` scenario. */
-export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
+export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
+  function*() {
     const w = s.workload
-    if (w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") return yield* Effect.dieMessage(`${w.kind} is not a mechanism A workload`)
+    if (w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") throw new Error(`${w.kind} is not a mechanism A workload`)
     const requesters = w.kind === "request-race" ? w.requesters : 1
     const vcpus = s.vcpusPerVm
     const host = yield* Vm.makeHost({ pcpus: vcpus, costs: Costs.resolve(s.costs) })
-    const vm = yield* Vm.makeVm(host, vcpus, switchesOf(s))
+    const k = host.kernel
+    const vm = Vm.makeVm(host, vcpus, switchesOf(s))
     if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
-    const mmu = yield* ShadowMmu.make(vm, w.gfns)
+    const mmu = ShadowMmu.make(vm, w.gfns)
     const guest = makeGuest(vm, mmu, {
       guestSteps: w.guestSteps,
       guestWork: w.guestWork,
@@ -107,22 +105,22 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.
       mmioPercent: w.kind === "lockless-walk" ? w.mmioPercent : 0
     })
     const actors = yield* spawnVcpus(host, vm, guest, 0)
-    const threads = yield* Effect.forEach(Array.from({ length: requesters }, (_, r) => r), (r) =>
-      Sim.spawn(
-        w.kind === "request-race" ? `requester${r}` : "zapper",
-        Effect.gen(function*() {
-          const t = yield* Vm.hostThread(host, w.kind === "request-race" ? `requester${r}` : "zapper", vcpus + r)
-          for (let round = 0; round < w.rounds; round++) {
-            yield* ShadowMmu.zapAndRemap(mmu, t, (r + round) % w.gfns)
-            if (w.kind === "request-race" && w.kicks) {
-              const target = vm.vcpus[yield* Random.nextIntBetween(0, vcpus)]!
-              yield* Requests.kvm_make_request_and_kick(vm, Protocol.KVM_REQ_EVENT, target, t)
-            }
+    const threads = []
+    for (let r = 0; r < requesters; r++) {
+      const name = w.kind === "request-race" ? `requester${r}` : "zapper"
+      threads.push(yield* Sim.spawn(name, function*() {
+        const t = yield* Vm.hostThread(host, name, vcpus + r)
+        for (let round = 0; round < w.rounds; round++) {
+          yield* ShadowMmu.zapAndRemap(mmu, t, (r + round) % w.gfns)
+          if (w.kind === "request-race" && w.kicks) {
+            const target = vm.vcpus[k.randomBetween(0, vcpus)]!
+            yield* Requests.kvm_make_request_and_kick(vm, Protocol.KVM_REQ_EVENT, target, t)
           }
-        })
-      ))
-    for (const a of threads) yield* a.join
+        }
+      }))
+    }
+    for (const a of threads) yield* Sim.join(a)
     const user = yield* Vm.hostThread(host, "userspace", vcpus + requesters)
     yield* teardown(vm, user, actors)
-    return { ...vm.stats }
-  })
+    return sink === undefined ? {} : sink.metrics()
+  }

@@ -8,7 +8,6 @@
  */
 import { Costs, PvFlush, Scheduler, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
-import { Effect, Random } from "effect"
 import type { Scenario } from "../Scenario.js"
 import type { Metrics } from "./Requests.js"
 
@@ -38,68 +37,65 @@ const metricsOf = (vms: ReadonlyArray<Vm.Vm>, nowNs: number): Metrics => {
   }
 }
 
-export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Effect.Effect<Metrics, never, Sim.SimKernel> =>
-  Effect.gen(function*() {
+export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
+  function*() {
     const w = s.workload
-    if (w.kind !== "tlb-shootdown") return yield* Effect.dieMessage(`not a tlb-shootdown scenario: ${w.kind}`)
+    if (w.kind !== "tlb-shootdown") throw new Error(`not a tlb-shootdown scenario: ${w.kind}`)
     const costs = Costs.resolve(s.costs)
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs })
     const k = host.kernel
-    const sched = new Scheduler.Scheduler(s.pcpus, costs.timeSliceNs, k, yield* Random.nextIntBetween(0, 0x7fffffff))
+    const sched = new Scheduler.Scheduler(s.pcpus, costs.timeSliceNs, k, k.randomBetween(0, 0x7fffffff))
     const vms: Array<Vm.Vm> = []
     if (sink !== undefined) sink.metrics = () => metricsOf(vms, k.now)
     let next = 0
     for (let i = 0; i < s.vms; i++) {
-      const vm = yield* Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
+      const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
       vms.push(vm)
       for (const v of vm.vcpus) {
-        v.st = yield* PvFlush.State.make(host.memory, v.name)
+        v.st = PvFlush.State.make(host.memory, v.name)
         v.cpu = next++ % s.pcpus
         v.pcpu = host.pcpus[v.cpu]!
       }
-      const mm = yield* Guest.makeMm(vm, w.pages)
+      const mm = Guest.makeMm(vm, w.pages)
       const pending = new Map<number, PvFlush.Guest.Shootdown>()
+      const others = new Map(vm.vcpus.map((v) => [v, vm.vcpus.filter((o) => o !== v)]))
       const guest: Vcpu.Guest = {
-        step: (v) =>
-          Effect.gen(function*() {
-            yield* Inv.atGuestInstruction(k, v.st!, host.memory.peek(v.st!.preempted))
-            if (v.st!.injected.length > 0) {
-              yield* Guest.flush_tlb_func(vm, v)
-              return undefined
-            }
-            const sd = pending.get(v.vcpu_id)
-            if (sd !== undefined) {
-              if (yield* Guest.waitShootdown(mm, v, sd, sched.untilResched(v))) pending.delete(v.vcpu_id)
-              return undefined
-            }
-            // One ebizzy record: guest work touching the process's memory.
-            yield* Sim.pointCost(w.workNs)
-            yield* Guest.access(mm, v, yield* Random.nextIntBetween(0, w.pages))
-            vm.count("records")
-            if ((yield* Random.nextIntBetween(0, 10_000)) < w.shootdownPerTenThousand) {
-              // munmap: clear the PTE (a new frame stands for the next mapping), flush locally,
-              // then every other CPU running the mm.
-              const page = yield* Random.nextIntBetween(0, w.pages)
-              yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
-              v.tlb.delete(page)
-              pending.set(v.vcpu_id, yield* Guest.flush_tlb_multi(mm, v, page, vm.vcpus.filter((o) => o !== v)))
-            }
+        *step(v) {
+          yield* Inv.atGuestInstruction(k, v.st!, host.memory.peek(v.st!.preempted))
+          if (v.st!.injected.length > 0) {
+            yield* Guest.flush_tlb_func(vm, v)
             return undefined
-          }),
-        handleExit: () => Effect.void
+          }
+          const sd = pending.get(v.vcpu_id)
+          if (sd !== undefined) {
+            if (yield* Guest.waitShootdown(mm, v, sd, sched.untilResched(v))) pending.delete(v.vcpu_id)
+            return undefined
+          }
+          // One ebizzy record: guest work touching the process's memory.
+          yield* Sim.point(w.workNs)
+          yield* Guest.access(mm, v, k.randomBetween(0, w.pages))
+          vm.count("records")
+          if (k.randomBetween(0, 10_000) < w.shootdownPerTenThousand) {
+            // munmap: clear the PTE (a new frame stands for the next mapping), flush locally,
+            // then every other CPU running the mm.
+            const page = k.randomBetween(0, w.pages)
+            yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
+            v.tlb.delete(page)
+            pending.set(v.vcpu_id, yield* Guest.flush_tlb_multi(mm, v, page, others.get(v)!))
+          }
+          return undefined
+        },
+        *handleExit() {}
       }
       for (const v of vm.vcpus) {
-        yield* Sim.spawn(
-          v.name,
-          Effect.gen(function*() {
-            v.hw = yield* host.memory.attach(v.name)
-            yield* sched.acquire(v)
-            return yield* Vcpu.vcpu_run(vm, v, guest, Host.hooks(vm, { _tag: "scheduler", sched }))
-          })
-        )
+        yield* Sim.spawn(v.name, function*() {
+          v.hw = yield* host.memory.attach(v.name)
+          yield* sched.acquire(v)
+          return yield* Vcpu.vcpu_run(vm, v, guest, Host.hooks(vm, { _tag: "scheduler", sched }))
+        })
       }
     }
     // The run ends at durationNs (a time bound), with the metrics read through the sink.
     yield* Sim.wait(Sim.makeWaitQueue("until durationNs"))
-    return metricsOf(vms, k.now)
-  })
+    return sink === undefined ? {} : sink.metrics()
+  }
