@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Explore, Run, Sim } from "@kvmlab/sim"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, STM, TRef } from "effect"
 import { Cpu, Memory, Seqcount, Spinlock } from "../src/index.js"
+import { StmBackend } from "../src/internal/backend.js"
 
 const engines = ["fast", "effect"] as const
 
@@ -177,6 +178,20 @@ describe.each(engines)("Seqcount on the %s engine", (engine) => {
     Effect.gen(function*() {
       const r = yield* Explore.explore(readerWriter(false), { seed: 1, runs: 500, strategy: { _tag: "random" }, engine })
       expect(r.violations[0]?.invariant).toBe("SEQ-1")
+    }))
+})
+
+describe("the STM backend", () => {
+  it.effect("keeps cells in TRefs that STM reads as peek does (guards the TRef internals it relies on)", () =>
+    Effect.gen(function*() {
+      const b = new StmBackend()
+      b.alloc(5)
+      b.alloc(7)
+      yield* b.writeEffect(1, 42)
+      expect([b.peek(0), b.peek(1)]).toEqual([5, 42])
+      expect([yield* STM.commit(TRef.get(b.ref(0))), yield* STM.commit(TRef.get(b.ref(1)))]).toEqual([5, 42])
+      expect(yield* b.rmwEffect(0, (x) => x + 1)).toBe(5)
+      expect(yield* STM.commit(TRef.get(b.ref(0)))).toBe(6)
     }))
 })
 

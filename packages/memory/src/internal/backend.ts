@@ -96,6 +96,18 @@ export class PlainBackend implements Backend {
 type StmBuffer = TRef.TRef<ReadonlyArray<BufferedStore>>
 
 /**
+ * `TRef.make` is an STM transaction; committing one per allocation would start a fiber each
+ * time. Outside any transaction (allocation happens in model code, one actor at a time) a TRef
+ * is just its class's instance: take the class from one made the official way. The memory test
+ * holds `peek` and this to `STM.commit(TRef.get)`, so an effect upgrade that changes them fails.
+ */
+let TRefClass: (new (value: unknown) => TRef.TRef<unknown>) | undefined
+const makeTRef = <A>(value: A): TRef.TRef<A> => {
+  TRefClass ??= Object.getPrototypeOf(Effect.runSync(STM.commit(TRef.make(0)))).constructor
+  return new TRefClass!(value) as TRef.TRef<A>
+}
+
+/**
  * State in STM, as the design card has it: a `TRef` per cell and per store buffer, every
  * operation one transaction. Used by the effect engine; its plain forms exist only for reads
  * outside a transaction (`peek`, `pending`), which are safe because one actor runs at a time.
@@ -104,13 +116,17 @@ export class StmBackend implements Backend {
   readonly kind = "stm" as const
   private readonly cells: Array<TRef.TRef<number>> = []
   alloc(init: number): void {
-    this.cells.push(Effect.runSync(STM.commit(TRef.make(init))))
+    this.cells.push(makeTRef(init))
+  }
+  /** @internal for the test that guards the TRef internals */
+  ref(addr: number): TRef.TRef<number> {
+    return this.cells[addr]!
   }
   peek(addr: number): number {
     return peek(this.cells[addr]!)
   }
   newBuffer(): Buffer {
-    return Effect.runSync(STM.commit(TRef.make<ReadonlyArray<BufferedStore>>([])))
+    return makeTRef<ReadonlyArray<BufferedStore>>([])
   }
   pending(b: Buffer): number {
     return peek(b as StmBuffer).length
