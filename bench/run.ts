@@ -11,7 +11,7 @@
  *   virtual second (a single run: it takes about a minute), with the virtual/wall time ratio.
  */
 import { Exhaustive, Litmus, Memory } from "@kvmlab/memory"
-import { Runner, Scenario } from "@kvmlab/scenarios"
+import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
 import { Prng, Run, Sim, type Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 import { existsSync, readFileSync } from "node:fs"
@@ -162,7 +162,7 @@ const exploreScenario = (name: string, strategy: Strategy.SearchStrategy) => {
   let seed = 1
   let steps = 0
   const m = measure(() => {
-    const r = Effect.runSync(Runner.explore(s, { seed: (seed += runs), runs, strategy }))
+    const r = Effect.runSync(Campaign.explore(s, { seed: (seed += runs), runs, strategy }))
     if (r.violations.length > 0) throw new Error(`${name}: unexpected violation ${r.violations[0]!.invariant}`)
     steps = Math.round(r.runsPerSecond > 0 ? (r.stepsPerSecond / r.runsPerSecond) * runs : 0)
     return r.runs

@@ -12,6 +12,7 @@ import { litmus } from "./commands/litmus.js"
 import { compare, explore, list, replay, run, show } from "./commands/scenarios.js"
 import { BAD_INPUT, ExitCode, OK } from "./Exit.js"
 import type * as Progress from "./Progress.js"
+import type { Workers } from "./Workers.js"
 
 const kvmlab = Command.make("kvmlab").pipe(
   Command.withDescription("deterministic models of the x86 KVM coordination protocols"),
@@ -29,7 +30,7 @@ export interface CliResult {
  * Runs kvmlab on `argv`, shaped like `process.argv` (runtime, script, then the arguments), and
  * gives its exit code: 0 ok, 1 violation found, 2 bad input. Never fails; defects stay defects.
  */
-export const runCli = (argv: ReadonlyArray<string>): Effect.Effect<CliResult, never, CliApp.CliApp.Environment | Progress.Reporter> =>
+export const runCli = (argv: ReadonlyArray<string>): Effect.Effect<CliResult, never, CliApp.CliApp.Environment | Progress.Reporter | Workers> =>
   Effect.gen(function*() {
     const code = yield* Ref.make(OK)
     yield* cli(argv).pipe(

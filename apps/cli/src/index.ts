@@ -2,3 +2,4 @@
 export { type CliResult, runCli } from "./Cli.js"
 export { litmus } from "./commands/litmus.js"
 export * as Progress from "./Progress.js"
+export * as Workers from "./Workers.js"

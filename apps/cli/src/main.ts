@@ -6,9 +6,10 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { runCli } from "./Cli.js"
 import * as Progress from "./Progress.js"
+import * as Workers from "./Workers.js"
 
 runCli(process.argv).pipe(
   Effect.flatMap(({ exitCode }) => Effect.sync(() => { process.exitCode = exitCode })),
-  Effect.provide(Layer.merge(NodeContext.layer, Progress.layerTerminal)),
+  Effect.provide(Layer.mergeAll(NodeContext.layer, Progress.layerTerminal, Workers.layerThreads)),
   NodeRuntime.runMain({ disableErrorReporting: true })
 )

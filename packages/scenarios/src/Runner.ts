@@ -4,10 +4,10 @@
  * digest), so a token alone reproduces the run.
  */
 import { Variants } from "@kvmlab/kvm"
-import { Explore, ReplayToken, Run, type Sim, Strategy } from "@kvmlab/sim"
+import { ReplayToken, Run, type Sim, Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 import * as Catalogue from "./Catalogue.js"
-import { canonical, decode, parse, type Scenario, ScenarioError, withOverrides } from "./Scenario.js"
+import { canonical, decode, parse, type Scenario, ScenarioError } from "./Scenario.js"
 import * as PvFlush from "./workloads/PvFlush.js"
 import * as Requests from "./workloads/Requests.js"
 import * as Shootdown from "./workloads/Shootdown.js"
@@ -145,7 +145,7 @@ export interface RunOptions {
  * `maxSteps` bounds runs of the search strategies; a timed run of a scenario with a duration
  * runs to that duration.
  */
-const boundsOf = (s: Scenario, strategy?: Strategy.Strategy) =>
+export const boundsOf = (s: Scenario, strategy?: Strategy.Strategy) =>
   strategy?._tag === "timed" && s.durationNs > 0
     ? { maxSteps: Number.MAX_SAFE_INTEGER, maxTimeNs: s.durationNs }
     : { maxSteps: s.maxSteps, ...(s.durationNs > 0 ? { maxTimeNs: s.durationNs } : {}) }
@@ -213,70 +213,6 @@ export const replay = (token: string, o: { readonly trace?: boolean; readonly en
     return toRun(s, r, sink.metrics())
   })
 
-export interface ExploreOptions {
-  readonly seed: number
-  readonly runs: number
-  readonly strategy: Strategy.SearchStrategy
-  readonly all?: boolean
-  readonly maxSteps?: number
-  /** Default `fast`. */
-  readonly engine?: Run.Engine
-  readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
-}
-
-export interface ScenarioExplore {
-  readonly scenario: string
-  readonly variant: Variants.Variant
-  readonly bugs: ReadonlyArray<string>
-  readonly strategy: string
-  readonly runs: number
-  readonly violations: ReadonlyArray<FoundViolation & { readonly run: number; readonly seed: number; readonly count: number }>
-  readonly outcomes: Readonly<Record<string, number>>
-  readonly invariantChecks: Readonly<Record<string, number>>
-  readonly distinctTraces: number
-  readonly runsPerSecond: number
-  readonly stepsPerSecond: number
-}
-
-/** Explores a scenario: `runs` seeds from `seed`, stopping at the first violation unless `all`. */
-export const explore = (s: Scenario, o: ExploreOptions): Effect.Effect<ScenarioExplore, Run.InvalidRunOptions> =>
-  Effect.map(
-    Explore.explore(program(s), {
-      seed: o.seed,
-      runs: o.runs,
-      strategy: o.strategy,
-      digest: canonical(s),
-      ...boundsOf(s, o.strategy),
-      ...(o.all !== undefined ? { all: o.all } : {}),
-      ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
-      ...(o.engine !== undefined ? { engine: o.engine } : {}),
-      ...(o.onProgress !== undefined ? { onProgress: o.onProgress, progressEvery: Math.max(1, Math.floor(o.runs / 20)) } : {})
-    }),
-    (r) => ({
-      scenario: s.name,
-      variant: s.variant,
-      bugs: s.bugs,
-      strategy: Strategy.format(o.strategy),
-      runs: r.runs,
-      violations: r.violations.map((v) => ({
-        invariant: v.invariant,
-        message: v.message,
-        replay: v.replay,
-        run: v.run,
-        seed: v.seed,
-        count: v.count,
-        step: v.step,
-        timeNs: v.timeNs,
-        actor: v.actor
-      })),
-      outcomes: r.outcomes,
-      invariantChecks: r.invariantChecks,
-      distinctTraces: r.distinctTraces,
-      runsPerSecond: r.runsPerSecond,
-      stepsPerSecond: r.stepsPerSecond
-    })
-  )
-
 /** One row of a comparison: the settings that differ and the mean metrics over the seeds. */
 export interface CompareRow {
   readonly variant: Readonly<Record<string, string>>
@@ -290,41 +226,3 @@ export const combinations = (vary: ReadonlyArray<readonly [string, ReadonlyArray
     (acc, [key, values]) => acc.flatMap((prefix) => values.map((v) => [...prefix, [key, v] as const])),
     [[]]
   )
-
-/** Runs every combination of `vary` over `seeds` seeds (timed) and averages the metrics. */
-export const compare = (
-  s: Scenario,
-  o: {
-    readonly vary: ReadonlyArray<readonly [string, ReadonlyArray<string>]>
-    readonly seeds: number
-    readonly seed: number
-    readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
-  }
-): Effect.Effect<{ readonly rows: ReadonlyArray<CompareRow> }, ScenarioError | Run.InvalidRunOptions | ReplayToken.InvalidReplayToken | Run.ReplayDiverged> =>
-  Effect.gen(function*() {
-    const combos = combinations(o.vary)
-    const scenarios: Array<Scenario> = []
-    for (const c of combos) {
-      const v = withOverrides(s, { set: c }, "--vary")
-      const checked = Either.flatMap(v, (x) => validate(x, "--vary"))
-      if (Either.isLeft(checked)) return yield* Effect.fail(checked.left)
-      scenarios.push(checked.right)
-    }
-    const rows: Array<CompareRow> = []
-    let done = 0
-    for (const [i, sc] of scenarios.entries()) {
-      const sums: Metrics = {}
-      let violations = 0
-      for (let k = 0; k < o.seeds; k++) {
-        const r = yield* run(sc, { seed: (o.seed + k) >>> 0 })
-        violations += r.violations.length
-        for (const [name, x] of Object.entries(r.metrics)) sums[name] = (sums[name] ?? 0) + x
-        done++
-        if (o.onProgress !== undefined) yield* o.onProgress(done, scenarios.length * o.seeds)
-      }
-      const metrics: Metrics = {}
-      for (const [name, x] of Object.entries(sums)) metrics[name] = x / o.seeds
-      rows.push({ variant: Object.fromEntries(combos[i]!), metrics, violations })
-    }
-    return { rows }
-  })

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Variants } from "@kvmlab/kvm"
-import { Runner, Scenario } from "@kvmlab/scenarios"
+import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
 import type { Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 
@@ -58,7 +58,7 @@ describe("the fast and effect engines agree", () => {
     it(`${bug} in ${name}: the same violation, and the token replays on both`, () => {
       const s = scenario(name, [bug], set)
       const strategy: Strategy.SearchStrategy = bug === "A.noWalkBarrier" ? { _tag: "swarm" } : { _tag: "random" }
-      const found = Effect.runSync(Runner.explore(s, { seed: 1, runs: 3000, strategy, engine: "fast" }))
+      const found = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 3000, strategy, engine: "fast" }))
       expect(found.violations).toHaveLength(1)
       const v = found.violations[0]!
       const f = same(s, v.seed, strategy)

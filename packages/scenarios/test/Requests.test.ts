@@ -1,13 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { Runner, Scenario } from "@kvmlab/scenarios"
+import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
 import type { Strategy } from "@kvmlab/sim"
 
 const scenario = (name: string, bugs: ReadonlyArray<string> = [], set: ReadonlyArray<readonly [string, string]> = []) =>
   Either.getOrThrow(Scenario.withOverrides(Runner.builtin(name)!, { bugs, set }))
 
 const explore = (name: string, strategy: Strategy.SearchStrategy, runs: number, bugs: ReadonlyArray<string> = [], set: ReadonlyArray<readonly [string, string]> = []) =>
-  Effect.runSync(Runner.explore(scenario(name, bugs, set), { seed: 1, runs, strategy }))
+  Effect.runSync(Campaign.explore(scenario(name, bugs, set), { seed: 1, runs, strategy }))
 
 const random: Strategy.SearchStrategy = { _tag: "random" }
 const pct3: Strategy.SearchStrategy = { _tag: "pct", depth: 3 }
@@ -184,7 +184,7 @@ describe("tlb-shootdown (timed, overcommitted)", () => {
 
   it("search strategies explore it within maxSteps without violations", () => {
     for (const flush of ["native", "pv"]) {
-      const r = Effect.runSync(Runner.explore(small(flush, "2"), { seed: 1, runs: 20, strategy: random }))
+      const r = Effect.runSync(Campaign.explore(small(flush, "2"), { seed: 1, runs: 20, strategy: random }))
       expect(r.violations).toEqual([])
     }
   })

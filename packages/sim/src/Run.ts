@@ -152,7 +152,7 @@ const execute = <A>(program: Program<A>, r: Resolved): RunResult<A> => {
   kernel.execute(program)
   const invariantChecks: Record<string, number> = {}
   for (const inv of kernel.invariants) invariantChecks[inv.name] = (invariantChecks[inv.name] ?? 0) + inv.checks
-  for (const [name, n] of kernel.eventChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + n
+  for (const [name, box] of kernel.eventChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + box.n
   const traceHash = kernel.hash.digest()
   let token: string | undefined
   const result: RunResult<A> = {

@@ -18,7 +18,10 @@ import * as Progress from "../Progress.js"
 
 const paths = Args.text({ name: "file-or-dir" }).pipe(Args.atLeast(1), Args.withDescription("litmus files, or folders searched for *.litmus"))
 const model = Options.text("model").pipe(Options.withDefault("tso"), Options.withDescription("memory model: tso or sc"))
-const engine = Options.text("engine").pipe(Options.withDefault("exhaustive"), Options.withDescription("exhaustive or actors"))
+const engine = Options.text("engine").pipe(
+  Options.withDefault("exhaustive"),
+  Options.withDescription("exhaustive (every final state), or the actor engine run on the fast or the effect simulation engine: fast (alias actors) or effect")
+)
 const runs = Options.integer("runs").pipe(Options.withDefault(2000), Options.withDescription("actor engine: runs per test (it stops early once it has the exhaustive engine's state count)"))
 const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("actor engine: base seed"))
 const json = Options.boolean("json").pipe(Options.withDescription("one JSON object per test per line"))
@@ -59,8 +62,8 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
   Effect.gen(function*() {
     const m = Tso.parseModel(o.model)
     if (m !== "tso" && m !== "sc") return yield* new BadInput({ field: "--model", message: m })
-    if (o.engine !== "exhaustive" && o.engine !== "actors") {
-      return yield* new BadInput({ field: "--engine", message: `unknown engine "${o.engine}": expected exhaustive or actors` })
+    if (!["exhaustive", "actors", "fast", "effect"].includes(o.engine)) {
+      return yield* new BadInput({ field: "--engine", message: `unknown engine "${o.engine}": expected exhaustive, fast (alias actors) or effect` })
     }
     if (o.runs < 1) return yield* new BadInput({ field: "--runs", message: `must be a positive integer, got ${o.runs}` })
     const seedIssue = Prng.seedProblem(o.seed)
@@ -70,7 +73,7 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
 
     const path = yield* Path.Path
     const start = yield* Clock.currentTimeMillis
-    const progress = yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "actors" ? 5 : 200)
+    const progress = yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "exhaustive" ? 200 : 5)
     const rows: Array<Row> = []
     let parseErrors = 0
     for (const [i, file] of files.entries()) {
@@ -86,7 +89,7 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
         const { statesVisited: _, ...ex } = exhaustive
         const row: Row = o.engine === "exhaustive"
           ? ex
-          : Actors.check(test, { model: m, runs: o.runs, seed: o.seed, stopAtStates: exhaustive.states.length })
+          : Actors.check(test, { model: m, runs: o.runs, seed: o.seed, stopAtStates: exhaustive.states.length, engine: o.engine === "effect" ? "effect" : "fast" })
         rows.push(row)
         if (o.json) yield* Console.log(JSON.stringify({ ...row, model: m, engine: o.engine }))
       }

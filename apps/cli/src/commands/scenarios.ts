@@ -6,18 +6,30 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Variants } from "@kvmlab/kvm"
-import { Perfetto, Runner, Scenario } from "@kvmlab/scenarios"
-import { Prng, type Strategy } from "@kvmlab/sim"
+import { Campaign, Perfetto, Runner, Scenario } from "@kvmlab/scenarios"
+import { Prng, type Run, type Strategy } from "@kvmlab/sim"
 import { Console, Effect, Either } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
 import * as Files from "../Files.js"
 import * as Progress from "../Progress.js"
+import { cores, Workers } from "../Workers.js"
 
 const scenarioArg = Args.text({ name: "scenario" }).pipe(Args.withDescription("a built-in scenario name (kvmlab list) or a scenario file"))
 const variant = Options.text("variant").pipe(Options.repeated, Options.withDescription("key=value, e.g. flush=pv or extraBarriers=on; repeatable"))
 const bug = Options.text("bug").pipe(Options.repeated, Options.withDescription(`a bug switch (${Variants.bugNames.join(", ")}); repeatable`))
 const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("seed (base seed for explore and compare)"))
 const json = Options.boolean("json").pipe(Options.withDescription("print JSON"))
+/** Which engine runs the model: both give the same trace for the same seed. */
+export const engine = Options.choice("engine", ["fast", "effect"]).pipe(
+  Options.withDefault("fast" as const),
+  Options.withDescription("fast (default: the kernel steps the model's generators) or effect (the reference: every actor an Effect fiber, state in STM); same results")
+)
+const workers = Options.integer("workers").pipe(
+  Options.withDefault(cores()),
+  Options.withDescription(`worker threads (default: the number of cores, ${cores()}); results do not depend on it`)
+)
+const checkWorkers = (n: number) =>
+  Number.isInteger(n) && n >= 1 && n <= 256 ? Effect.void : Effect.fail(new BadInput({ field: "--workers", message: `must be an integer in [1, 256], got ${n}` }))
 
 /** Reads a scenario from a file, or a built-in by name. */
 export const load = (ref: string): Effect.Effect<Scenario.Scenario, BadInput, FileSystem.FileSystem> =>
@@ -116,12 +128,12 @@ const runJson = (r: Runner.ScenarioRun, withOutcome: boolean) => ({
 const violationLines = (vs: ReadonlyArray<Runner.FoundViolation & { readonly run?: number }>) =>
   vs.map((v) => `VIOLATION ${v.invariant}${v.run !== undefined ? ` (run ${v.run})` : ""} at step ${v.step} by ${v.actor}: ${v.message}\n  replay: ${v.replay}`).join("\n")
 
-export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, strategy: runStrategy, depth: Options.integer("depth").pipe(Options.withDefault(3)) }, (o) =>
+export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, engine, strategy: runStrategy, depth: Options.integer("depth").pipe(Options.withDefault(3)) }, (o) =>
   Effect.gen(function*() {
     yield* checkSeed(o.seed)
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const strategy = yield* strategyOf(o.strategy, o.depth, ["timed", "random", "pct", "swarm"])
-    const r = yield* Runner.run(s, { seed: o.seed, strategy })
+    const r = yield* Runner.run(s, { seed: o.seed, strategy, engine: o.engine as Run.Engine })
     if (o.json) yield* print(JSON.stringify(runJson(r, true)))
     else {
       yield* print(`${r.scenario} (seed ${r.seed}, ${r.strategy}): ${r.outcome} after ${r.steps} steps, ${r.timeNs} ns virtual; trace ${r.traceHash}`)
@@ -142,27 +154,37 @@ export const explore = Command.make("explore", {
   strategy: Options.text("strategy").pipe(Options.withDefault("random"), Options.withDescription("random (default), pct or swarm")),
   depth: Options.integer("depth").pipe(Options.withDefault(3), Options.withDescription("pct depth")),
   runs: Options.integer("runs").pipe(Options.withDefault(2000)),
-  all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant"))
+  all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant")),
+  engine,
+  workers
 }, (o) =>
   Effect.gen(function*() {
     yield* checkSeed(o.seed)
+    yield* checkWorkers(o.workers)
     if (o.runs < 1) return yield* new BadInput({ field: "--runs", message: `must be a positive integer, got ${o.runs}` })
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const strategy = yield* strategyOf(o.strategy, o.depth, ["random", "pct", "swarm"])
     const progress = yield* Progress.make(`explore ${s.name}`, o.runs, 200)
-    const r = yield* Runner.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, onProgress: (d) => progress.tick(d) })
+    const dealer = yield* (yield* Workers).dealer(o.workers)
+    const r = yield* Campaign.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, engine: o.engine as Run.Engine, dealer, onProgress: (d) => progress.tick(d) })
     if (o.json) {
       yield* print(JSON.stringify({
+        scenario: r.scenario,
+        strategy: r.strategy,
+        engine: r.engine,
+        workers: r.workers,
+        seed: r.seed,
         runs: r.runs,
-        violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay, run: v.run })),
+        steps: r.steps,
+        distinctTraces: r.distinctTraces,
+        violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay, run: v.run, seed: v.seed, steps: v.steps, count: v.count })),
         runsPerSecond: r.runsPerSecond,
         stepsPerSecond: r.stepsPerSecond,
-        strategy: r.strategy,
         outcomes: r.outcomes,
         invariantChecks: r.invariantChecks
       }))
     } else {
-      yield* print(`${r.scenario} ${r.strategy}: ${r.runs} runs, ${r.distinctTraces} distinct traces, ${r.runsPerSecond} runs/s, ${r.stepsPerSecond} steps/s`)
+      yield* print(`${r.scenario} ${r.strategy} (${r.engine} engine, ${r.workers} worker${r.workers === 1 ? "" : "s"}): ${r.runs} runs, ${r.distinctTraces} distinct traces, ${r.runsPerSecond} runs/s, ${r.stepsPerSecond} steps/s`)
       yield* print(`  outcomes: ${Object.entries(r.outcomes).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(`  checks:   ${Object.entries(r.invariantChecks).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(r.violations.length === 0 ? "  no violation" : violationLines(r.violations))
@@ -175,11 +197,12 @@ export const explore = Command.make("explore", {
 export const replay = Command.make("replay", {
   token: Args.text({ name: "token" }),
   json,
+  engine,
   traceOut: Options.file("trace-out").pipe(Options.optional, Options.withDescription("write a Chrome/Perfetto trace-event JSON file"))
 }, (o) =>
   Effect.gen(function*() {
     const tracing = o.traceOut._tag === "Some"
-    const r = yield* Runner.replay(o.token, { trace: tracing }).pipe(
+    const r = yield* Runner.replay(o.token, { trace: tracing, engine: o.engine as Run.Engine }).pipe(
       Effect.catchTags({
         ScenarioError: (e) => Effect.fail(new BadInput({ field: "token", message: e.issues.map((i) => i.message).join("; ") })),
         InvalidReplayToken: (e) => Effect.fail(new BadInput({ field: "token", message: e.message })),
@@ -209,11 +232,16 @@ export const compare = Command.make("compare", {
   variant,
   bug,
   seed,
-  seeds: Options.integer("seeds").pipe(Options.withDefault(3), Options.withDescription("timed runs per row (metrics are means)")),
-  json
+  seeds: Options.integer("seeds").pipe(Options.withDefault(3), Options.withDescription("runs per row (metrics are means)")),
+  strategy: Options.text("strategy").pipe(Options.withDefault("timed"), Options.withDescription("timed (default: costs advance virtual time), or random, pct, swarm to compare what schedules do")),
+  depth: Options.integer("depth").pipe(Options.withDefault(3), Options.withDescription("pct depth")),
+  json,
+  engine,
+  workers
 }, (o) =>
   Effect.gen(function*() {
     yield* checkSeed(o.seed)
+    yield* checkWorkers(o.workers)
     if (o.seeds < 1) return yield* new BadInput({ field: "--seeds", message: `must be a positive integer, got ${o.seeds}` })
     if (o.vary.length === 0) return yield* new BadInput({ field: "--vary", message: "give at least one --vary key=v1,v2" })
     const s = yield* configure(o.scenario, o.variant, o.bug)
@@ -221,13 +249,15 @@ export const compare = Command.make("compare", {
       Effect.map(parseSetting("--vary", v), ([k, vs]) => [k, vs.split(",").map((x) => x.trim()).filter((x) => x !== "")] as const))
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
     const progress = yield* Progress.make(`compare ${s.name}`, combos * o.seeds, 4)
-    const r = yield* Runner.compare(s, { vary, seeds: o.seeds, seed: o.seed, onProgress: (d) => progress.tick(d) }).pipe(
+    const strategy = yield* strategyOf(o.strategy, o.depth, ["timed", "random", "pct", "swarm"])
+    const dealer = yield* (yield* Workers).dealer(o.workers)
+    const r = yield* Campaign.compare(s, { vary, seeds: o.seeds, seed: o.seed, strategy, engine: o.engine as Run.Engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
       Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message })))
     )
     if (o.json) yield* print(JSON.stringify({ rows: r.rows }))
     else yield* print(compareTable(r.rows))
     yield* exitWith(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
-  }).pipe(Effect.scoped)).pipe(Command.withDescription("run every combination of --vary settings (timed) and tabulate the metrics, with ratios to the first row"))
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("run every combination of --vary settings and tabulate the mean metrics, with ratios to the first row"))
 
 /** Rows as a table: one line per metric, one column per variant, ratios to the first column. */
 export const compareTable = (rows: ReadonlyArray<Runner.CompareRow>): string => {

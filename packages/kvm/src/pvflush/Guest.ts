@@ -177,6 +177,9 @@ export interface Shootdown {
   readonly deferred: ReadonlySet<VcpuState>
   /** §2.9 with generations: the generation each waited-for target must publish. */
   readonly gens: ReadonlyMap<VcpuState, number>
+  /** The wait's progress: PV-2 checked; §2.9: the targets before this index are done. */
+  waited: boolean
+  nextTarget: number
 }
 
 /**
@@ -239,7 +242,7 @@ export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, target
     vm.count("guest_ipis_sent")
     yield* kvm_make_request_and_kick(vm, KVM_REQ_EVENT, target, t)
   }
-  return { page, began, beganNs, until, waitingFor: mask, deferred, gens }
+  return { page, began, beganNs, until, waitingFor: mask, deferred, gens, waited: false, nextTarget: 0 }
 }
 
 /** Whether target `t` has completed its part of `s` (§2.9: an acquire load of its state). */
@@ -265,15 +268,21 @@ export function* emulatorTranslate(mm: GuestMm, v: VcpuState, page: number): Sim
 export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs = Infinity): Sim.Gen<boolean> {
   const vm = mm.vm
   const st = v.st!
-  for (const t of s.waitingFor) {
-    const waitsForDeferred = Inv.pv2(vm.kernel, t.st!, s.deferred.has(t))
-    if (waitsForDeferred !== undefined) yield* Sim.fail("PV-2", waitsForDeferred)
+  // PV-2, once per shootdown: the set it waits for does not change while it waits.
+  if (!s.waited) {
+    s.waited = true
+    for (const t of s.waitingFor) {
+      const waitsForDeferred = Inv.pv2(vm.kernel, t.st!, s.deferred.has(t))
+      if (waitsForDeferred !== undefined) yield* Sim.fail("PV-2", waitsForDeferred)
+    }
   }
   // What the spin waits on: the acknowledgement count (csd_lock_wait), or (§2.9) the first
-  // target whose state is not yet done, watched in memory like smp_cond_load_acquire.
+  // target whose state is not yet done, watched in memory like smp_cond_load_acquire, one
+  // target after the other as Peter's for_each_cpu loop does.
   let spin: Sim.WaitQueue | undefined
   if (vm.switches.variant.flush === "pv-ipi-pending") {
-    for (const t of s.waitingFor) {
+    for (; s.nextTarget < s.waitingFor.length; s.nextTarget++) {
+      const t = s.waitingFor[s.nextTarget]!
       if (yield* ipiPendingDone(vm, v, s, t)) continue
       spin = (vm.bug("P.sharedPendingBitABA") ? t.st!.preempted : t.st!.flush_gen_done).changed
       break

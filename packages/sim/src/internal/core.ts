@@ -180,8 +180,8 @@ export abstract class Core implements StepHost {
   readonly hash = new TraceHash()
   readonly trace: Array<TraceEvent> = []
   readonly invariants: Array<InvariantEntry> = []
-  /** Checks made by actor code at events (`check`), by invariant name. */
-  readonly eventChecks = new Map<string, number>()
+  /** Checks made by actor code at events (`check`), by invariant name (a box: one lookup per check). */
+  readonly eventChecks = new Map<string, { n: number }>()
   readonly actors: Array<ActorRecord> = []
   current: ActorRecord | undefined = undefined
   /** The actor granted last: violations found between steps are attributed to it. */
@@ -268,7 +268,9 @@ export abstract class Core implements StepHost {
 
   /** Counts a check of `invariant` made where its event happens; returns `condition`. */
   check(invariant: string, condition: boolean): boolean {
-    this.eventChecks.set(invariant, (this.eventChecks.get(invariant) ?? 0) + 1)
+    const box = this.eventChecks.get(invariant)
+    if (box === undefined) this.eventChecks.set(invariant, { n: 1 })
+    else box.n++
     return condition
   }
 
@@ -467,7 +469,9 @@ export abstract class Core implements StepHost {
       heapPop(this.deadlines, beforeDeadline)
       const a = t.a
       const ws = a.blockedOn!.waiters
-      ws.splice(ws.indexOf(a), 1)
+      const at = ws.indexOf(a)
+      for (let i = at; i < ws.length - 1; i++) ws[i] = ws[i + 1]!
+      ws.pop()
       a.blockedOn = undefined
       a.waitToken++
       this.makeReady(a, at)
@@ -507,21 +511,23 @@ const nameCode = (name: string): number => {
   return c
 }
 
-// Sorted-by-id runnable set: binary search insert and remove.
+// Sorted-by-id runnable set: binary search, then a shift by hand (`splice` allocates an array of
+// the removed elements at every call, and this runs at every step).
 const insertById = (xs: Array<ActorRecord>, a: ActorRecord): void => {
-  const n = xs.length
-  if (n === 0 || xs[n - 1]!.id < a.id) {
+  let hi = xs.length
+  if (hi === 0 || xs[hi - 1]!.id < a.id) {
     xs.push(a)
     return
   }
   let lo = 0
-  let hi = n
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
     if (xs[mid]!.id < a.id) lo = mid + 1
     else hi = mid
   }
-  xs.splice(lo, 0, a)
+  xs.push(a)
+  for (let i = xs.length - 1; i > lo; i--) xs[i] = xs[i - 1]!
+  xs[lo] = a
 }
 
 const removeById = (xs: Array<ActorRecord>, a: ActorRecord): void => {
@@ -532,8 +538,8 @@ const removeById = (xs: Array<ActorRecord>, a: ActorRecord): void => {
     if (xs[mid]!.id < a.id) lo = mid + 1
     else hi = mid
   }
-  if (lo === xs.length - 1) xs.pop()
-  else xs.splice(lo, 1)
+  for (let i = lo; i < xs.length - 1; i++) xs[i] = xs[i + 1]!
+  xs.pop()
 }
 
 // Min-heaps: timers by (readyAt, id), deadlines by (at, id). Ties come out in id order, never arrival order.

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/**
+ * Builds what must be JavaScript: the worker thread of `explore` and `compare` (Node 20's
+ * worker_threads cannot load TypeScript, and tsx's loader is not inherited by workers), bundled
+ * with esbuild into apps/cli/dist/worker.mjs. Runs at `npm ci` (the root `prepare` script) and
+ * `npm run build`; the CLI rebuilds it when a source is newer than the bundle.
+ */
+import { build } from "esbuild"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../", import.meta.url))
+
+export const buildWorker = () =>
+  build({
+    entryPoints: [`${root}apps/cli/src/worker.ts`],
+    outfile: `${root}apps/cli/dist/worker.mjs`,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "warning",
+    // Bundled CommonJS dependencies (cli-progress and friends) may call require().
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+  })
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await buildWorker()
