@@ -9,14 +9,14 @@ import { Command } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
 import { Console, Effect, Ref } from "effect"
 import { litmus } from "./commands/litmus.js"
-import { compare, explore, list, replay, run, show } from "./commands/scenarios.js"
+import { compare, explore, list, replay, run, show, shrink } from "./commands/scenarios.js"
 import { BAD_INPUT, ExitCode, OK } from "./Exit.js"
 import type * as Progress from "./Progress.js"
 import type { Workers } from "./Workers.js"
 
 const kvmlab = Command.make("kvmlab").pipe(
   Command.withDescription("deterministic models of the x86 KVM coordination protocols"),
-  Command.withSubcommands([list, show, run, explore, replay, compare, litmus])
+  Command.withSubcommands([list, show, run, explore, replay, shrink, compare, litmus])
 )
 
 const cli = Command.run(kvmlab, { name: "kvmlab", version: "0.1.0" })

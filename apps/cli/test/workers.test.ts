@@ -75,3 +75,25 @@ describe("compare --workers", () => {
       }
     }))
 })
+
+describe("shrink", () => {
+  it.live("kvmlab shrink prints a token that replays to the same invariant in fewer steps; explore --shrink does it for each violation", () =>
+    Effect.gen(function*() {
+      const found = yield* kvmlab("explore", "request-race", "--bug", "A.kickNoWaitForFlush", "--json", "--workers", "1")
+      const v = JSON.parse(found.stdout).violations[0]
+      const s = yield* kvmlab("shrink", v.replay, "--json")
+      expect(s.status).toBe(1)
+      const shrunk = JSON.parse(s.stdout)
+      expect(shrunk.invariant).toBe(v.invariant)
+      expect(shrunk.stepsBefore).toBe(v.steps)
+      expect(shrunk.stepsAfter).toBeLessThan(shrunk.stepsBefore)
+      const again = yield* kvmlab("replay", shrunk.token, "--json")
+      expect(again.status).toBe(1)
+      expect(JSON.parse(again.stdout).violations[0].invariant).toBe(v.invariant)
+      const withShrink = yield* kvmlab("explore", "request-race", "--bug", "A.kickNoWaitForFlush", "--json", "--workers", "1", "--shrink")
+      expect(JSON.parse(withShrink.stdout).violations[0].shrunk).toEqual(shrunk)
+      const bad = yield* kvmlab("shrink", "kvl1.nonsense")
+      expect(bad.status).toBe(2)
+      expect(bad.stderr).toContain("token")
+    }))
+})

@@ -6,7 +6,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Variants } from "@kvmlab/kvm"
-import { Campaign, Perfetto, Runner, Scenario } from "@kvmlab/scenarios"
+import { Campaign, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { Prng, type Run, type Strategy } from "@kvmlab/sim"
 import { Console, Effect, Either } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
@@ -156,7 +156,8 @@ export const explore = Command.make("explore", {
   runs: Options.integer("runs").pipe(Options.withDefault(2000)),
   all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant")),
   engine,
-  workers
+  workers,
+  shrink: Options.boolean("shrink").pipe(Options.withDescription("shrink each violation found to as few steps as possible (see kvmlab shrink)"))
 }, (o) =>
   Effect.gen(function*() {
     yield* checkSeed(o.seed)
@@ -166,7 +167,8 @@ export const explore = Command.make("explore", {
     const strategy = yield* strategyOf(o.strategy, o.depth, ["random", "pct", "swarm"])
     const progress = yield* Progress.make(`explore ${s.name}`, o.runs, 200)
     const dealer = yield* (yield* Workers).dealer(o.workers)
-    const r = yield* Campaign.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, engine: o.engine as Run.Engine, dealer, onProgress: (d) => progress.tick(d) })
+    const found = yield* Campaign.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, engine: o.engine as Run.Engine, dealer, onProgress: (d) => progress.tick(d) })
+    const r = o.shrink ? { ...found, violations: yield* Effect.forEach(found.violations, (v) => Effect.map(shrinkToken(v.replay), (k) => ({ ...v, shrunk: k }))) } : found
     if (o.json) {
       yield* print(JSON.stringify({
         scenario: r.scenario,
@@ -177,7 +179,16 @@ export const explore = Command.make("explore", {
         runs: r.runs,
         steps: r.steps,
         distinctTraces: r.distinctTraces,
-        violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay, run: v.run, seed: v.seed, steps: v.steps, count: v.count })),
+        violations: r.violations.map((v) => ({
+          invariant: v.invariant,
+          message: v.message,
+          replay: v.replay,
+          run: v.run,
+          seed: v.seed,
+          steps: v.steps,
+          count: v.count,
+          ...("shrunk" in v ? { shrunk: shrinkJson(v.shrunk as Shrink.ShrinkResult) } : {})
+        })),
         runsPerSecond: r.runsPerSecond,
         stepsPerSecond: r.stepsPerSecond,
         outcomes: r.outcomes,
@@ -188,9 +199,43 @@ export const explore = Command.make("explore", {
       yield* print(`  outcomes: ${Object.entries(r.outcomes).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(`  checks:   ${Object.entries(r.invariantChecks).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(r.violations.length === 0 ? "  no violation" : violationLines(r.violations))
+      for (const v of r.violations) if ("shrunk" in v) yield* print(shrinkLines(v.shrunk as Shrink.ShrinkResult))
     }
     yield* exitWith(r.violations.length > 0 ? FOUND : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("run a scenario under many seeds; stop at the first violation unless --all"))
+
+// ------------------------------------------------------------------ shrink
+
+const shrinkToken = (token: string) =>
+  Shrink.shrink(token).pipe(
+    Effect.catchAll((e) => Effect.fail(new BadInput({ field: "token", message: "issues" in e ? e.issues.map((i) => i.message).join("; ") : e.message })))
+  )
+
+const shrinkJson = (r: Shrink.ShrinkResult) => ({
+  invariant: r.invariant,
+  message: r.message,
+  token: r.token,
+  stepsBefore: r.stepsBefore,
+  stepsAfter: r.stepsAfter,
+  preemptionsBefore: r.preemptionsBefore,
+  preemptionsAfter: r.preemptionsAfter,
+  changes: r.changes,
+  candidates: r.candidates
+})
+
+const shrinkLines = (r: Shrink.ShrinkResult) =>
+  `SHRUNK ${r.invariant}: ${r.stepsBefore} -> ${r.stepsAfter} steps, ${r.preemptionsBefore} -> ${r.preemptionsAfter} preemptions` +
+  `${r.changes.length > 0 ? `; scenario ${r.changes.join(", ")}` : ""} (${r.candidates} candidate runs)\n  ${r.message}\n  replay: ${r.token}`
+
+export const shrink = Command.make("shrink", {
+  token: Args.text({ name: "token" }).pipe(Args.withDescription("a replay token whose run breaks an invariant")),
+  json
+}, (o) =>
+  Effect.gen(function*() {
+    const r = yield* shrinkToken(o.token)
+    yield* print(o.json ? JSON.stringify(shrinkJson(r)) : shrinkLines(r))
+    yield* exitWith(FOUND)
+  })).pipe(Command.withDescription("shrink a violating run to a token that breaks the same invariant in as few steps as it can find"))
 
 // ------------------------------------------------------------------ replay
 

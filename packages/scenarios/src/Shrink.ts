@@ -1,0 +1,226 @@
+/**
+ * Counterexample shrinking: from a violating run's token, a token whose run breaks the same
+ * invariant in as few steps as it can find. Every candidate is checked by running it (on the
+ * fast engine) with the candidate decisions as a guide — where a decision does not fit, the
+ * actor that ran last goes on — and the decisions the run really took become the next token,
+ * which replays strictly.
+ *
+ * 1. Decisions (delta debugging, Zeller and Hildebrandt, TSE 2002, over the decision list):
+ *    drop chunks of decisions, halving the chunk size down to one; then turn each remaining
+ *    preemption (a switch away from an actor that could have gone on) into "go on".
+ * 2. The scenario's size: every workload count, `vcpusPerVm`, `vms` and `pcpus` lowered
+ *    (to its minimum, half, one less), each candidate guided by the current decisions or, failing
+ *    that, searched with a few seeds of the token's strategy; then the decisions again.
+ *
+ * A candidate is kept only when it breaks the same invariant and is strictly smaller: fewer
+ * steps, or as many steps with fewer preemptions, or no more of either in a smaller scenario
+ * (so the search ends).
+ */
+import { ReplayToken, Run, type Strategy } from "@kvmlab/sim"
+import { Effect, Either } from "effect"
+import { boundsOf, program, scenarioOfToken, validate } from "./Runner.js"
+import { canonical, encode, type Scenario, type ScenarioError, decode } from "./Scenario.js"
+
+/** What `shrink` found. */
+export interface ShrinkResult {
+  readonly invariant: string
+  readonly message: string
+  /** The shrunk run's token: it replays strictly, on either engine. */
+  readonly token: string
+  readonly stepsBefore: number
+  readonly stepsAfter: number
+  readonly preemptionsBefore: number
+  readonly preemptionsAfter: number
+  /** Scenario settings changed, as `key=old->new`. */
+  readonly changes: ReadonlyArray<string>
+  /** Candidate runs made. */
+  readonly candidates: number
+}
+
+/** The token's run does not break anything, or the token cannot be read. */
+export class ShrinkError extends Error {
+  readonly _tag = "ShrinkError"
+}
+
+interface Candidate {
+  readonly s: Scenario
+  readonly seed: number
+  readonly decisions: ReadonlyArray<number>
+  readonly steps: number
+  readonly preemptions: number
+  readonly message: string
+  readonly token: string
+}
+
+/**
+ * Preemptions in a run: decisions that chose another actor while the one that ran the step
+ * before could go on. Reconstructed from the decision list alone: a decision equal to the
+ * previous decision's actor is "go on".
+ */
+const preemptionsOf = (decisions: ReadonlyArray<number>): number => {
+  let n = 0
+  for (let i = 1; i < decisions.length; i++) if (decisions[i] !== decisions[i - 1]) n++
+  return n
+}
+
+/** Options of a shrink. */
+export interface ShrinkOptions {
+  /** Most candidate runs (default 6,000). */
+  readonly budget?: number
+  /** Seeds tried for a smaller scenario when the guide does not reproduce (default 200). */
+  readonly searchSeeds?: number
+}
+
+/** Shrinks the run of `token`; fails when the token does not decode or its run has no violation. */
+export const shrink = (token: string, o: ShrinkOptions = {}): Effect.Effect<ShrinkResult, ShrinkError | ScenarioError | Run.InvalidRunOptions> =>
+  Effect.gen(function*() {
+    const data = ReplayToken.decode(token)
+    if (data instanceof ReplayToken.InvalidReplayToken) return yield* Effect.fail(new ShrinkError(data.message))
+    const s0 = yield* Either.match(scenarioOfToken(token), { onLeft: Effect.fail, onRight: Effect.succeed })
+    return yield* Effect.try({
+      try: () => shrinkSync(s0, data, o),
+      catch: (e) => (e instanceof ShrinkError ? e : e instanceof Run.InvalidRunOptions ? e : new ShrinkError(String(e)))
+    })
+  })
+
+const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOptions): ShrinkResult => {
+  const budget = o.budget ?? 6_000
+  const strategy: Strategy.SearchStrategy = data.strategy
+  let tried = 0
+
+  /** Runs scenario `s` with seed `seed`, guided by `guide`; the candidate when it breaks `invariant`. */
+  const attempt = (s: Scenario, seed: number, guide: ReadonlyArray<number> | undefined, invariant: string): Candidate | undefined => {
+    tried++
+    const r = Run.runSync(program(s), {
+      seed,
+      strategy,
+      digest: canonical(s),
+      ...boundsOf(s, strategy),
+      ...(guide !== undefined ? { guide } : {})
+    })
+    if (r.violation?.invariant !== invariant) return undefined
+    return { s, seed, decisions: r.decisions, steps: r.steps, preemptions: preemptionsOf(r.decisions), message: r.violation.message, token: r.token }
+  }
+
+  const original = Run.runSync(program(s0), { seed: 0, strategy: { _tag: "replay", token: tokenOf(data) }, digest: canonical(s0) })
+  if (original.violation === undefined) throw new ShrinkError("the token's run breaks no invariant: nothing to shrink")
+  const invariant = original.violation.invariant
+  const first: Candidate = {
+    s: s0,
+    seed: data.seed,
+    decisions: original.decisions,
+    steps: original.steps,
+    preemptions: preemptionsOf(original.decisions),
+    message: original.violation.message,
+    token: original.token
+  }
+  const smaller = (a: Candidate, b: Candidate) => a.steps < b.steps || (a.steps === b.steps && a.preemptions < b.preemptions)
+
+  /** Delta debugging over the decisions of `c`, repeated while it finds something smaller. */
+  const shrinkDecisions = (c: Candidate): Candidate => {
+    let best = c
+    for (;;) {
+      const next = decisionPass(best)
+      if (next === best || tried >= budget) return next
+      best = next
+    }
+  }
+
+  const decisionPass = (c: Candidate): Candidate => {
+    let best = c
+    // Drop chunks of decisions, from half the list down to single ones.
+    for (let chunk = Math.max(1, best.decisions.length >> 1); chunk >= 1 && tried < budget; chunk >>= 1) {
+      for (let at = 0; at < best.decisions.length && tried < budget;) {
+        const guide = [...best.decisions.slice(0, at), ...best.decisions.slice(at + chunk)]
+        const next = attempt(best.s, best.seed, guide, invariant)
+        if (next !== undefined && smaller(next, best)) best = next
+        else at += chunk
+      }
+    }
+    // Each remaining preemption becomes "go on with the actor that ran last".
+    for (let i = best.decisions.length - 1; i >= 1 && tried < budget; i--) {
+      if (i >= best.decisions.length || best.decisions[i] === best.decisions[i - 1]) continue
+      const guide = best.decisions.slice()
+      guide[i] = -1
+      const next = attempt(best.s, best.seed, guide, invariant)
+      if (next !== undefined && smaller(next, best)) best = next
+    }
+    return best
+  }
+
+  /** The scenario's size, lowered one setting at a time. */
+  const shrinkScenario = (c: Candidate): Candidate => {
+    let best = c
+    let progress = true
+    while (progress && tried < budget) {
+      progress = false
+      for (const [path, value] of sizes(best.s)) {
+        for (const lower of lowerValues(value)) {
+          const s = withSize(best.s, path, lower)
+          if (s === undefined || tried >= budget) continue
+          let next = attempt(s, best.seed, best.decisions, invariant)
+          for (let k = 0; next === undefined && k < (o.searchSeeds ?? 200) && tried < budget; k++) {
+            next = attempt(s, (best.seed + 1 + k) >>> 0, undefined, invariant)
+          }
+          if (next !== undefined) {
+            next = shrinkDecisions(next)
+            // A smaller scenario is progress even at the same length.
+            if (next.steps <= best.steps && next.preemptions <= best.preemptions) {
+              best = next
+              progress = true
+              break
+            }
+          }
+        }
+      }
+    }
+    return best
+  }
+
+  const best = shrinkScenario(shrinkDecisions(first))
+  // The result must replay strictly, to the same violation.
+  const check = Run.runSync(program(best.s), { seed: 0, strategy: { _tag: "replay", token: best.token }, digest: canonical(best.s) })
+  if (check.violation?.invariant !== invariant) throw new ShrinkError("internal: the shrunk token does not replay to the same invariant")
+  return {
+    invariant,
+    message: best.message,
+    token: best.token,
+    stepsBefore: first.steps,
+    stepsAfter: best.steps,
+    preemptionsBefore: first.preemptions,
+    preemptionsAfter: best.preemptions,
+    changes: changesBetween(s0, best.s),
+    candidates: tried
+  }
+}
+
+const tokenOf = (d: ReplayToken.ReplayTokenData): string => ReplayToken.encode(d)
+
+type Path = readonly [string] | readonly ["workload", string]
+
+/** The sizes a scenario can be shrunk along: the shape and every workload count. */
+const sizes = (s: Scenario): ReadonlyArray<readonly [Path, number]> => {
+  const out: Array<readonly [Path, number]> = []
+  for (const [k, v] of Object.entries(s.workload)) if (typeof v === "number") out.push([["workload", k], v])
+  out.push([["vcpusPerVm"], s.vcpusPerVm], [["vms"], s.vms], [["pcpus"], s.pcpus])
+  return out
+}
+
+/** Lower values worth trying, smallest first: 0 and 1, half, one less. */
+const lowerValues = (v: number): ReadonlyArray<number> => [...new Set([0, 1, Math.floor(v / 2), v - 1])].filter((x) => x >= 0 && x < v)
+
+/** The scenario with one size changed, when it is still valid. */
+const withSize = (s: Scenario, path: Path, value: number): Scenario | undefined => {
+  const e = encode(s) as Record<string, unknown> & { workload: Record<string, unknown> }
+  const next = path.length === 1 ? { ...e, [path[0]]: value } : { ...e, workload: { ...e.workload, [path[1]]: value } }
+  return Either.getOrUndefined(Either.flatMap(decode(next, "shrink"), (x) => validate(x, "shrink")))
+}
+
+const changesBetween = (a: Scenario, b: Scenario): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  for (const [path, v] of sizes(a)) {
+    const w = path.length === 1 ? (b as unknown as Record<string, number>)[path[0]] : (b.workload as unknown as Record<string, number>)[path[1]]
+    if (w !== v) out.push(`${path.join(".")}=${v}->${w}`)
+  }
+  return out
+}

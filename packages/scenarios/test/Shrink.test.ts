@@ -1,0 +1,56 @@
+/**
+ * Shrinking: every A, B and P switch, found by explore, shrinks to a token that replays (on
+ * both engines) to the same invariant; the median shrunk run is at most half as long.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Campaign, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
+import type { Strategy } from "@kvmlab/sim"
+import { Effect, Either } from "effect"
+
+const cases: ReadonlyArray<readonly [string, string, ReadonlyArray<readonly [string, string]>, Strategy.SearchStrategy]> = [
+  ["A.noEntryBarrier", "request-race", [], { _tag: "random" }],
+  ["A.noRequesterBarrier", "request-race", [], { _tag: "random" }],
+  ["A.noRequesterBarrier", "lockless-walk", [], { _tag: "random" }],
+  ["A.noWalkBarrier", "lockless-walk", [], { _tag: "swarm" }],
+  ["A.kickNoWaitForFlush", "request-race", [], { _tag: "random" }],
+  ["A.kickNoWaitForFlush", "lockless-walk", [], { _tag: "random" }],
+  ["A.exitingSkipsIpiForWait", "request-race", [], { _tag: "random" }],
+  ["B.readCopyWriteback", "pv-flush-race", [["flush", "pv"]], { _tag: "random" }],
+  ["B.preemptedMidEmulation", "pv-flush-race", [["flush", "pv"]], { _tag: "random" }],
+  ["P.invertedMaskClear", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }],
+  ["P.sharedPendingBitABA", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }],
+  ["P.transferWithoutFlushRequest", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }]
+]
+
+describe("kvmlab shrink", () => {
+  const ratios: Array<number> = []
+  for (const [bug, name, set, strategy] of cases) {
+    it(`${bug} in ${name}: the same invariant in fewer steps, and the token replays`, () => {
+      const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin(name)!, { bugs: [bug], set }))
+      const found = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 3000, strategy }))
+      const v = found.violations[0]!
+      const r = Effect.runSync(Shrink.shrink(v.replay))
+      expect(r.invariant).toBe(v.invariant)
+      expect(r.stepsBefore).toBe(v.steps)
+      expect(r.stepsAfter).toBeLessThanOrEqual(r.stepsBefore)
+      for (const engine of ["fast", "effect"] as const) {
+        const again = Effect.runSync(Runner.replay(r.token, { engine }))
+        expect(again.violations[0]?.invariant).toBe(v.invariant)
+        expect(again.steps).toBe(r.stepsAfter)
+      }
+      ratios.push(r.stepsAfter / r.stepsBefore)
+    })
+  }
+  it("the median shrunk run has at most half the steps of the original", () => {
+    expect(ratios).toHaveLength(cases.length)
+    const sorted = [...ratios].sort((a, b) => a - b)
+    const median = (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2
+    expect(median).toBeLessThanOrEqual(0.5)
+  })
+
+  it("a token whose run breaks nothing, and a damaged token, are refused", () => {
+    const clean = Effect.runSync(Runner.run(Runner.builtin("request-race")!, { seed: 1, strategy: { _tag: "random" } }))
+    expect(Effect.runSync(Effect.flip(Shrink.shrink(clean.token))).message).toContain("breaks no invariant")
+    expect(Effect.runSync(Effect.flip(Shrink.shrink("kvl1.garbage"))).message).toBeTruthy()
+  })
+})
