@@ -23,7 +23,16 @@ export class Workers extends Context.Tag("@kvmlab/cli/Workers")<Workers, {
   readonly dealer: (workers: number) => Effect.Effect<Dealer.Dealer, never, Scope.Scope>
 }>() {}
 
-const root = fileURLToPath(new URL("../../../", import.meta.url))
+/** The repository: the first folder above this module (or the bundle it was built into) with scripts/build.mjs. */
+const root = (() => {
+  let dir = fileURLToPath(new URL(".", import.meta.url))
+  while (!existsSync(join(dir, "scripts/build.mjs"))) {
+    const up = join(dir, "..")
+    if (up === dir) throw new Error(`kvmlab: cannot find the repository above ${fileURLToPath(import.meta.url)} (scripts/build.mjs)`)
+    dir = up
+  }
+  return dir
+})()
 const bundle = join(root, "apps/cli/dist/worker.mjs")
 
 const newest = (dir: string): number =>

@@ -53,6 +53,7 @@ export class Prng {
   int(bound: number): number {
     if (!(bound >= 1 && bound <= 0x100000000)) throw new RangeError(`Prng.int: bound ${bound} out of range`)
     if (bound === 1) return 0
+    if ((bound & (bound - 1)) === 0 && bound <= 0x40000000) return this.nextU32() & (bound - 1) // a power of two: no bias, no division
     const limit = 0x100000000 - (0x100000000 % bound)
     for (;;) {
       const x = this.nextU32()

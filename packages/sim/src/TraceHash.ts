@@ -12,7 +12,8 @@ export class TraceHash {
   /** Mixes one integer (any safe integer; the high part is folded in). */
   int(x: number): void {
     const lo = x | 0
-    const hi = (x / 0x100000000) | 0
+    // The high part is 0 for every |x| < 2^32 (the common case): skip the division.
+    const hi = x < 0x100000000 && x > -0x100000000 ? 0 : (x / 0x100000000) | 0
     this.h1 = Math.imul(this.h1 ^ lo, 0x01000193) ^ hi
     this.h1 = (this.h1 << 13) | (this.h1 >>> 19)
     this.h2 = Math.imul(this.h2 ^ lo ^ 0x5bd1e995, 0x9e3779b1) + hi
