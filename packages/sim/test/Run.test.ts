@@ -281,6 +281,37 @@ describe.each(engines)("Run.run on the %s engine", (engine) => {
       expect(r.exit).toEqual(Exit.succeed({ before: [0], got: [0, 1, 2] }))
     }))
 
+  it.effect("an actor behind others on a wait queue times out at its own deadline", () =>
+    Effect.gen(function*() {
+      // Three actors wait on q with no deadline; a fourth, behind them on q, with a deadline of 1 ns.
+      const prog = function*() {
+        const k = yield* Sim.kernel()
+        const q = Sim.makeWaitQueue("shared")
+        for (let i = 0; i < 3; i++) {
+          yield* Sim.spawn(`forever${i}`, function*() {
+            yield* Sim.wait(q)
+          })
+        }
+        yield* Sim.point()
+        yield* Sim.point()
+        yield* Sim.point()
+        const late = yield* Sim.spawn("deadline", function*() {
+          const timedOut = yield* Sim.waitFor(q, 1)
+          return [timedOut, k.now] as const
+        })
+        const exit = yield* Sim.join(late)
+        k.wakeAll(q)
+        return exit
+      }
+      for (const strategy of [{ _tag: "random" }, { _tag: "pct", depth: 3, steps: 20 }] as const) {
+        for (const seed of [1, 2, 3]) {
+          const r = yield* run(prog, { seed, strategy })
+          expect(r.violation).toBeUndefined()
+          expect(r.exit).toEqual(Exit.succeed({ _tag: "success", value: [true, 1] }))
+        }
+      }
+    }))
+
   it.effect("waitFor times out at the deadline, or returns early when woken", () =>
     Effect.gen(function*() {
       const prog = function*() {

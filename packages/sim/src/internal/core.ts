@@ -469,8 +469,8 @@ export abstract class Core implements StepHost {
       heapPop(this.deadlines, beforeDeadline)
       const a = t.a
       const ws = a.blockedOn!.waiters
-      const at = ws.indexOf(a)
-      for (let i = at; i < ws.length - 1; i++) ws[i] = ws[i + 1]!
+      const idx = ws.indexOf(a)
+      for (let i = idx; i < ws.length - 1; i++) ws[i] = ws[i + 1]!
       ws.pop()
       a.blockedOn = undefined
       a.waitToken++
