@@ -14,8 +14,10 @@
  * - memory: the rest of packages/memory/src (the steps, the backends, TSO rules);
  * - kernel scheduling: the rest of packages/sim/src (core loop, strategies, engines, operations);
  * - model code: the rest of packages/kvm/src and packages/scenarios/src/workloads;
- * - other: the exploration loop (Explore.ts, Campaign.ts, Runner.ts), the Effect runtime around
- *   it, node internals, idle, start-up.
+ * - Effect runtime: samples in effect's own code (fiber run loop, async, STM, Queue) — on the
+ *   effect engine, the interpretation of each operation; on the fast engine, only the outer
+ *   `Effect.runSync` around the exploration;
+ * - other: the exploration loop (Explore.ts, Campaign.ts, Runner.ts), node internals, idle, start-up.
  *
  * Percentages are of the workload window: from the first to the last sample with a
  * packages/sim frame on its stack (no start-up or module loading).
@@ -37,15 +39,18 @@ await build({
 })
 const map = new SourceMap(JSON.parse(readFileSync(bundle + ".map", "utf8")))
 
-const CATS = ["setup/teardown", "kernel scheduling", "memory", "model code", "invariants", "hashing", "GC", "other"]
+const CATS = ["setup/teardown", "kernel scheduling", "Effect runtime", "memory", "model code", "invariants", "hashing", "GC", "other"]
 const SETUP = /^(make\w*|hostThread|allocPage|alloc|allocArray|attach|newActor|spawnActor|execute|resolve|constructor|<instance_members_initializer>)$/
 
-const origin = (cf) => {
+const sourceOf = (cf) => {
   if (!cf.url.endsWith("profile-target.mjs")) return undefined
   const e = map.findEntry(cf.lineNumber, cf.columnNumber)
   if (!e || !e.originalSource) return undefined
-  const file = relative(root, fileURLToPath(new URL(e.originalSource, "file://" + bundle)))
-  return file.startsWith("packages/") || file.startsWith("bench/") ? file : undefined
+  return relative(root, fileURLToPath(new URL(e.originalSource, "file://" + bundle)))
+}
+const origin = (cf) => {
+  const file = sourceOf(cf)
+  return file !== undefined && (file.startsWith("packages/") || file.startsWith("bench/")) ? file : undefined
 }
 
 const categoryOf = (file, fn) => {
@@ -70,7 +75,10 @@ const attribute = (profile) => {
     const leaf = nodes.get(id).callFrame.functionName
     let r = { cat: "other", sim: false, key: leaf }
     if (leaf === "(garbage collector)") r = { cat: "GC", sim: false, key: leaf }
-    else {
+    else if ((sourceOf(nodes.get(id).callFrame) ?? "").startsWith("node_modules/effect/")) {
+      // Effect's own code (fibers, STM, Queue): the effect engine's interpretation of each operation.
+      r = { cat: "Effect runtime", sim: true, key: sourceOf(nodes.get(id).callFrame) }
+    } else {
       let decided = false
       for (let x = id; x !== undefined; x = parent.get(x)) {
         const cf = nodes.get(x).callFrame
