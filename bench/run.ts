@@ -17,7 +17,7 @@
  * - litmus: the exhaustive engine over the 2,595 herd7 tests.
  */
 import { Exhaustive, Litmus, Memory } from "@kvmlab/memory"
-import { Campaign, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
+import { Campaign, Catalogue, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { Prng, Run, Sim, type Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 import { execFileSync } from "node:child_process"
@@ -257,24 +257,9 @@ const shootdown = () => {
 
 // ------------------------------------------------------------------------- shrink
 
-const shrinkCases = [
-  ["A.noEntryBarrier", "request-race", [], { _tag: "random" }],
-  ["A.noRequesterBarrier", "request-race", [], { _tag: "random" }],
-  ["A.noRequesterBarrier", "lockless-walk", [], { _tag: "random" }],
-  ["A.noWalkBarrier", "lockless-walk", [], { _tag: "swarm" }],
-  ["A.kickNoWaitForFlush", "request-race", [], { _tag: "random" }],
-  ["A.kickNoWaitForFlush", "lockless-walk", [], { _tag: "random" }],
-  ["A.exitingSkipsIpiForWait", "request-race", [], { _tag: "random" }],
-  ["B.readCopyWriteback", "pv-flush-race", [["flush", "pv"]], { _tag: "random" }],
-  ["B.preemptedMidEmulation", "pv-flush-race", [["flush", "pv"]], { _tag: "random" }],
-  ["P.invertedMaskClear", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }],
-  ["P.sharedPendingBitABA", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }],
-  ["P.transferWithoutFlushRequest", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }]
-] as const
-
 const shrink = () => {
   log("shrink: every A, B and P switch, found by explore (seed 1, 3,000 runs) and shrunk")
-  const rows = shrinkCases.map(([bug, name, set, strategy]) => {
+  const rows = Catalogue.switchCases.map(({ bug, scenario: name, set, strategy }) => {
     const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin(name)!, { bugs: [bug], set: [...set] }))
     const v = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 3000, strategy })).violations[0]!
     const t = now()

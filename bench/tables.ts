@@ -5,7 +5,7 @@
  *   runs under random and under pct:3: the violations found (expected: none);
  * - each switch: the first violating run of 2,000 (seed 1) under random, pct:3 and swarm.
  */
-import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import { Campaign, Catalogue, Runner, Scenario } from "@kvmlab/scenarios"
 import type { Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 
@@ -29,22 +29,8 @@ if (which === "all" || which === "clean") {
   }
 }
 if (which === "all" || which === "switches") {
-  const cases: ReadonlyArray<readonly [string, string, ReadonlyArray<readonly [string, string]>]> = [
-    ["A.noEntryBarrier", "request-race", []],
-    ["A.noRequesterBarrier", "request-race", []],
-    ["A.noRequesterBarrier", "lockless-walk", []],
-    ["A.noWalkBarrier", "lockless-walk", []],
-    ["A.kickNoWaitForFlush", "request-race", []],
-    ["A.kickNoWaitForFlush", "lockless-walk", []],
-    ["A.exitingSkipsIpiForWait", "request-race", []],
-    ["B.readCopyWriteback", "pv-flush-race", [["flush", "pv"]]],
-    ["B.preemptedMidEmulation", "pv-flush-race", [["flush", "pv"]]],
-    ["P.invertedMaskClear", "pv-flush-race", [["flush", "pv-ipi-pending"]]],
-    ["P.sharedPendingBitABA", "pv-flush-race", [["flush", "pv-ipi-pending"]]],
-    ["P.transferWithoutFlushRequest", "pv-flush-race", [["flush", "pv-ipi-pending"]]]
-  ]
   console.log("\n| switch | scenario | random | pct:3 | swarm |\n|---|---|---|---|---|")
-  for (const [bug, name, set] of cases) {
+  for (const { bug, scenario: name, set } of Catalogue.switchCases) {
     const cells = strategies.map(([, st]) => {
       const r = explore(scenario(name, [bug], set), st)
       return r.violations.length === 0 ? "none in 2,000" : `${r.violations[0]!.invariant}, run ${r.violations[0]!.run}`

@@ -11,10 +11,10 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../", import.meta.url))
 
-export const buildWorker = () =>
+const bundle = (entry, outfile) =>
   build({
-    entryPoints: [`${root}apps/cli/src/worker.ts`],
-    outfile: `${root}apps/cli/dist/worker.mjs`,
+    entryPoints: [`${root}${entry}`],
+    outfile: `${root}${outfile}`,
     bundle: true,
     platform: "node",
     format: "esm",
@@ -24,18 +24,11 @@ export const buildWorker = () =>
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
   })
 
+/** The worker thread of `explore` and `compare`. */
+export const buildWorker = () => bundle("apps/cli/src/worker.ts", "apps/cli/dist/worker.mjs")
+
 /** The bench, bundled like the worker so that both run the same kind of code (`npm run bench`). */
-export const buildBench = () =>
-  build({
-    entryPoints: [`${root}bench/run.ts`],
-    outfile: `${root}bench/dist/run.mjs`,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "warning",
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
-  })
+export const buildBench = () => bundle("bench/run.ts", "bench/dist/run.mjs")
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await buildWorker()

@@ -38,36 +38,33 @@ const withoutBit = (v: number, nr: number): number => (hasBit(v, nr) ? v - bit(n
 type Host = Op.StepHost
 type Blocked = Op.Blocked
 
-class Load extends Op.Step<number> {
+class Load<R = number> extends Op.Step<R> {
   constructor(private readonly cpu: Cpu, private readonly loc: Loc) {
     super(true, 0)
   }
-  private finish(host: Host, v: number): number {
-    host.op("load", LOAD, this.loc.id, v)
-    return v
+  /** What the operation answers with the value loaded. */
+  protected answer(v: number): R {
+    return v as R
   }
-  run(host: Host): number {
+  private finish(host: Host, v: number): R {
+    host.op("load", LOAD, this.loc.id, v)
+    return this.answer(v)
+  }
+  run(host: Host): R {
     return this.finish(host, this.cpu.memory.backend.load(this.cpu.buffer, this.loc.id))
   }
-  override runEffect(host: Host): Effect.Effect<number> {
+  override runEffect(host: Host): Effect.Effect<R> {
     return Effect.map(this.cpu.memory.backend.loadEffect(this.cpu.buffer, this.loc.id), (v) => this.finish(host, v))
   }
 }
 
 /** `test_bit`: a load, answering whether bit `nr` is set. */
-class TestBit extends Op.Step<boolean> {
-  constructor(private readonly cpu: Cpu, private readonly loc: Loc, private readonly nr: number) {
-    super(true, 0)
+class TestBit extends Load<boolean> {
+  constructor(cpu: Cpu, loc: Loc, private readonly nr: number) {
+    super(cpu, loc)
   }
-  private finish(host: Host, v: number): boolean {
-    host.op("load", LOAD, this.loc.id, v)
+  protected override answer(v: number): boolean {
     return hasBit(v, this.nr)
-  }
-  run(host: Host): boolean {
-    return this.finish(host, this.cpu.memory.backend.load(this.cpu.buffer, this.loc.id))
-  }
-  override runEffect(host: Host): Effect.Effect<boolean> {
-    return Effect.map(this.cpu.memory.backend.loadEffect(this.cpu.buffer, this.loc.id), (v) => this.finish(host, v))
   }
 }
 

@@ -3,6 +3,8 @@
  * are sized so that one run takes about a millisecond and `explore` covers thousands of
  * interleavings in seconds.
  */
+import type { Variants } from "@kvmlab/kvm"
+import type { Strategy } from "@kvmlab/sim"
 import type { ScenarioEncoded } from "./Scenario.js"
 
 export const builtins: ReadonlyArray<ScenarioEncoded> = [
@@ -65,4 +67,30 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
     costs: {},
     workload: { kind: "tlb-shootdown", pages: 64, workNs: 20_000, shootdownPerTenThousand: 200 }
   }
+]
+
+/** Where a bug switch applies: a built-in scenario, the settings it needs, and the strategy that finds it soonest. */
+export interface SwitchCase {
+  readonly bug: Variants.Bug
+  readonly scenario: string
+  readonly set: ReadonlyArray<readonly [string, string]>
+  readonly strategy: Strategy.SearchStrategy
+}
+
+const random = { _tag: "random" } as const
+
+/** Every switch in every built-in scenario where it applies (tests, the bench and the README's tables use this list). */
+export const switchCases: ReadonlyArray<SwitchCase> = [
+  { bug: "A.noEntryBarrier", scenario: "request-race", set: [], strategy: random },
+  { bug: "A.noRequesterBarrier", scenario: "request-race", set: [], strategy: random },
+  { bug: "A.noRequesterBarrier", scenario: "lockless-walk", set: [], strategy: random },
+  { bug: "A.noWalkBarrier", scenario: "lockless-walk", set: [], strategy: { _tag: "swarm" } },
+  { bug: "A.kickNoWaitForFlush", scenario: "request-race", set: [], strategy: random },
+  { bug: "A.kickNoWaitForFlush", scenario: "lockless-walk", set: [], strategy: random },
+  { bug: "A.exitingSkipsIpiForWait", scenario: "request-race", set: [], strategy: random },
+  { bug: "B.readCopyWriteback", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random },
+  { bug: "B.preemptedMidEmulation", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random },
+  { bug: "P.invertedMaskClear", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random },
+  { bug: "P.sharedPendingBitABA", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random },
+  { bug: "P.transferWithoutFlushRequest", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random }
 ]

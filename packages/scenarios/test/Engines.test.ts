@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Variants } from "@kvmlab/kvm"
-import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import { Campaign, Catalogue, Runner, Scenario } from "@kvmlab/scenarios"
 import type { Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 
@@ -41,23 +41,9 @@ describe("the fast and effect engines agree", () => {
   }
 
   // Each switch where it applies: the first violating run found on fast, then both engines on its seed.
-  const switches: ReadonlyArray<readonly [string, string, ReadonlyArray<readonly [string, string]>]> = [
-    ["A.noEntryBarrier", "request-race", []],
-    ["A.noRequesterBarrier", "request-race", []],
-    ["A.noRequesterBarrier", "lockless-walk", []],
-    ["A.noWalkBarrier", "lockless-walk", []],
-    ["A.kickNoWaitForFlush", "request-race", []],
-    ["A.exitingSkipsIpiForWait", "request-race", []],
-    ["B.readCopyWriteback", "pv-flush-race", [["flush", "pv"]]],
-    ["B.preemptedMidEmulation", "pv-flush-race", [["flush", "pv"]]],
-    ["P.invertedMaskClear", "pv-flush-race", [["flush", "pv-ipi-pending"]]],
-    ["P.sharedPendingBitABA", "pv-flush-race", [["flush", "pv-ipi-pending"]]],
-    ["P.transferWithoutFlushRequest", "pv-flush-race", [["flush", "pv-ipi-pending"]]]
-  ]
-  for (const [bug, name, set] of switches) {
+  for (const { bug, scenario: name, set, strategy } of Catalogue.switchCases) {
     it(`${bug} in ${name}: the same violation, and the token replays on both`, () => {
       const s = scenario(name, [bug], set)
-      const strategy: Strategy.SearchStrategy = bug === "A.noWalkBarrier" ? { _tag: "swarm" } : { _tag: "random" }
       const found = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 3000, strategy, engine: "fast" }))
       expect(found.violations).toHaveLength(1)
       const v = found.violations[0]!

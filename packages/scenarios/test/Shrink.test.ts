@@ -3,28 +3,13 @@
  * both engines) to the same invariant; the median shrunk run is at most half as long.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Campaign, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
-import type { Strategy } from "@kvmlab/sim"
+import { Campaign, Catalogue, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { Effect, Either } from "effect"
-
-const cases: ReadonlyArray<readonly [string, string, ReadonlyArray<readonly [string, string]>, Strategy.SearchStrategy]> = [
-  ["A.noEntryBarrier", "request-race", [], { _tag: "random" }],
-  ["A.noRequesterBarrier", "request-race", [], { _tag: "random" }],
-  ["A.noRequesterBarrier", "lockless-walk", [], { _tag: "random" }],
-  ["A.noWalkBarrier", "lockless-walk", [], { _tag: "swarm" }],
-  ["A.kickNoWaitForFlush", "request-race", [], { _tag: "random" }],
-  ["A.kickNoWaitForFlush", "lockless-walk", [], { _tag: "random" }],
-  ["A.exitingSkipsIpiForWait", "request-race", [], { _tag: "random" }],
-  ["B.readCopyWriteback", "pv-flush-race", [["flush", "pv"]], { _tag: "random" }],
-  ["B.preemptedMidEmulation", "pv-flush-race", [["flush", "pv"]], { _tag: "random" }],
-  ["P.invertedMaskClear", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }],
-  ["P.sharedPendingBitABA", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }],
-  ["P.transferWithoutFlushRequest", "pv-flush-race", [["flush", "pv-ipi-pending"]], { _tag: "random" }]
-]
 
 describe("kvmlab shrink", () => {
   const ratios: Array<number> = []
-  for (const [bug, name, set, strategy] of cases) {
+  const cases = Catalogue.switchCases
+  for (const { bug, scenario: name, set, strategy } of cases) {
     it(`${bug} in ${name}: the same invariant in fewer steps, and the token replays`, () => {
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin(name)!, { bugs: [bug], set }))
       const found = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 3000, strategy }))

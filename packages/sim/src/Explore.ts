@@ -13,18 +13,8 @@ import { type Engine, InvalidRunOptions, runSync } from "./Run.js"
 import type { SearchStrategy } from "./Strategy.js"
 
 /** Options of an exploration. */
-export interface ExploreOptions {
-  /** Base seed; run i uses seed (seed + i) mod 2^32. */
-  readonly seed: number
+export interface ExploreOptions extends BlockOptions {
   readonly runs: number
-  readonly strategy: SearchStrategy
-  readonly maxSteps?: number
-  readonly maxTimeNs?: number
-  readonly digest?: string
-  /** Keep going after a violation, keeping the first run of each distinct invariant. */
-  readonly all?: boolean
-  /** Default `fast`. */
-  readonly engine?: Engine
   /** Called every `progressEvery` runs (default 100) with the runs done so far. */
   readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
   readonly progressEvery?: number
@@ -73,12 +63,15 @@ export interface ExploreResult {
 
 /** The options of the runs of a block (everything but the base seed's offset). */
 export interface BlockOptions {
+  /** Base seed; run i uses seed (seed + i) mod 2^32. */
   readonly seed: number
   readonly strategy: SearchStrategy
   readonly maxSteps?: number
   readonly maxTimeNs?: number
   readonly digest?: string
+  /** Keep going after a violation, keeping the first run of each distinct invariant. */
   readonly all?: boolean
+  /** Default `fast`. */
   readonly engine?: Engine
 }
 
