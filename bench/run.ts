@@ -29,7 +29,11 @@ import { peerStepsPerSecond } from "./peer.js"
 
 const root = (() => {
   let dir = fileURLToPath(new URL(".", import.meta.url))
-  while (!existsSync(join(dir, "scripts/build.mjs"))) dir = join(dir, "..")
+  while (!existsSync(join(dir, "scripts/build.mjs"))) {
+    const up = join(dir, "..")
+    if (up === dir) throw new Error(`bench: no repository (scripts/build.mjs) above ${fileURLToPath(import.meta.url)}`)
+    dir = up
+  }
   return dir
 })()
 const log = (s: string) => process.stderr.write(s + "\n")

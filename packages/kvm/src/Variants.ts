@@ -13,6 +13,8 @@ export const bugs = {
   "A.exitingSkipsIpiForWait": "§1.9: EXITING_GUEST_MODE suppresses the IPI for WAIT requests too (REQ-2)",
   "B.readCopyWriteback": "§2.8, CVE-2019-3016: record_steal_time reads the struct, clears preempted in a copy and writes it back (PV-1)",
   "B.preemptedMidEmulation": "§2.8, CVE-2022-39189: preempted reported outside an instruction boundary (PV-1)",
+  "B.noPreemptedCache": "§10.1, CVE-2019-3016's second half (8c6de56a42e0): kvm_steal_time_set_preempted without the cached preempted check, so a second put rewrites PREEMPTED over a FLUSH_TLB (PV-1)",
+  "B.reportVoluntaryPut": "§10.1, 54aa83c90198: PREEMPTED reported on every vcpu_put, voluntary ones included (blocking, return to userspace) (PV-3)",
   "P.invertedMaskClear": "§2.9: IPI_PENDING scheme drops the CPU from the mask when the new state has IPI_PENDING (PV-1)",
   "P.sharedPendingBitABA": "§2.9: IPI_PENDING as one shared bit instead of a per-initiator generation (PV-1)",
   "P.transferWithoutFlushRequest": "§2.9: the VM-exit transfer of IPI_PENDING to SHOULD_FLUSH raises no flush request (PV-1)"

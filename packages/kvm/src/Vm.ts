@@ -8,8 +8,11 @@ import { Cpu, Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
 import type { Costs } from "./Costs.js"
 import { Pcpu } from "./host/Pcpu.js"
-import { VcpuState } from "./requests/State.js"
+import { requests } from "./requests/Extension.js"
 import type { Bug, Switches } from "./Variants.js"
+import type { Extension, RequestHandler } from "./vcpu/Extension.js"
+import { VcpuState } from "./vcpu/State.js"
+import { requestHandlers } from "./vcpu/Vcpu.js"
 
 /** A host thread that makes requests: its memory thread and `smp_processor_id()`. */
 export interface HostThread {
@@ -23,6 +26,9 @@ export type Stats = Record<string, number>
 
 export class Vm {
   readonly vcpus: Array<VcpuState> = []
+  /** The mechanisms attached to the vCPU thread, in order (mechanism A's first). */
+  readonly extensions: Array<Extension> = []
+  private handlers: ReadonlyArray<RequestHandler> | undefined = undefined
   /** Ghost (TLB-1): the begin step of the latest `kvm_flush_remote_tlbs` that has returned. */
   completedFlushBegin = -1
   /** The counters, in the order they were first counted (a Map: cheap to bump at every step). */
@@ -38,6 +44,17 @@ export class Vm {
     readonly switches: Switches,
     readonly costs: Costs
   ) {}
+
+  /** Attaches a mechanism's extension to every vCPU thread of the VM. */
+  attach(e: Extension): void {
+    this.extensions.push(e)
+    this.handlers = undefined
+  }
+
+  /** The requests `vcpu_enter_guest` checks, in the kernel's order. */
+  get requestHandlers(): ReadonlyArray<RequestHandler> {
+    return (this.handlers ??= requestHandlers(this))
+  }
 
   bug(b: Bug): boolean {
     return this.switches.bugs.has(b)
@@ -91,9 +108,10 @@ export const makeVm = (host: Host, vcpus: number, switches: Switches): Vm => {
   for (let i = 0; i < vcpus; i++) {
     const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
     const mode = host.memory.alloc(`${name}.mode`)
-    const requests = host.memory.alloc(`${name}.requests`)
-    vm.vcpus.push(new VcpuState(i, name, mode, requests))
+    const reqs = host.memory.alloc(`${name}.requests`)
+    vm.vcpus.push(new VcpuState(i, name, mode, reqs))
   }
+  vm.attach(requests(vm))
   host.vms.push(vm)
   return vm
 }

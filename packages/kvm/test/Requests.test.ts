@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Costs, Protocol, Requests, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Protocol, Requests, Sched, Vcpu, Vm } from "@kvmlab/kvm"
 import { Run, Sim } from "@kvmlab/sim"
 
 describe("request constants", () => {
@@ -40,7 +40,7 @@ const haltedVcpu = (req: number) =>
       v.hw = yield* host.memory.attach("vcpu0")
       v.cpu = 0
       v.pcpu = host.pcpus[0]!
-      return yield* Vcpu.vcpu_run(vm, v, guest)
+      return yield* Vcpu.vcpu_run(vm, v, guest, Sched.alone)
     })
     const t = yield* Vm.hostThread(host, "requester", 1)
     // Wait until the vCPU has halted and blocked.

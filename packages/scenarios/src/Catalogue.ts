@@ -40,7 +40,8 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
     name: "pv-flush-race",
     description:
       "A guest initiator remaps a page and shoots down the other vCPU's TLB (flush_tlb_multi) while the target runs, " +
-      "takes timer and emulation exits and is preempted by a host thread sharing its CPU (spec §2.4-2.8; PV-1 ... PV-4). " +
+      "takes timer and emulation exits, is preempted by a host thread sharing its CPU and called back to userspace by the " +
+      "VMM (spec §2.4-2.8, §10.1; PV-1 ... PV-4). " +
       "Compare flush=native and flush=pv",
     vms: 1,
     vcpusPerVm: 2,
@@ -49,7 +50,7 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
     variant: { flush: "pv", extraBarriers: "off" },
     bugs: [],
     costs: {},
-    workload: { kind: "pv-flush-race", rounds: 4, pages: 2, guestSteps: 3, guestWork: 40, preemptPercent: 50, hogSteps: 3 }
+    workload: { kind: "pv-flush-race", rounds: 4, pages: 2, guestSteps: 3, guestWork: 40, preemptPercent: 50, hogSteps: 3, vmmCommands: 2 }
   },
   {
     name: "tlb-shootdown",
@@ -69,28 +70,34 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
   }
 ]
 
-/** Where a bug switch applies: a built-in scenario, the settings it needs, and the strategy that finds it soonest. */
+/**
+ * Where a bug switch applies: a built-in scenario, the settings it needs, the strategy that finds
+ * it soonest, and the invariant the spec (or, where the spec names none, the model) says it breaks.
+ */
 export interface SwitchCase {
   readonly bug: Variants.Bug
   readonly scenario: string
   readonly set: ReadonlyArray<readonly [string, string]>
   readonly strategy: Strategy.SearchStrategy
+  readonly invariant: string
 }
 
 const random = { _tag: "random" } as const
 
 /** Every switch in every built-in scenario where it applies (tests, the bench and the README's tables use this list). */
 export const switchCases: ReadonlyArray<SwitchCase> = [
-  { bug: "A.noEntryBarrier", scenario: "request-race", set: [], strategy: random },
-  { bug: "A.noRequesterBarrier", scenario: "request-race", set: [], strategy: random },
-  { bug: "A.noRequesterBarrier", scenario: "lockless-walk", set: [], strategy: random },
-  { bug: "A.noWalkBarrier", scenario: "lockless-walk", set: [], strategy: { _tag: "swarm" } },
-  { bug: "A.kickNoWaitForFlush", scenario: "request-race", set: [], strategy: random },
-  { bug: "A.kickNoWaitForFlush", scenario: "lockless-walk", set: [], strategy: random },
-  { bug: "A.exitingSkipsIpiForWait", scenario: "request-race", set: [], strategy: random },
-  { bug: "B.readCopyWriteback", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random },
-  { bug: "B.preemptedMidEmulation", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random },
-  { bug: "P.invertedMaskClear", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random },
-  { bug: "P.sharedPendingBitABA", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random },
-  { bug: "P.transferWithoutFlushRequest", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random }
+  { bug: "A.noEntryBarrier", scenario: "request-race", set: [], strategy: random, invariant: "REQ-1" },
+  { bug: "A.noRequesterBarrier", scenario: "request-race", set: [], strategy: random, invariant: "REQ-1" },
+  { bug: "A.noRequesterBarrier", scenario: "lockless-walk", set: [], strategy: random, invariant: "REQ-1" },
+  { bug: "A.noWalkBarrier", scenario: "lockless-walk", set: [], strategy: { _tag: "swarm" }, invariant: "WALK-1" },
+  { bug: "A.kickNoWaitForFlush", scenario: "request-race", set: [], strategy: random, invariant: "REQ-2" },
+  { bug: "A.kickNoWaitForFlush", scenario: "lockless-walk", set: [], strategy: random, invariant: "REQ-2" },
+  { bug: "A.exitingSkipsIpiForWait", scenario: "request-race", set: [], strategy: random, invariant: "REQ-2" },
+  { bug: "B.readCopyWriteback", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: { _tag: "swarm" }, invariant: "PV-1" },
+  { bug: "B.preemptedMidEmulation", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-1" },
+  { bug: "B.noPreemptedCache", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-1" },
+  { bug: "B.reportVoluntaryPut", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-3" },
+  { bug: "P.invertedMaskClear", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
+  { bug: "P.sharedPendingBitABA", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
+  { bug: "P.transferWithoutFlushRequest", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" }
 ]

@@ -52,7 +52,12 @@ export const PvFlushRace = Schema.Struct({
   /** Chance, at each preemption point of the target's thread, that the host preempts it. */
   preemptPercent: Percent,
   /** Most steps the competing host thread runs when it gets the CPU. */
-  hogSteps: Count(1, 1000)
+  hogSteps: Count(1, 1000),
+  /**
+   * Commands the VMM's I/O thread sends the target's vCPU thread (QEMU's `run_on_cpu`): each
+   * signals it out of KVM_RUN to userspace and back, a voluntary `vcpu_put` (default 0).
+   */
+  vmmCommands: Schema.optionalWith(Count(0, 1000), { default: () => 0 })
 })
 
 /** ebizzy -M-like guest threads that unmap memory, on an overcommitted host (§6 N1, thread 1). */

@@ -11,6 +11,8 @@
  * 2. The scenario's size: every workload count, `vcpusPerVm`, `vms` and `pcpus` lowered
  *    (to its minimum, half, one less), each candidate guided by the current decisions or, failing
  *    that, searched with a few seeds of the token's strategy; then the decisions again.
+ * 3. In the smallest scenario, the shortest violating run of a few hundred seeds (the token's
+ *    strategy and swarm), and its decisions shrunk once more.
  *
  * A candidate is kept only when it breaks the same invariant and is strictly smaller: fewer
  * steps, or as many steps with fewer preemptions, or no more of either in a smaller scenario
@@ -45,6 +47,7 @@ export class ShrinkError extends Error {
 interface Candidate {
   readonly s: Scenario
   readonly seed: number
+  readonly strategy: Strategy.SearchStrategy
   readonly decisions: ReadonlyArray<number>
   readonly steps: number
   readonly preemptions: number
@@ -65,9 +68,9 @@ const preemptionsOf = (decisions: ReadonlyArray<number>): number => {
 
 /** Options of a shrink. */
 export interface ShrinkOptions {
-  /** Most candidate runs (default 6,000). */
+  /** Most candidate runs (default 10,000: a few seconds). */
   readonly budget?: number
-  /** Seeds tried for a smaller scenario when the guide does not reproduce (default 200). */
+  /** Seeds tried for the shortest run of the smallest scenario (default 200; a quarter of them for each smaller scenario the guide does not reproduce). */
   readonly searchSeeds?: number
 }
 
@@ -84,23 +87,26 @@ export const shrink = (token: string, o: ShrinkOptions = {}): Effect.Effect<Shri
   })
 
 const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOptions): ShrinkResult => {
-  const budget = o.budget ?? 6_000
+  const budget = o.budget ?? 10_000
   const strategy: Strategy.SearchStrategy = data.strategy
   let tried = 0
 
-  /** Runs scenario `s` with seed `seed`, guided by `guide`; the candidate when it breaks `invariant`. */
-  const attempt = (s: Scenario, seed: number, guide: ReadonlyArray<number> | undefined, invariant: string): Candidate | undefined => {
+  /** Runs scenario `s` with seed `seed` under `st`, guided by `guide`; the candidate when it breaks `invariant`. */
+  const attemptWith = (
+    s: Scenario,
+    seed: number,
+    st: Strategy.SearchStrategy,
+    invariant: string,
+    guide?: ReadonlyArray<number>
+  ): Candidate | undefined => {
     tried++
-    const r = Run.runSync(program(s), {
-      seed,
-      strategy,
-      digest: canonical(s),
-      ...boundsOf(s, strategy),
-      ...(guide !== undefined ? { guide } : {})
-    })
+    const r = Run.runSync(program(s), { seed, strategy: st, digest: canonical(s), ...boundsOf(s, st), ...(guide !== undefined ? { guide } : {}) })
     if (r.violation?.invariant !== invariant) return undefined
-    return { s, seed, decisions: r.decisions, steps: r.steps, preemptions: preemptionsOf(r.decisions), message: r.violation.message, token: r.token }
+    return { s, seed, strategy: st, decisions: r.decisions, steps: r.steps, preemptions: preemptionsOf(r.decisions), message: r.violation.message, token: r.token }
   }
+  /** The same, under the candidate's own strategy (guided runs keep the strategy: it decides the timing). */
+  const attempt = (s: Scenario, seed: number, guide: ReadonlyArray<number> | undefined, invariant: string, st = strategy) =>
+    attemptWith(s, seed, st, invariant, guide)
 
   const original = Run.runSync(program(s0), { seed: 0, strategy: { _tag: "replay", token: tokenOf(data) }, digest: canonical(s0) })
   if (original.violation === undefined) throw new ShrinkError("the token's run breaks no invariant: nothing to shrink")
@@ -108,6 +114,7 @@ const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOp
   const first: Candidate = {
     s: s0,
     seed: data.seed,
+    strategy,
     decisions: original.decisions,
     steps: original.steps,
     preemptions: preemptionsOf(original.decisions),
@@ -132,7 +139,7 @@ const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOp
     for (let chunk = Math.max(1, best.decisions.length >> 1); chunk >= 1 && tried < budget; chunk >>= 1) {
       for (let at = 0; at < best.decisions.length && tried < budget;) {
         const guide = [...best.decisions.slice(0, at), ...best.decisions.slice(at + chunk)]
-        const next = attempt(best.s, best.seed, guide, invariant)
+        const next = attempt(best.s, best.seed, guide, invariant, best.strategy)
         if (next !== undefined && smaller(next, best)) best = next
         else at += chunk
       }
@@ -142,7 +149,7 @@ const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOp
       if (i >= best.decisions.length || best.decisions[i] === best.decisions[i - 1]) continue
       const guide = best.decisions.slice()
       guide[i] = -1
-      const next = attempt(best.s, best.seed, guide, invariant)
+      const next = attempt(best.s, best.seed, guide, invariant, best.strategy)
       if (next !== undefined && smaller(next, best)) best = next
     }
     return best
@@ -158,9 +165,9 @@ const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOp
         for (const lower of lowerValues(value)) {
           const s = withSize(best.s, path, lower)
           if (s === undefined || tried >= budget) continue
-          let next = attempt(s, best.seed, best.decisions, invariant)
-          for (let k = 0; next === undefined && k < (o.searchSeeds ?? 200) && tried < budget; k++) {
-            next = attempt(s, (best.seed + 1 + k) >>> 0, undefined, invariant)
+          let next = attempt(s, best.seed, best.decisions, invariant, best.strategy)
+          for (let k = 0; next === undefined && k < Math.ceil((o.searchSeeds ?? 200) / 4) && tried < budget; k++) {
+            next = attempt(s, (best.seed + 1 + k) >>> 0, undefined, invariant, best.strategy)
           }
           if (next !== undefined) {
             next = shrinkDecisions(next)
@@ -177,7 +184,24 @@ const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOp
     return best
   }
 
-  const best = shrinkScenario(shrinkDecisions(first))
+  /**
+   * In the smallest scenario found, the shortest violating run among a few hundred seeds (under
+   * the token's strategy and under swarm), shrunk again: a small scenario often has a far
+   * shorter counterexample than the one the original run led to.
+   */
+  const shortestOfSeeds = (c: Candidate): Candidate => {
+    let best = c
+    const seeds = o.searchSeeds ?? 200
+    for (const st of [strategy, { _tag: "swarm" } as const]) {
+      for (let k = 0; k < seeds && tried < budget; k++) {
+        const next = attemptWith(c.s, (c.seed + 1000 + k) >>> 0, st, invariant)
+        if (next !== undefined && smaller(next, best)) best = next
+      }
+    }
+    return best === c ? c : shrinkDecisions(best)
+  }
+
+  const best = shortestOfSeeds(shrinkScenario(shrinkDecisions(first)))
   // The result must replay strictly, to the same violation.
   const check = Run.runSync(program(best.s), { seed: 0, strategy: { _tag: "replay", token: best.token }, digest: canonical(best.s) })
   if (check.violation?.invariant !== invariant) throw new ShrinkError("internal: the shrunk token does not replay to the same invariant")

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
-import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import { Campaign, Catalogue, Runner, Scenario } from "@kvmlab/scenarios"
 import type { Strategy } from "@kvmlab/sim"
 
 const scenario = (name: string, bugs: ReadonlyArray<string> = [], set: ReadonlyArray<readonly [string, string]> = []) =>
@@ -30,55 +30,23 @@ describe("mechanism A with every bug switch off", () => {
   }
 })
 
-// Each switch, in the scenario where it applies, with the invariant the spec names (§1.9) and
-// the strategy and run budget that finds it (measured: see the issue note).
-const cases: ReadonlyArray<readonly [string, string, ReadonlyArray<string>, Strategy.SearchStrategy]> = [
-  ["A.noEntryBarrier", "request-race", ["REQ-1", "TLB-1"], random],
-  // Without the LOCK prefix two requesters can both read IN_GUEST_MODE and both kick: IPI-1.
-  ["A.noRequesterBarrier", "request-race", ["REQ-1", "TLB-1", "IPI-1"], random],
-  ["A.noRequesterBarrier", "lockless-walk", ["REQ-1", "WALK-1"], random],
-  ["A.kickNoWaitForFlush", "request-race", ["REQ-2", "TLB-1"], random],
-  ["A.kickNoWaitForFlush", "lockless-walk", ["REQ-2", "WALK-1"], random],
-  ["A.exitingSkipsIpiForWait", "request-race", ["REQ-2"], random],
-  ["A.noWalkBarrier", "lockless-walk", ["WALK-1"], { _tag: "swarm" }],
-  ["B.readCopyWriteback", "pv-flush-race", ["PV-1"], pct3],
-  ["B.preemptedMidEmulation", "pv-flush-race", ["PV-1"], random]
-]
-
-// The IPI_PENDING scheme's defects (§2.9), with flush=pv-ipi-pending.
-const ipiPending: ReadonlyArray<readonly [string, Strategy.SearchStrategy]> = [
-  ["P.invertedMaskClear", random],
-  ["P.sharedPendingBitABA", pct3],
-  ["P.transferWithoutFlushRequest", random]
-]
-
-describe("each bug switch is found, and its token replays", () => {
-  for (const [bug, name, invariants, strategy] of cases) {
-    it(`${bug} in ${name} breaks ${invariants.join(" or ")}`, () => {
-      const r = explore(name, strategy, 2000, [bug])
-      expect(r.violations.length).toBe(1)
+// Each switch, in the scenario where it applies, with the strategy that finds it and exactly the
+// invariant the spec names (Catalogue.switchCases): found within 2,000 runs, and its token replays.
+describe("each bug switch is found as its invariant, and its token replays", () => {
+  for (const { bug, scenario: name, set, strategy, invariant } of Catalogue.switchCases) {
+    it(`${bug} in ${name} breaks ${invariant}`, () => {
+      const r = explore(name, strategy, 2000, [bug], set)
+      expect(r.violations.map((v) => v.invariant)).toEqual([invariant])
       const v = r.violations[0]!
-      expect(invariants).toContain(v.invariant)
       // A replay that did not reproduce the token's step count and trace hash fails (ReplayDiverged).
       const again = Effect.runSync(Runner.replay(v.replay))
-      expect(again.violations[0]?.invariant).toBe(v.invariant)
+      expect(again.violations[0]?.invariant).toBe(invariant)
       expect(Effect.runSync(Runner.replay(v.replay)).traceHash).toBe(again.traceHash)
       if (strategy._tag !== "pct") {
-        // pct learns the run length during exploration; the others replay as a plain run of the seed.
-        const first = Effect.runSync(Runner.run(scenario(name, [bug]), { seed: v.seed, strategy }))
+        // pct calibrates its run length first; the others replay as a plain run of the seed.
+        const first = Effect.runSync(Runner.run(scenario(name, [bug], set), { seed: v.seed, strategy }))
         expect(again.traceHash).toBe(first.traceHash)
       }
-    })
-  }
-})
-
-describe("the IPI_PENDING scheme's defects are found as PV-1, and replay", () => {
-  for (const [bug, strategy] of ipiPending) {
-    it(bug, () => {
-      const r = explore("pv-flush-race", strategy, 2000, [bug], [["flush", "pv-ipi-pending"]])
-      expect(r.violations.map((v) => v.invariant)).toEqual(["PV-1"])
-      const again = Effect.runSync(Runner.replay(r.violations[0]!.replay))
-      expect(again.violations[0]?.invariant).toBe("PV-1")
     })
   }
 })

@@ -6,7 +6,8 @@
  * `vcpu_run`'s loop, through `schedule()` and the KVM preempt notifiers.
  */
 import { Prng, Sim } from "@kvmlab/sim"
-import type { VcpuState } from "../requests/State.js"
+import type { HostCpu } from "../vcpu/Sched.js"
+import type { VcpuState } from "../vcpu/State.js"
 
 export class Runqueue {
   current: VcpuState | undefined = undefined
@@ -71,6 +72,14 @@ export class Scheduler {
     rq.sliceEnd = this.k.now + this.sliceNs
     this.k.wakeAll(rq.switched)
     yield* this.waitTurn(v)
+  }
+
+  /** A vCPU thread's CPU under this scheduler: the tick also forces the guest out. */
+  readonly cpu: HostCpu = {
+    need_resched: (v) => this.need_resched(v),
+    guest_should_exit: (v) => this.need_resched(v),
+    until_resched: (v) => this.untilResched(v),
+    yield_cpu: (v) => this.switchOut(v)
   }
 
   private *waitTurn(v: VcpuState): Sim.Gen<void> {

@@ -10,7 +10,7 @@ import { Sim } from "@kvmlab/sim"
 import * as Inv from "../requests/Invariants.js"
 import { OUTSIDE_GUEST_MODE, READING_SHADOW_PAGE_TABLES } from "../requests/Protocol.js"
 import { kvm_flush_remote_tlbs } from "../requests/Requests.js"
-import type { VcpuState } from "../requests/State.js"
+import type { VcpuState } from "../vcpu/State.js"
 import type { HostThread, Vm } from "../Vm.js"
 
 export class ShadowMmu {
@@ -76,7 +76,7 @@ export function* walk_shadow_page_lockless_begin(vm: Vm, v: VcpuState): Sim.Gen<
     // kvm_vcpu_exiting_guest_mode on the zapper's side (A2).
     yield* v.hw.smp_store_mb(v.mode, READING_SHADOW_PAGE_TABLES)
   }
-  v.walkSince = vm.kernel.steps
+  v.ghost.walkSince = vm.kernel.steps
 }
 
 /** `walk_shadow_page_lockless_end`. */
@@ -84,7 +84,7 @@ export function* walk_shadow_page_lockless_end(vm: Vm, v: VcpuState): Sim.Gen<vo
   // smp_store_release(): the walk's loads before the mode store; pairs with the zapper's mode
   // read in kvm_vcpu_exiting_guest_mode (A5).
   yield* v.hw.smp_store_release(v.mode, OUTSIDE_GUEST_MODE)
-  v.walkSince = -1
+  v.ghost.walkSince = -1
   // local_irq_enable(): a pending flush IPI is acknowledged only now, so the zapper cannot
   // free a page this walk might still reach.
   v.pcpu.local_irq_enable(vm.kernel)

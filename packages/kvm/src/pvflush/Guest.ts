@@ -12,10 +12,10 @@ import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
 import { KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE } from "../requests/Protocol.js"
 import { kvm_make_request, kvm_make_request_and_kick } from "../requests/Requests.js"
-import type { VcpuState } from "../requests/State.js"
+import type { VcpuState } from "../vcpu/State.js"
 import type { Vm } from "../Vm.js"
 import * as Inv from "./Invariants.js"
-import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED } from "./State.js"
+import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, steal } from "./State.js"
 
 /** The guest's memory map: one process's page table, page to frame. */
 export class GuestMm {
@@ -59,7 +59,7 @@ export function* access(mm: GuestMm, v: VcpuState, page: number): Sim.Gen<number
  * cmpxchg loop; with generations it also publishes the generation its flush covers.
  */
 export function* flush_tlb_func(vm: Vm, v: VcpuState): Sim.Gen<void> {
-  const st = v.st!
+  const st = steal.of(v)
   const irqs = st.injected.splice(0)
   const calls = irqs.filter((i) => i.vector === "call-function")
   if (calls.length > 0) {
@@ -79,7 +79,7 @@ export function* flush_tlb_func(vm: Vm, v: VcpuState): Sim.Gen<void> {
 export function* flushGuestTlb(vm: Vm, v: VcpuState, stat: string, event?: string): Sim.Gen<void> {
   yield* Sim.point(vm.costs.tlbFlushNs)
   v.tlb.clear()
-  v.st!.lastFlushAt = vm.kernel.steps
+  steal.of(v).lastFlushAt = vm.kernel.steps
   vm.count(stat)
   if (event !== undefined) vm.kernel.event(event, [v.vcpu_id])
 }
@@ -112,7 +112,7 @@ function* cmpxchgLoop(
  * clear and, with generations, no generation outstanding).
  */
 function* pendingFlush(vm: Vm, v: VcpuState) {
-  const st = v.st!
+  const st = steal.of(v)
   const shared = vm.bug("P.sharedPendingBitABA")
   const state = yield* v.hw.READ_ONCE(st.preempted)
   const gen = shared ? 0 : yield* v.hw.READ_ONCE(st.flush_gen_req)
@@ -123,7 +123,7 @@ function* pendingFlush(vm: Vm, v: VcpuState) {
 
 /** Peter's TLB-vector handler (§2.9), with generations unless `P.sharedPendingBitABA`. */
 function* pv_flush_tlb_handler(vm: Vm, v: VcpuState): Sim.Gen<void> {
-  const st = v.st!
+  const st = steal.of(v)
   // "If IPI_PENDING is already clear, the VMEXIT path handled it": with generations, only
   // when no generation is outstanding either.
   const p = yield* pendingFlush(vm, v)
@@ -142,7 +142,7 @@ function* pv_flush_tlb_handler(vm: Vm, v: VcpuState): Sim.Gen<void> {
  * consumes SHOULD_FLUSH in record_steal_time), unless `P.transferWithoutFlushRequest`.
  */
 export function* vmexit_transfer(vm: Vm, v: VcpuState): Sim.Gen<void> {
-  const st = v.st!
+  const st = steal.of(v)
   const hw = v.hw
   const p = yield* pendingFlush(vm, v)
   if (p === undefined) return
@@ -189,7 +189,7 @@ export interface Shootdown {
  */
 export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, targets: ReadonlyArray<VcpuState>): Sim.Gen<Shootdown> {
   const vm = mm.vm
-  const st = v.st!
+  const st = steal.of(v)
   const began = vm.kernel.steps
   const beganNs = vm.kernel.now
   const flush = vm.switches.variant.flush
@@ -199,11 +199,11 @@ export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, target
   const gens = new Map<VcpuState, number>()
   const drop = (t: VcpuState) => {
     deferred.add(t)
-    t.st!.deferredAt = vm.kernel.steps
+    steal.of(t).deferredAt = vm.kernel.steps
     vm.count("ipis_avoided_preempted")
   }
   for (const t of targets) {
-    const src = t.st!
+    const src = steal.of(t)
     if (flush === "pv") {
       // kvm_flush_tlb_multi: a preempted vCPU gets KVM_VCPU_FLUSH_TLB instead of an IPI. The
       // page-table write before this cmpxchg pairs with the host's xchg in record_steal_time (§2.6).
@@ -238,7 +238,7 @@ export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, target
   const until = st.acks + mask.length // targets may acknowledge while later IPIs are sent
   for (const target of mask) {
     yield* Sim.point(vm.costs.ipiSendNs)
-    target.st!.guestIrqs.push({ from: st, vector: flush === "pv-ipi-pending" ? "tlb" : "call-function" })
+    steal.of(target).guestIrqs.push({ from: st, vector: flush === "pv-ipi-pending" ? "tlb" : "call-function" })
     vm.count("guest_ipis_sent")
     yield* kvm_make_request_and_kick(vm, KVM_REQ_EVENT, target, t)
   }
@@ -247,8 +247,8 @@ export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, target
 
 /** Whether target `t` has completed its part of `s` (§2.9: an acquire load of its state). */
 function* ipiPendingDone(vm: Vm, v: VcpuState, s: Shootdown, t: VcpuState): Sim.Gen<boolean> {
-  if (vm.bug("P.sharedPendingBitABA")) return ((yield* v.hw.smp_load_acquire(t.st!.preempted)) & KVM_VCPU_IPI_PENDING) === 0
-  return (yield* v.hw.smp_load_acquire(t.st!.flush_gen_done)) >= s.gens.get(t)!
+  if (vm.bug("P.sharedPendingBitABA")) return ((yield* v.hw.smp_load_acquire(steal.of(t).preempted)) & KVM_VCPU_IPI_PENDING) === 0
+  return (yield* v.hw.smp_load_acquire(steal.of(t).flush_gen_done)) >= s.gens.get(t)!
 }
 
 /**
@@ -267,12 +267,12 @@ export function* emulatorTranslate(mm: GuestMm, v: VcpuState, page: number): Sim
  */
 export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs = Infinity): Sim.Gen<boolean> {
   const vm = mm.vm
-  const st = v.st!
+  const st = steal.of(v)
   // PV-2, once per shootdown: the set it waits for does not change while it waits.
   if (!s.waited) {
     s.waited = true
     for (const t of s.waitingFor) {
-      const waitsForDeferred = Inv.pv2(vm.kernel, t.st!, s.deferred.has(t))
+      const waitsForDeferred = Inv.pv2(vm.kernel, steal.of(t), s.deferred.has(t))
       if (waitsForDeferred !== undefined) yield* Sim.fail("PV-2", waitsForDeferred)
     }
   }
@@ -284,7 +284,7 @@ export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs =
     for (; s.nextTarget < s.waitingFor.length; s.nextTarget++) {
       const t = s.waitingFor[s.nextTarget]!
       if (yield* ipiPendingDone(vm, v, s, t)) continue
-      spin = (vm.bug("P.sharedPendingBitABA") ? t.st!.preempted : t.st!.flush_gen_done).changed
+      spin = (vm.bug("P.sharedPendingBitABA") ? steal.of(t).preempted : steal.of(t).flush_gen_done).changed
       break
     }
   } else if (st.acks < s.until) spin = st.spin
@@ -304,7 +304,7 @@ export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs =
 
 /** `kvm_steal_clock`: retries while `version` is odd or changed (PV-4). */
 export function* kvm_steal_clock(vm: Vm, v: VcpuState, of: VcpuState): Sim.Gen<number> {
-  const src = of.st!
+  const src = steal.of(of)
   for (;;) {
     const v1 = yield* v.hw.READ_ONCE(src.version)
     yield* v.hw.smp_rmb() // virt_rmb(): pairs with the smp_wmb()s in record_steal_time

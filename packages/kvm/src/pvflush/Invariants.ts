@@ -35,6 +35,15 @@ export const pv1Stale = (k: Sim.Kernel, name: string, page: number, fill: number
 export const pv2 = (k: Sim.Kernel, target: StealTime, deferredHere: boolean): string | undefined =>
   k.check("PV-2", !deferredHere) ? undefined : `the initiator waits for ${target.name}, whose flush it deferred because it was preempted`
 
+/**
+ * PV-3, when the host reports: PREEMPTED is set only for a task preempted while runnable
+ * (`vcpu->preempted`), not when it blocks or returns to userspace.
+ */
+export const pv3Reported = (k: Sim.Kernel, st: StealTime, preempted: boolean): string | undefined =>
+  k.check("PV-3", preempted)
+    ? undefined
+    : `${st.name} is reported preempted (KVM_VCPU_PREEMPTED written) although its task is not preempted: it blocked or returned to userspace`
+
 /** PV-3: PREEMPTED is clear whenever the vCPU executes guest code. */
 export const pv3 = (k: Sim.Kernel, st: StealTime, byte: number): string | undefined =>
   k.check("PV-3", (byte & KVM_VCPU_PREEMPTED) === 0)
@@ -50,10 +59,3 @@ export const pv4 = (k: Sim.Kernel, st: StealTime, v1: number, v2: number, steal:
   return `${st.name}'s steal clock accepted version ${v1}/${v2} with steal ${steal} (last ${st.lastStealRead})`
 }
 
-/** The checks at every guest instruction of a vCPU: PV-1 (no flush owed) and PV-3 (PREEMPTED clear). */
-export function* atGuestInstruction(k: Sim.Kernel, st: StealTime, byte: number): Sim.Gen<void> {
-  const owed = pv1(k, st, "executes a guest instruction")
-  if (owed !== undefined) yield* Sim.fail("PV-1", owed)
-  const preempted = pv3(k, st, byte)
-  if (preempted !== undefined) yield* Sim.fail("PV-3", preempted)
-}

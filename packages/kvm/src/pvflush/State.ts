@@ -7,6 +7,7 @@
  */
 import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
+import { Slot } from "../vcpu/State.js"
 
 /** `KVM_VCPU_PREEMPTED` (bit 0 of `preempted`). */
 export const KVM_VCPU_PREEMPTED = 1 << 0
@@ -38,15 +39,8 @@ export class StealTime {
   cachedPreempted = 0
   /** `vcpu->arch.st.last_steal`. */
   last_steal = 0
-  /** `current->sched_info.run_delay`: virtual ns spent runnable but off-CPU. */
-  run_delay = 0
   /** `vcpu->arch.at_instruction_boundary`. */
   at_instruction_boundary = false
-  /** `vcpu->preempted`: set by kvm_sched_out when the task was preempted while runnable. */
-  vcpuPreempted = false
-  /** The host task is off its physical CPU. */
-  offCpu = false
-  offCpuSince = 0
   // ---- the guest's call-function IPIs (flush_tlb_func)
   /** Pending guest IPIs: the initiator to acknowledge. */
   readonly guestIrqs: Array<GuestIrq> = []
@@ -78,6 +72,9 @@ export class StealTime {
     this.spin = Sim.makeWaitQueue(() => `${name} flush_tlb_multi wait`)
   }
 }
+
+/** The steal-time state of each vCPU of a VM with mechanism B. */
+export const steal = new Slot<StealTime>("steal time")
 
 /** Allocates a vCPU's steal-time area (and the §2.9 generations) in guest memory. */
 export const make = (memory: Memory.Memory, name: string): StealTime => {

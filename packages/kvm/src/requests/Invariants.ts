@@ -9,7 +9,7 @@
 import type { Sim } from "@kvmlab/sim"
 import type { Vm } from "../Vm.js"
 import { modeName } from "./Protocol.js"
-import type { TlbEntry, VcpuState } from "./State.js"
+import type { TlbEntry, VcpuState } from "../vcpu/State.js"
 
 export const ids = ["REQ-1", "REQ-2", "TLB-1", "WALK-1", "IPI-1", "WAKE-1"] as const
 
@@ -18,8 +18,8 @@ export const ids = ["REQ-1", "REQ-2", "TLB-1", "WALK-1", "IPI-1", "WAKE-1"] as c
  * read `mode`, decided no IPI was needed, and no IPI is on its way to V.
  */
 export const req1 = (k: Sim.Kernel, v: VcpuState): string | undefined => {
-  if (k.check("REQ-1", v.unkicked.size === 0 || v.kicksDecided > v.kicksHandled)) return undefined
-  const [bit, at] = [...v.unkicked.entries()][0]!
+  if (k.check("REQ-1", v.ghost.unkicked.size === 0 || v.ghost.kicksDecided > v.kicksHandled)) return undefined
+  const [bit, at] = [...v.ghost.unkicked.entries()][0]!
   return `${v.name} executes guest code with request bit ${bit} pending, though its requester read vcpu->mode at step ${at}, ` +
     `sent no IPI, and no IPI is on its way`
 }
@@ -38,11 +38,11 @@ export const req2 = (
 ): string | undefined => {
   for (const [v, mode] of seen) {
     if (mode <= 0) continue // OUTSIDE, or woken instead
-    const inGuest = v.guestSince >= 0 && v.guestSince < began
-    const inWalk = v.walkSince >= 0 && v.walkSince < began
+    const inGuest = v.ghost.guestSince >= 0 && v.ghost.guestSince < began
+    const inWalk = v.ghost.walkSince >= 0 && v.ghost.walkSince < began
     if (!k.check("REQ-2", !inGuest && !inWalk)) {
       return `${what} (began at step ${began}, read ${v.name}'s mode as ${modeName(mode)}) returned while ${v.name} is still ` +
-        (inGuest ? `in the guest since step ${v.guestSince}` : `inside a lockless walk since step ${v.walkSince}`)
+        (inGuest ? `in the guest since step ${v.ghost.guestSince}` : `inside a lockless walk since step ${v.ghost.walkSince}`)
     }
   }
   return undefined
@@ -65,8 +65,8 @@ export const walk1 = (k: Sim.Kernel, v: VcpuState, page: number, freed: boolean)
  */
 export const ipi1 = (k: Sim.Kernel, v: VcpuState, oldMode: number, wait: boolean): string | undefined => {
   if (!k.check("IPI-1", oldMode !== 0)) return `an IPI was decided for ${v.name} although its mode read ${modeName(oldMode)}`
-  if (!wait && !k.check("IPI-1", v.nonWaitIpis <= 1)) {
-    return `${v.nonWaitIpis} IPIs for non-WAIT requests sent to ${v.name} in one guest-mode interval`
+  if (!wait && !k.check("IPI-1", v.ghost.nonWaitIpis <= 1)) {
+    return `${v.ghost.nonWaitIpis} IPIs for non-WAIT requests sent to ${v.name} in one guest-mode interval`
   }
   return undefined
 }

@@ -18,7 +18,7 @@ import {
   OUTSIDE_GUEST_MODE,
   requestBit
 } from "./Protocol.js"
-import { TASK_INTERRUPTIBLE, TASK_RUNNING, type VcpuState } from "./State.js"
+import { TASK_INTERRUPTIBLE, TASK_RUNNING, type VcpuState } from "../vcpu/State.js"
 
 /**
  * `__kvm_make_request`: publish the payload, then set the bit. Under `A.noRequesterBarrier` the
@@ -40,7 +40,7 @@ export function* __kvm_make_request(vm: Vm, req: number, v: VcpuState, t: HostTh
 /** `kvm_make_request(req, vcpu)`: the caller usually kicks afterwards. */
 export function* kvm_make_request(vm: Vm, req: number, v: VcpuState, t: HostThread): Sim.Gen<void> {
   yield* __kvm_make_request(vm, req, v, t)
-  v.setAt.set(requestBit(req), vm.kernel.steps)
+  v.ghost.setAt.set(requestBit(req), vm.kernel.steps)
 }
 
 /**
@@ -85,9 +85,9 @@ export function* kvm_vcpu_wake_up(vm: Vm, v: VcpuState, t: HostThread): Sim.Gen<
 
 /** WAKE-1: a wake-up is owed to a vCPU blocked in kvm_vcpu_block. */
 const owe = (v: VcpuState): void => {
-  if (!v.rcuwaitTask || v.wake1 === undefined) return
-  v.wakeOwed = true
-  v.wake1.hot(`a request that may wake ${v.name} was made while it was blocked`)
+  if (!v.rcuwaitTask || v.ghost.wake1 === undefined) return
+  v.ghost.wakeOwed = true
+  v.ghost.wake1.hot(`a request that may wake ${v.name} was made while it was blocked`)
 }
 
 /** A CPU chosen for an IPI, and the vCPU the IPI is meant to force out. */
@@ -101,8 +101,8 @@ const decideIpi = (vm: Vm, v: VcpuState, req: number, oldMode: number, t: HostTh
   // READ_ONCE(vcpu->cpu): a vCPU migrating after this point leaves guest mode anyway.
   const cpu = v.cpu
   if (cpu === -1 || cpu === t.cpu) return undefined
-  v.kicksDecided++
-  if ((req & KVM_REQUEST_WAIT) === 0) v.nonWaitIpis++
+  v.ghost.kicksDecided++
+  if ((req & KVM_REQUEST_WAIT) === 0) v.ghost.nonWaitIpis++
   mask.push({ pcpu: v.pcpu, vcpu: v })
   return Inv.ipi1(vm.kernel, v, oldMode, (req & KVM_REQUEST_WAIT) !== 0)
 }
@@ -113,8 +113,8 @@ const noIpiNeeded = (vm: Vm, v: VcpuState, req: number): void => {
   if ((req & KVM_REQUEST_NO_ACTION) !== 0) return
   const bit = requestBit(req)
   // Already consumed since it was set: nothing owed.
-  if ((v.consumedAt.get(bit) ?? -1) > (v.setAt.get(bit) ?? -1)) return
-  if (!v.unkicked.has(bit)) v.unkicked.set(bit, vm.kernel.steps)
+  if ((v.ghost.consumedAt.get(bit) ?? -1) > (v.ghost.setAt.get(bit) ?? -1)) return
+  if (!v.ghost.unkicked.has(bit)) v.ghost.unkicked.set(bit, vm.kernel.steps)
 }
 
 /**

@@ -6,7 +6,7 @@
  * middle of emulating an instruction. With `flush=pv`, a preempted target is skipped through its
  * steal-time byte; `record_steal_time` then flushes before the guest runs again.
  */
-import { Costs, Protocol, PvFlush, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Hog, Protocol, PvFlush, Sched, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import type { Scenario } from "../Scenario.js"
 import { spawnVcpus, teardown } from "./Requests.js"
@@ -23,11 +23,13 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     const k = host.kernel
     const vm = Vm.makeVm(host, 2, { variant: s.variant, bugs: new Set(s.bugs) })
     if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
-    for (const v of vm.vcpus) v.st = PvFlush.State.make(host.memory, v.name)
+    Host.attach(vm)
     const mm = Guest.makeMm(vm, w.pages)
     const [initiator, target] = [vm.vcpus[0]!, vm.vcpus[1]!]
-    const hog = new Host.Hog("hog", w.hogSteps)
+    const hog = new Hog.Hog("hog", w.hogSteps)
     yield* Sim.spawn("hog", () => hog.body())
+    // The target's CPU is shared with the hog; the initiator's is its own.
+    const targetCpu = hog.cpu(k, w.preemptPercent)
     const finished = Sim.makeWaitQueue("initiator done")
     let round = 0
     let shootdown: PvFlush.Guest.Shootdown | undefined
@@ -55,7 +57,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     }
 
     const targetStep = function*(v: typeof target): Sim.Gen<Protocol.ExitReason | undefined> {
-      if (v.st!.injected.length > 0) {
+      if (PvFlush.State.steal.of(v).injected.length > 0) {
         yield* Guest.flush_tlb_func(vm, v)
         return undefined
       }
@@ -74,9 +76,6 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
 
     const guest: Vcpu.Guest = {
       *step(v) {
-        // Every guest instruction: PV-1 (no instruction while a deferred flush is owed) and PV-3
-        // (PREEMPTED is clear whenever guest code runs).
-        yield* Inv.atGuestInstruction(k, v.st!, vm.memory.peek(v.st!.preempted))
         return v === initiator ? yield* initiatorStep(v) : yield* targetStep(v)
       },
       *handleExit(v, reason) {
@@ -86,15 +85,23 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
         // instruction boundary), then complete the access with the translation held.
         const page = k.randomBetween(0, w.pages)
         const [, walkedAt] = yield* Guest.emulatorTranslate(mm, v, page)
-        if (v === target) yield* Host.maybePreempt(vm, v, { _tag: "hog", hog, percent: w.preemptPercent })
-        const stale = Inv.pv1Held(k, v.st!, walkedAt)
+        if (v === target) yield* Sched.cond_resched(vm, v, targetCpu)
+        const stale = Inv.pv1Held(k, PvFlush.State.steal.of(v), walkedAt)
         if (stale !== undefined) yield* Sim.fail("PV-1", stale)
         vm.count("emulated")
       }
     }
-    const hooksOf = (v: typeof initiator): Vcpu.Hooks =>
-      Host.hooks(vm, v === target ? { _tag: "hog", hog, percent: w.preemptPercent } : { _tag: "none" })
-    const actors = yield* spawnVcpus(host, vm, guest, 0, hooksOf)
+    const actors = yield* spawnVcpus(host, vm, guest, 0, (v) => (v === target ? targetCpu : Sched.alone))
+    // The VMM's I/O thread: now and then it needs the target's thread in userspace (run_on_cpu).
+    if (w.vmmCommands > 0) {
+      yield* Sim.spawn("vmm", function*() {
+        const io = yield* Vm.hostThread(host, "vmm", 2)
+        for (let i = 0; i < w.vmmCommands; i++) {
+          yield* Sim.point(200_000)
+          yield* Thread.command(vm, target, new VcpuProtocol.RunOnCpu({ workNs: 1_000 }), io)
+        }
+      })
+    }
     while (round < w.rounds) yield* Sim.wait(finished)
     const user = yield* Vm.hostThread(host, "userspace", 2)
     yield* teardown(vm, user, actors)

@@ -5,7 +5,7 @@
  * walk the shadow page tables locklessly. One physical CPU per vCPU and per host thread (no
  * overcommit: the races here are between CPUs, not time slices).
  */
-import { Costs, Protocol, Requests, ShadowMmu, Variants, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Protocol, Requests, Sched, ShadowMmu, Thread, Variants, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import type { Scenario } from "../Scenario.js"
 
@@ -55,32 +55,30 @@ const makeGuest = (
   }
 }
 
-/** Spawns one vCPU thread per vCPU of `vm`, vCPU i on physical CPU `firstCpu + i`. */
+/** Spawns one vCPU thread per vCPU of `vm` (the VMM's KVM_RUN loop), vCPU i on physical CPU `firstCpu + i`. */
 export function* spawnVcpus(
   host: Vm.Host,
   vm: Vm.Vm,
   guest: Vcpu.Guest,
   firstCpu: number,
-  hooks: (v: Vm.Vm["vcpus"][number]) => Vcpu.Hooks = () => ({})
+  cpuOf: (v: Vm.Vm["vcpus"][number]) => Sched.HostCpu = () => Sched.alone
 ): Sim.Gen<Array<Sim.ActorHandle<number>>> {
   const actors: Array<Sim.ActorHandle<number>> = []
   for (const [i, v] of vm.vcpus.entries()) {
+    Thread.makeMailbox(host.kernel, v, VcpuProtocol.VCPU_MAILBOX_CAPACITY)
     actors.push(yield* Sim.spawn(v.name, function*() {
       v.hw = yield* host.memory.attach(v.name)
       v.cpu = firstCpu + i
       v.pcpu = host.pcpus[firstCpu + i]!
-      return yield* Vcpu.vcpu_run(vm, v, guest, hooks(v))
+      return yield* Thread.vcpu_thread(vm, v, guest, cpuOf(v))
     }))
   }
   return actors
 }
 
-/** VM teardown from userspace: signal each vCPU thread (signal_wake_up -> kvm_vcpu_kick) and join them. */
+/** VM teardown from userspace: each vCPU thread is told to stop (a command, then a signal), and joined. */
 export function* teardown(vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim.ActorHandle<number>>): Sim.Gen<void> {
-  for (const v of vm.vcpus) {
-    v.signalPending = true
-    yield* Requests.kvm_vcpu_kick(vm, v, t)
-  }
+  for (const v of vm.vcpus) yield* Thread.command(vm, v, new VcpuProtocol.Stop(), t)
   for (const a of actors) yield* Sim.join(a)
 }
 

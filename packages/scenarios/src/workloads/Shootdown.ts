@@ -11,7 +11,7 @@ import { Sim } from "@kvmlab/sim"
 import type { Scenario } from "../Scenario.js"
 import type { Metrics } from "./Requests.js"
 
-const { Guest, Host, Invariants: Inv } = PvFlush
+const { Guest, Host } = PvFlush
 
 const percentile = (xs: ReadonlyArray<number>, p: number): number => {
   if (xs.length === 0) return 0
@@ -51,8 +51,8 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     for (let i = 0; i < s.vms; i++) {
       const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
       vms.push(vm)
+      Host.attach(vm)
       for (const v of vm.vcpus) {
-        v.st = PvFlush.State.make(host.memory, v.name)
         v.cpu = next++ % s.pcpus
         v.pcpu = host.pcpus[v.cpu]!
       }
@@ -61,8 +61,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
       const others = new Map(vm.vcpus.map((v) => [v, vm.vcpus.filter((o) => o !== v)]))
       const guest: Vcpu.Guest = {
         *step(v) {
-          yield* Inv.atGuestInstruction(k, v.st!, host.memory.peek(v.st!.preempted))
-          if (v.st!.injected.length > 0) {
+          if (PvFlush.State.steal.of(v).injected.length > 0) {
             yield* Guest.flush_tlb_func(vm, v)
             return undefined
           }
@@ -91,7 +90,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
         yield* Sim.spawn(v.name, function*() {
           v.hw = yield* host.memory.attach(v.name)
           yield* sched.acquire(v)
-          return yield* Vcpu.vcpu_run(vm, v, guest, Host.hooks(vm, { _tag: "scheduler", sched }))
+          return yield* Vcpu.vcpu_run(vm, v, guest, sched.cpu)
         })
       }
     }

@@ -1,14 +1,14 @@
 /**
- * The vCPU thread (spec §1.4): `vcpu_run` around `vcpu_enter_guest` and `vcpu_block`, following
- * `arch/x86/kvm/x86.c` and `virt/kvm/kvm_main.c`: requests processed in the kernel's order while
- * OUTSIDE_GUEST_MODE, interrupts off, the mode store and the entry barrier, the exit check, the
- * guest, the VM exit, interrupts back on (which runs pending IPI handlers), the exit handler.
- * Halting goes through `kvm_vcpu_block`'s rcuwait loop. What the guest does, and how the host
- * handles its exits, is the `Guest` of the scenario.
+ * The vCPU thread every mechanism shares (spec §1.4): `vcpu_run` around `vcpu_enter_guest` and
+ * `vcpu_block`, following `arch/x86/kvm/x86.c` and `virt/kvm/kvm_main.c`: requests processed in
+ * the kernel's order while OUTSIDE_GUEST_MODE, interrupts off, the mode store and the entry
+ * barrier, the exit check, the guest, the VM exit, interrupts back on (which runs pending IPI
+ * handlers), the exit handler. Halting goes through `kvm_vcpu_block`'s rcuwait loop, a
+ * voluntary `schedule()` with the preempt notifiers. Mechanisms attach through their
+ * `Extension`s (the VM's list); what the guest does, and how its exits are handled, is the
+ * scenario's `Guest`; who else wants the physical CPU is the `HostCpu`.
  */
 import { Sim } from "@kvmlab/sim"
-import type { Vm } from "../Vm.js"
-import * as Inv from "./Invariants.js"
 import {
   ExitReason,
   EXITING_GUEST_MODE,
@@ -16,13 +16,14 @@ import {
   KVM_MP_STATE_HALTED,
   KVM_MP_STATE_RUNNABLE,
   KVM_REQ_EVENT,
-  KVM_REQ_STEAL_UPDATE,
-  KVM_REQ_TLB_FLUSH,
   KVM_REQ_UNBLOCK,
   KVM_REQ_VM_DEAD,
   OUTSIDE_GUEST_MODE,
   requestBit
-} from "./Protocol.js"
+} from "../requests/Protocol.js"
+import type { Vm } from "../Vm.js"
+import { REQUEST_ORDER, type RequestHandler } from "./Extension.js"
+import { type HostCpu, kvm_sched_in, kvm_sched_out, resched_before_entry } from "./Sched.js"
 import { TASK_INTERRUPTIBLE, TASK_RUNNING, type VcpuState } from "./State.js"
 
 const EIO = -5
@@ -39,23 +40,6 @@ export interface Guest {
   readonly handleExit: (v: VcpuState, reason: ExitReason) => Sim.Gen<void>
 }
 
-/** Arch hooks other mechanisms attach to the run loop (mechanism B: steal time). */
-export interface Hooks {
-  /** `record_steal_time`, for KVM_REQ_STEAL_UPDATE. */
-  readonly record_steal_time?: (v: VcpuState) => Sim.Gen<void>
-  /** A preemption point of the host scheduler (`cond_resched` / return to user work). */
-  readonly cond_resched?: (v: VcpuState) => Sim.Gen<void>
-  /** `kvm_inject_pending_event`, for KVM_REQ_EVENT. */
-  readonly inject_pending_event?: (v: VcpuState) => void
-  /** `vmx_handle_exit_irqoff` and the top of the `vcpu_run` loop (`at_instruction_boundary`). */
-  readonly handle_exit_irqoff?: (v: VcpuState, reason: ExitReason) => void
-  readonly vcpu_run_loop?: (v: VcpuState) => void
-  /** Work at every VM exit, with interrupts still off (§2.9's IPI_PENDING transfer). */
-  readonly vmexit?: (v: VcpuState) => Sim.Gen<void>
-  /** The host tick wants the CPU back: leave guest mode (an external-interrupt exit). */
-  readonly guest_should_exit?: (v: VcpuState) => boolean
-}
-
 /** `kvm_request_pending`: `READ_ONCE(vcpu->requests)`. */
 function* kvm_request_pending(v: VcpuState): Sim.Gen<boolean> {
   return (yield* v.hw.READ_ONCE(v.requests)) !== 0
@@ -66,19 +50,33 @@ export function* kvm_check_request(vm: Vm, req: number, v: VcpuState): Sim.Gen<b
   const bit = requestBit(req)
   if (!(yield* v.hw.test_bit(bit, v.requests))) return false
   yield* v.hw.clear_bit(bit, v.requests) // kvm_clear_request
-  v.consumedAt.set(bit, vm.kernel.steps)
-  v.unkicked.delete(bit)
+  v.ghost.consumedAt.set(bit, vm.kernel.steps)
+  v.ghost.unkicked.delete(bit)
   // smp_mb__after_atomic(): the payload after the bit; pairs with smp_wmb in __kvm_make_request (A3).
   yield* v.hw.smp_mb__after_atomic()
   return true
 }
 
-/** `kvm_vcpu_flush_tlb_all`: drop every guest TLB entry. */
-function* kvm_vcpu_flush_tlb_all(vm: Vm, v: VcpuState): Sim.Gen<void> {
-  yield* Sim.point(vm.costs.tlbFlushNs)
-  v.tlb.clear()
-  vm.count("tlb_flushes")
-  vm.kernel.event("tlb.flush", [v.vcpu_id])
+/** The handlers of the VM's extensions, in `REQUEST_ORDER`; the spine's own VM_DEAD and EVENT among them. */
+export const requestHandlers = (vm: Vm): ReadonlyArray<RequestHandler> => {
+  const own: Array<RequestHandler> = [
+    { req: KVM_REQ_VM_DEAD, handle: function*() { return EIO } },
+    {
+      req: KVM_REQ_EVENT,
+      handle: function*(v) {
+        // kvm_check_and_inject_events: pending guest interrupts become deliverable.
+        vm.count("events_injected")
+        for (const e of vm.extensions) e.inject_events(v)
+      }
+    }
+  ]
+  const all = [...own, ...vm.extensions.flatMap((e) => e.requests)]
+  const at = (h: RequestHandler) => {
+    const i = REQUEST_ORDER.indexOf(requestBit(h.req))
+    if (i < 0) throw new Error(`request ${requestBit(h.req)} has no place in vcpu_enter_guest's order (REQUEST_ORDER)`)
+    return i
+  }
+  return all.sort((a, b) => at(a) - at(b))
 }
 
 /** `kvm_vcpu_exit_request`: EXITING, a pending request, or pending work (a signal). */
@@ -88,25 +86,38 @@ function* kvm_vcpu_exit_request(v: VcpuState): Sim.Gen<boolean> {
   return v.signalPending // xfer_to_guest_mode_work_pending()
 }
 
+/** The guest runs until an IPI or the tick forces it out, or it exits on its own; returns why. */
+function* guest_mode(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<ExitReason> {
+  for (;;) {
+    const tick = host.guest_should_exit(v)
+    if (v.pcpu.pendingIrq || tick) {
+      vm.count(v.pcpu.pendingIrq ? "exits_ipi" : "exits_tick")
+      return ExitReason.ExternalInterrupt
+    }
+    for (const e of vm.extensions) {
+      const broken = e.guest_instruction(v)
+      if (broken !== undefined) yield* Sim.fail(broken[0], broken[1])
+    }
+    const reason = yield* guest.step(v)
+    if (reason !== undefined) return reason
+  }
+}
+
 /** `vcpu_enter_guest`: 1 to go round again, <= 0 to return to userspace. */
-export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, hooks: Hooks): Sim.Gen<number> {
+export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
   const k = vm.kernel
   if (yield* kvm_request_pending(v)) {
-    if (yield* kvm_check_request(vm, KVM_REQ_VM_DEAD, v)) return EIO
-    if (yield* kvm_check_request(vm, KVM_REQ_TLB_FLUSH, v)) yield* kvm_vcpu_flush_tlb_all(vm, v)
-    if (yield* kvm_check_request(vm, KVM_REQ_STEAL_UPDATE, v)) {
-      if (hooks.record_steal_time !== undefined) yield* hooks.record_steal_time(v)
-    }
-    if (yield* kvm_check_request(vm, KVM_REQ_EVENT, v)) {
-      vm.count("events_injected")
-      hooks.inject_pending_event?.(v)
+    for (const h of vm.requestHandlers) {
+      if (!(yield* kvm_check_request(vm, h.req, v))) continue
+      const r = yield* h.handle(v)
+      if (typeof r === "number" && r <= 0) return r
     }
   }
 
   // preempt_disable(); local_irq_disable(): from here an IPI stays pending, it is not lost.
   v.pcpu.local_irq_disable()
   yield* v.hw.smp_store_release(v.mode, IN_GUEST_MODE)
-  v.nonWaitIpis = 0
+  v.ghost.nonWaitIpis = 0
   // kvm_vcpu_srcu_read_unlock(); smp_mb__after_srcu_read_unlock(): orders the mode store before
   // reading requests, the PIR and the page tables; pairs with the full barrier in
   // kvm_vcpu_exiting_guest_mode (A1) on the requester side.
@@ -120,34 +131,22 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, hooks: Hoo
     return 1
   }
 
-  // The guest runs until an IPI forces it out or it exits on its own.
-  v.guestSince = k.steps
+  v.ghost.guestSince = k.steps
   vm.count("vm_entries")
   k.event("guest.enter", [v.vcpu_id])
   yield* Sim.point(vm.costs.vmEntryNs)
-  let reason: ExitReason | undefined
-  for (;;) {
-    if (v.pcpu.pendingIrq || hooks.guest_should_exit?.(v) === true) {
-      vm.count(v.pcpu.pendingIrq ? "exits_ipi" : "exits_tick")
-      reason = ExitReason.ExternalInterrupt
-      break
-    }
-    const lost = Inv.req1(k, v)
-    if (lost !== undefined) yield* Sim.fail("REQ-1", lost)
-    reason = yield* guest.step(v)
-    if (reason !== undefined) break
-  }
+  const reason = yield* guest_mode(vm, v, guest, host)
 
   // VM exit: vcpu->mode = OUTSIDE_GUEST_MODE; smp_wmb() (A4: a WAIT sender released by the
   // IPI handler below may assume the vCPU has left guest mode).
   yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
-  v.guestSince = -1
+  v.ghost.guestSince = -1
   yield* v.hw.smp_wmb()
   yield* Sim.point(vm.costs.vmExitNs)
   vm.count("vm_exits")
   k.event("guest.exit", [v.vcpu_id, reason])
-  hooks.handle_exit_irqoff?.(v, reason)
-  if (hooks.vmexit !== undefined) yield* hooks.vmexit(v)
+  for (const e of vm.extensions) e.handle_exit_irqoff(v, reason)
+  for (const e of vm.extensions) yield* e.vmexit(v)
   v.pcpu.local_irq_enable(k)
   yield* guest.handleExit(v, reason)
   return 1
@@ -166,7 +165,10 @@ function* kvm_vcpu_check_block(vm: Vm, v: VcpuState): Sim.Gen<number> {
   return 0
 }
 
-/** `kvm_vcpu_block`: sleep on the rcuwait until `kvm_vcpu_check_block` says stop. */
+/**
+ * `kvm_vcpu_block`: sleep on the rcuwait until `kvm_vcpu_check_block` says stop. The sleep is a
+ * voluntary `schedule()`: the preempt notifiers run with the task not runnable.
+ */
 export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.Gen<void> {
   v.rcuwaitTask = true // prepare_to_rcuwait()
   for (;;) {
@@ -177,12 +179,14 @@ export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.G
     // schedule(): sleeps unless a waker has set TASK_RUNNING since set_current_state().
     if (v.taskState === TASK_INTERRUPTIBLE) {
       vm.count("blocks")
+      yield* kvm_sched_out(vm, v, false)
       yield* Sim.wait(v.rcuwait)
+      yield* kvm_sched_in(vm, v)
     }
   }
   v.taskState = TASK_RUNNING
   v.rcuwaitTask = false // finish_rcuwait()
-  v.wakeOwed = false
+  v.ghost.wakeOwed = false
   wake1.cold()
 }
 
@@ -201,20 +205,23 @@ function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.Gen<number> 
  * `vcpu_run`: the KVM_RUN ioctl's loop. Returns the value KVM_RUN returns to userspace:
  * -EINTR for a signal (VM teardown here), -EIO for KVM_REQ_VM_DEAD.
  */
-export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, hooks: Hooks = {}): Sim.Gen<number> {
-  const wake1 = vm.kernel.monitor("WAKE-1", { maxHotSteps: Inv.WAKE1_MAX_STEPS })
-  v.wake1 = wake1
+export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
+  const wake1 = vm.kernel.monitor("WAKE-1", { maxHotSteps: WAKE1_MAX_STEPS })
+  v.ghost.wake1 = wake1
   for (;;) {
-    hooks.vcpu_run_loop?.(v)
+    for (const e of vm.extensions) e.vcpu_run_loop(v)
     const r = v.mp_state === KVM_MP_STATE_RUNNABLE
-      ? yield* vcpu_enter_guest(vm, v, guest, hooks)
+      ? yield* vcpu_enter_guest(vm, v, guest, host)
       : yield* vcpu_block(vm, v, wake1)
     if (r <= 0) return r
     yield* v.hw.clear_bit(requestBit(KVM_REQ_UNBLOCK), v.requests) // kvm_clear_request(KVM_REQ_UNBLOCK)
     if (v.signalPending) return EINTR // xfer_to_guest_mode_handle_work(): a signal
-    if (hooks.cond_resched !== undefined) yield* hooks.cond_resched(v)
+    yield* resched_before_entry(vm, v, host) // xfer_to_guest_mode_handle_work(): TIF_NEED_RESCHED
   }
 }
+
+/** The WAKE-1 monitor bound: a wake-up owed to a blocked vCPU must happen within this many steps. */
+export const WAKE1_MAX_STEPS = 5_000
 
 /** `kvm_emulate_halt`: the guest executed HLT. */
 export const kvm_emulate_halt = (vm: Vm, v: VcpuState): void => {

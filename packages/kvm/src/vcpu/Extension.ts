@@ -1,0 +1,82 @@
+/**
+ * How a mechanism attaches to the vCPU thread: the kernel's own hook points, each named after the
+ * function the spine calls it from. Every hook exists (a mechanism that does nothing there gets
+ * the no-op from `extension`), and the spine calls the VM's extensions in the order they were
+ * attached. Requests are checked in `vcpu_enter_guest` in the kernel's order (`REQUEST_ORDER`),
+ * whichever mechanism handles them.
+ */
+import type { Sim } from "@kvmlab/sim"
+import {
+  type ExitReason,
+  KVM_REQ_CLOCK_UPDATE,
+  KVM_REQ_EVENT,
+  KVM_REQ_MASTERCLOCK_UPDATE,
+  KVM_REQ_MMU_SYNC,
+  KVM_REQ_STEAL_UPDATE,
+  KVM_REQ_TLB_FLUSH,
+  KVM_REQ_VM_DEAD,
+  requestBit
+} from "../requests/Protocol.js"
+import type { VcpuState } from "./State.js"
+
+/** A request a mechanism handles, and what `vcpu_enter_guest` does when it is pending. */
+export interface RequestHandler {
+  readonly req: number
+  /** The handler; a result <= 0 ends `vcpu_enter_guest` with it (KVM_REQ_VM_DEAD: -EIO). */
+  readonly handle: (v: VcpuState) => Sim.Gen<number | void>
+}
+
+/**
+ * The requests `vcpu_enter_guest` checks, in `arch/x86/kvm/x86.c`'s order (v6.15): VM_DEAD first,
+ * the clock updates, MMU_SYNC, TLB_FLUSH ("the order matters here"), STEAL_UPDATE, and EVENT last
+ * (with `kvm_check_and_inject_events`), just before interrupts go off.
+ */
+export const REQUEST_ORDER: ReadonlyArray<number> = [
+  KVM_REQ_VM_DEAD,
+  KVM_REQ_MASTERCLOCK_UPDATE,
+  KVM_REQ_CLOCK_UPDATE,
+  KVM_REQ_MMU_SYNC,
+  KVM_REQ_TLB_FLUSH,
+  KVM_REQ_STEAL_UPDATE,
+  KVM_REQ_EVENT
+].map(requestBit)
+
+/** A mechanism's part in the vCPU thread. */
+export interface Extension {
+  readonly name: string
+  /** Requests it handles (each at its place in `REQUEST_ORDER`). */
+  readonly requests: ReadonlyArray<RequestHandler>
+  /** `vcpu_run`, at the top of every iteration (x86: `at_instruction_boundary = false`). */
+  readonly vcpu_run_loop: (v: VcpuState) => void
+  /** `kvm_check_and_inject_events` for KVM_REQ_EVENT: make pending guest interrupts deliverable. */
+  readonly inject_events: (v: VcpuState) => void
+  /**
+   * Before each guest instruction: the mechanism's checks of its invariants; a broken one as
+   * `[invariant, message]` (the spine reports it), undefined when they hold.
+   */
+  readonly guest_instruction: (v: VcpuState) => readonly [string, string] | undefined
+  /** `vmx_handle_exit_irqoff`: at VM exit, interrupts still off. */
+  readonly handle_exit_irqoff: (v: VcpuState, reason: ExitReason) => void
+  /** Work at every VM exit, interrupts still off, after `handle_exit_irqoff` (§2.9's transfer). */
+  readonly vmexit: (v: VcpuState) => Sim.Gen<void>
+  /** `kvm_arch_vcpu_put`, from `kvm_sched_out` (`v.preempted` says whether involuntary) or KVM_RUN's end. */
+  readonly vcpu_put: (v: VcpuState) => Sim.Gen<void>
+  /** `kvm_arch_vcpu_load`, from `kvm_sched_in` or KVM_RUN's start. */
+  readonly vcpu_load: (v: VcpuState) => Sim.Gen<void>
+}
+
+const nothing = function*(): Sim.Gen<void> {}
+
+/** An extension with `name`, doing nothing at every hook it does not give. */
+export const extension = (name: string, hooks: Partial<Omit<Extension, "name">>): Extension => ({
+  name,
+  requests: [],
+  vcpu_run_loop: () => {},
+  inject_events: () => {},
+  guest_instruction: () => undefined,
+  handle_exit_irqoff: () => {},
+  vmexit: nothing,
+  vcpu_put: nothing,
+  vcpu_load: nothing,
+  ...hooks
+})

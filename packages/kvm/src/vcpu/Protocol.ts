@@ -1,0 +1,22 @@
+/**
+ * What the VMM asks of a vCPU thread, as Schema-tagged messages in the thread's mailbox (QEMU's
+ * `run_on_cpu` work queue and its thread exit): the sender queues the command, then signals the
+ * thread (`pthread_kill`), so that KVM_RUN returns -EINTR and the thread, back in userspace, takes
+ * its commands before it enters KVM_RUN again.
+ */
+import { Schema } from "effect"
+
+/** Run `workNs` of virtual time of VMM work on the vCPU thread, in userspace, then go back to KVM_RUN. */
+export class RunOnCpu extends Schema.TaggedClass<RunOnCpu>()("RunOnCpu", {
+  workNs: Schema.Int.pipe(Schema.nonNegative())
+}) {}
+
+/** Leave the KVM_RUN loop for good (VM teardown). */
+export class Stop extends Schema.TaggedClass<Stop>()("Stop", {}) {}
+
+/** Every command a vCPU thread takes. */
+export const VcpuCommand = Schema.Union(RunOnCpu, Stop)
+export type VcpuCommand = typeof VcpuCommand.Type
+
+/** Commands a vCPU thread's mailbox holds at most (a sender waits beyond). */
+export const VCPU_MAILBOX_CAPACITY = 4

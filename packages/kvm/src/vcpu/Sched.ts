@@ -1,0 +1,75 @@
+/**
+ * The host scheduler as the vCPU thread meets it: `need_resched()` at its preemption points,
+ * `schedule()`, and KVM's preempt notifiers around every switch (`kvm_sched_out` ->
+ * `kvm_arch_vcpu_put`, `kvm_sched_in` -> `kvm_arch_vcpu_load`, `virt/kvm/kvm_main.c`), which is
+ * where the mechanisms' `vcpu_put`/`vcpu_load` hooks run. Who takes the CPU, and when, is the
+ * `HostCpu` the scenario gives (a runqueue scheduler, a competing host thread, or none).
+ */
+import { Sim } from "@kvmlab/sim"
+import type { Vm } from "../Vm.js"
+import type { VcpuState } from "./State.js"
+
+/** What the host does with a vCPU thread's physical CPU. */
+export interface HostCpu {
+  /** `need_resched()`: another task wants this CPU now. */
+  readonly need_resched: (v: VcpuState) => boolean
+  /** The tick wants the CPU back while `v` is in guest mode (it forces an external-interrupt exit). */
+  readonly guest_should_exit: (v: VcpuState) => boolean
+  /** Virtual ns until the tick would preempt `v` (Infinity when nothing else wants the CPU). */
+  readonly until_resched: (v: VcpuState) => number
+  /** The switch itself: others run; returns when `v` runs again. */
+  readonly yield_cpu: (v: VcpuState) => Sim.Gen<void>
+}
+
+/** A CPU nobody else wants. */
+export const alone: HostCpu = {
+  need_resched: () => false,
+  guest_should_exit: () => false,
+  until_resched: () => Infinity,
+  yield_cpu: function*() {}
+}
+
+/** `kvm_sched_out`: `vcpu->preempted` when the task is still runnable; then `kvm_arch_vcpu_put`. */
+export function* kvm_sched_out(vm: Vm, v: VcpuState, runnable: boolean): Sim.Gen<void> {
+  if (runnable) v.preempted = true
+  for (const e of vm.extensions) yield* e.vcpu_put(v)
+}
+
+/** `kvm_sched_in`: `vcpu->preempted = false`, then `kvm_arch_vcpu_load`. */
+export function* kvm_sched_in(vm: Vm, v: VcpuState): Sim.Gen<void> {
+  v.preempted = false
+  for (const e of vm.extensions) yield* e.vcpu_load(v)
+}
+
+/**
+ * `schedule()` of the still-runnable vCPU task (an involuntary preemption): the preempt
+ * notifier, the switch (a full barrier: the runqueue lock), whatever runs in between, and back.
+ */
+export function* preempt(vm: Vm, v: VcpuState, host: HostCpu): Sim.Gen<void> {
+  yield* kvm_sched_out(vm, v, true)
+  // __schedule(): the runqueue lock and the switch are a full barrier.
+  yield* v.hw.smp_mb()
+  v.offCpu = true
+  v.offCpuSince = vm.kernel.now
+  vm.count("preemptions")
+  vm.kernel.event("sched.out", [v.vcpu_id])
+  yield* host.yield_cpu(v)
+  yield* Sim.point(vm.costs.contextSwitchNs)
+  v.offCpu = false
+  v.run_delay += vm.kernel.now - v.offCpuSince
+  vm.kernel.event("sched.in", [v.vcpu_id])
+  yield* kvm_sched_in(vm, v)
+}
+
+/** `cond_resched()`: one preemption point. */
+export function* cond_resched(vm: Vm, v: VcpuState, host: HostCpu): Sim.Gen<void> {
+  if (host.need_resched(v)) yield* preempt(vm, v, host)
+}
+
+/**
+ * `xfer_to_guest_mode_handle_work` for TIF_NEED_RESCHED: schedule while the flag is set, so a
+ * vCPU can be preempted again before it re-enters the guest (and before its requests run).
+ */
+export function* resched_before_entry(vm: Vm, v: VcpuState, host: HostCpu): Sim.Gen<void> {
+  while (host.need_resched(v)) yield* preempt(vm, v, host)
+}

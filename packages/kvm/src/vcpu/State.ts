@@ -1,0 +1,116 @@
+/**
+ * The vCPU as every mechanism sees it (`struct kvm_vcpu`, spec §1.1). The fields other CPUs read
+ * or write (`mode`, `requests`) are locations of the TSO memory, accessed with the kernel's
+ * primitives; what only the vCPU's own thread touches (the guest TLB, `mp_state`) is plain. A
+ * mechanism keeps its per-vCPU state in a typed slot (`Slot`), not in optional fields here.
+ * Bookkeeping that exists only for the invariants lives apart, in `ghost`: no kernel code reads it.
+ */
+import type { Cpu, Memory } from "@kvmlab/memory"
+import { Sim } from "@kvmlab/sim"
+import type { IpiTarget, Pcpu } from "../host/Pcpu.js"
+import { KVM_MP_STATE_RUNNABLE } from "../requests/Protocol.js"
+
+/** A guest TLB entry: the translation and the step it was filled at (TLB-1). */
+export interface TlbEntry {
+  readonly pfn: number
+  readonly fill: number
+}
+
+export const TASK_RUNNING = 0
+export const TASK_INTERRUPTIBLE = 1
+
+/** What the invariants of mechanism A remember about a vCPU (ghost state). */
+export class VcpuGhost {
+  /** IPIs decided for this vCPU (IPI-1, REQ-1) and handled on its CPU. */
+  kicksDecided = 0
+  kicksHandled = 0
+  /** Step at which the current guest-execution interval began, or -1 (REQ-2). */
+  guestSince = -1
+  /** Step at which the current lockless walk began, or -1 (REQ-2). */
+  walkSince = -1
+  /** IPIs for non-WAIT requests in the current guest-mode interval (IPI-1). */
+  nonWaitIpis = 0
+  /** Request bit to the step its requester read `mode` and decided no IPI was needed (REQ-1). */
+  readonly unkicked = new Map<number, number>()
+  /** Request bit to the step a requester last set it (REQ-1). */
+  readonly setAt = new Map<number, number>()
+  /** Request bit to the step the vCPU last consumed it (REQ-1). */
+  readonly consumedAt = new Map<number, number>()
+  /** A request that may wake the vCPU was made while it was blocked (WAKE-1). */
+  wakeOwed = false
+  /** The WAKE-1 monitor of this vCPU (set by vcpu_run). */
+  wake1: Sim.Monitor | undefined = undefined
+}
+
+/**
+ * A typed slot for one mechanism's per-vCPU state: `const steal = new Slot<StealTime>("steal
+ * time")`, set once when the vCPU is made, read with `steal.of(v)`.
+ */
+export class Slot<S> {
+  private static next = 0
+  /** @internal */
+  readonly index = Slot.next++
+  constructor(readonly name: string) {}
+  /** The state of `v`; a defect if the mechanism did not set it up for this vCPU. */
+  of(v: VcpuState): S {
+    const s = v.slots[this.index]
+    if (s === undefined) throw new Error(`${v.name} has no ${this.name} state: is its mechanism attached to the VM?`)
+    return s as S
+  }
+  /** Sets `v`'s state. */
+  set(v: VcpuState, s: S): void {
+    v.slots[this.index] = s
+  }
+  /** Whether `v` has this state. */
+  has(v: VcpuState): boolean {
+    return v.slots[this.index] !== undefined
+  }
+}
+
+export class VcpuState implements IpiTarget {
+  /** `vcpu->mode`, sharing a cache line with `requests` in the kernel. */
+  readonly mode: Memory.Loc
+  /** `vcpu->requests`. */
+  readonly requests: Memory.Loc
+  /** The memory thread of this vCPU's host task (set when the task first runs). */
+  hw!: Cpu.Cpu
+  /** `vcpu->cpu`: the physical CPU the vCPU is loaded on, or -1. */
+  cpu = -1
+  pcpu!: Pcpu
+  /** `vcpu->arch.mp_state`. */
+  mp_state = KVM_MP_STATE_RUNNABLE
+  /** `vcpu->wait.task` set (between prepare_to_rcuwait and finish_rcuwait). */
+  rcuwaitTask = false
+  /** The host task's `__state`. */
+  taskState = TASK_RUNNING
+  readonly rcuwait: Sim.WaitQueue
+  /** TIF_SIGPENDING: userspace wants the vCPU thread back (VM teardown). */
+  signalPending = false
+  /** `vcpu->preempted`: set by kvm_sched_out when the task was preempted while runnable. */
+  preempted = false
+  /** The host task is off its physical CPU (between kvm_sched_out and kvm_sched_in). */
+  offCpu = false
+  offCpuSince = 0
+  /** `current->sched_info.run_delay`: virtual ns spent runnable but off-CPU. */
+  run_delay = 0
+  /** The guest TLB: gfn to (pfn, fill step). */
+  readonly tlb = new Map<number, TlbEntry>()
+  /** @internal the mechanisms' per-vCPU state, by `Slot` */
+  readonly slots: Array<unknown> = []
+  /** Bookkeeping for the invariants only. */
+  readonly ghost = new VcpuGhost()
+
+  constructor(readonly vcpu_id: number, readonly name: string, mode: Memory.Loc, requests: Memory.Loc) {
+    this.mode = mode
+    this.requests = requests
+    this.rcuwait = Sim.makeWaitQueue(() => `${name} rcuwait`)
+  }
+
+  /** `IpiTarget`: an IPI sent to force this vCPU out was handled (ghost, REQ-1). */
+  get kicksHandled(): number {
+    return this.ghost.kicksHandled
+  }
+  set kicksHandled(n: number) {
+    this.ghost.kicksHandled = n
+  }
+}
