@@ -3,74 +3,27 @@
  * side-by-side of variants (`compare`). The replay token carries the scenario itself (as its
  * digest), so a token alone reproduces the run.
  */
-import { Variants } from "@kvmlab/kvm"
+import type { Variants } from "@kvmlab/kvm"
 import { ReplayToken, Run, type Sim, Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 import * as Catalogue from "./Catalogue.js"
 import { canonical, decode, parse, type Scenario, ScenarioError } from "./Scenario.js"
-import * as PvFlush from "./workloads/PvFlush.js"
-import * as Requests from "./workloads/Requests.js"
-import * as Shootdown from "./workloads/Shootdown.js"
+import type * as Mechanism from "./Mechanism.js"
+import * as Mechanisms from "./Mechanisms.js"
 
-export type Metrics = Requests.Metrics
+export type Metrics = Mechanism.Metrics
 
-/** Mechanism B's switches: B.* need a PV flush, P.* need flush=pv-ipi-pending; A.* do not apply. */
-const mechanismBBugs = (s: Scenario, issues: Array<{ path: string; message: string }>) =>
-  s.bugs.forEach((b, i) => {
-    if (b.startsWith("A.")) issues.push({ path: `bugs.${i}`, message: `${b} is a switch of mechanism A; it applies to request-race and lockless-walk` })
-    else if (b.startsWith("P.") && s.variant.flush !== "pv-ipi-pending") {
-      issues.push({ path: `bugs.${i}`, message: `${b} is a defect of the IPI_PENDING scheme: use it with --variant flush=pv-ipi-pending` })
-    } else if (b.startsWith("B.") && s.variant.flush === "native") {
-      issues.push({ path: `bugs.${i}`, message: `${b} is a defect of the PV flush: use it with --variant flush=pv (or pv-ipi-pending)` })
-    }
-  })
-
-/** Checks what the schema cannot: fields that constrain each other. */
+/** Checks what the schema cannot: fields that constrain each other, and switches that cannot run here. */
 export const validate = (s: Scenario, source: string): Either.Either<Scenario, ScenarioError> => {
-  const issues: Array<{ path: string; message: string }> = []
-  const w = s.workload
-  if (w.kind === "request-race" || w.kind === "lockless-walk") {
-    s.bugs.forEach((b, i) => {
-      if (!b.startsWith("A.")) issues.push({ path: `bugs.${i}`, message: `${b} is a switch of mechanism B (thread 1); it does not apply to a ${w.kind} scenario` })
-    })
-    const threads = w.kind === "request-race" ? w.requesters : 1
-    if (s.vms !== 1) issues.push({ path: "vms", message: `a ${w.kind} scenario has one VM, got ${s.vms}` })
-    if (s.pcpus < s.vcpusPerVm + threads) {
-      issues.push({
-        path: "pcpus",
-        message: `${w.kind} gives each vCPU and each host thread its own physical CPU: needs at least ${s.vcpusPerVm + threads}, got ${s.pcpus}`
-      })
-    }
-  }
-  if (w.kind === "tlb-shootdown") {
-    if (s.durationNs === 0) issues.push({ path: "durationNs", message: "a tlb-shootdown scenario runs for a virtual duration: give durationNs > 0" })
-    if (s.vcpusPerVm < 2) issues.push({ path: "vcpusPerVm", message: "a shootdown needs at least 2 vCPUs per VM" })
-    mechanismBBugs(s, issues)
-  }
-  if (w.kind === "pv-flush-race") {
-    if (s.vms !== 1 || s.vcpusPerVm !== 2 || s.pcpus !== 2) {
-      issues.push({ path: "vcpusPerVm", message: `pv-flush-race is one VM of 2 vCPUs (initiator, target) on 2 physical CPUs; got vms=${s.vms}, vcpusPerVm=${s.vcpusPerVm}, pcpus=${s.pcpus}` })
-    }
-    mechanismBBugs(s, issues)
-  }
-  return issues.length === 0 ? Either.right(s) : Either.left(new ScenarioError({ source, issues }))
+  const found = Mechanisms.issues(s)
+  return found.length === 0 ? Either.right(s) : Either.left(new ScenarioError({ source, issues: found }))
 }
 
 /**
  * Settings that are valid but change nothing in this scenario, as notes for the user (the
  * commands print them on stderr).
  */
-export const notes = (s: Scenario): ReadonlyArray<string> => {
-  const w = s.workload
-  const out: Array<string> = []
-  if ((w.kind === "request-race" || w.kind === "lockless-walk") && s.variant.flush !== "native") {
-    out.push(`flush=${s.variant.flush} changes nothing in ${w.kind}: its guest makes no remote TLB flushes of its own (the host's kvm_flush_remote_tlbs is mechanism A)`)
-  }
-  if ((w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") && s.variant.extraBarriers === "on") {
-    out.push(`extraBarriers=on changes nothing in ${w.kind}: the host makes no kvm_flush_remote_tlbs here`)
-  }
-  return out
-}
+export const notes = (s: Scenario): ReadonlyArray<string> => Mechanisms.notes(s)
 
 /** A built-in scenario by name, decoded. */
 export const builtin = (name: string): Scenario | undefined => {
@@ -84,23 +37,10 @@ export const builtinNames = (): ReadonlyArray<string> => Catalogue.builtins.map(
 export const fromText = (text: string, source: string): Either.Either<Scenario, ScenarioError> =>
   Either.flatMap(parse(text, source), (s) => validate(s, source))
 
-/** A collector the program fills in, readable after the run however it ended. */
-interface Sink {
-  metrics: () => Metrics
-}
+type Sink = Mechanism.Sink
 
 /** The simulation program of a scenario. */
-export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> => {
-  switch (s.workload.kind) {
-    case "request-race":
-    case "lockless-walk":
-      return Requests.program(s, sink)
-    case "pv-flush-race":
-      return PvFlush.program(s, sink)
-    case "tlb-shootdown":
-      return Shootdown.program(s, sink)
-  }
-}
+export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> => Mechanisms.workloadOf(s.workload.kind).program(s, sink)
 
 /** One violation as the commands print it. */
 export interface FoundViolation {

@@ -5,73 +5,10 @@
  */
 import { Costs, Variants } from "@kvmlab/kvm"
 import { Either, ParseResult, Schema } from "effect"
+import { Workload } from "./Mechanisms.js"
+import { Count } from "./Schemas.js"
 
-const Count = (min: number, max: number) => Schema.Int.pipe(Schema.greaterThanOrEqualTo(min), Schema.lessThanOrEqualTo(max))
-const Percent = Count(0, 100)
-
-/** A requester against vCPUs entering the guest (§1.3-1.5, A1/A3/A4). */
-export const RequestRace = Schema.Struct({
-  kind: Schema.Literal("request-race"),
-  /** Host threads each zapping a gfn and flushing remote TLBs, then kicking a vCPU with an event. */
-  requesters: Count(1, 16),
-  rounds: Count(1, 10_000),
-  /** Guest-mapped gfns, each through its own shadow page. */
-  gfns: Count(1, 64),
-  /** Guest accesses per guest-mode interval before a voluntary exit. */
-  guestSteps: Count(1, 1000),
-  /** Guest steps each vCPU executes in all; then it halts for good (runs end, and PCT's run length is bounded). */
-  guestWork: Count(1, 1_000_000),
-  /** Share of voluntary exits that are HLT (the rest are port I/O). */
-  haltPercent: Percent,
-  /** Whether requesters follow each flush with KVM_REQ_EVENT and kvm_vcpu_kick. */
-  kicks: Schema.Boolean
-})
-
-/** A zapper against a lockless shadow walker (§1.6, A2/A5). */
-export const LocklessWalk = Schema.Struct({
-  kind: Schema.Literal("lockless-walk"),
-  rounds: Count(1, 10_000),
-  gfns: Count(1, 64),
-  guestSteps: Count(1, 1000),
-  guestWork: Count(1, 1_000_000),
-  /** Share of guest steps that exit for an MMIO lookup (a lockless walk). */
-  mmioPercent: Percent
-})
-
-/** A guest TLB shootdown against a target that is preempted and resumed (§2.4-2.6, thread 1). */
-export const PvFlushRace = Schema.Struct({
-  kind: Schema.Literal("pv-flush-race"),
-  /** Shootdowns the initiator makes. */
-  rounds: Count(1, 10_000),
-  /** Pages of the guest mm. */
-  pages: Count(1, 64),
-  /** Target guest steps between exits. */
-  guestSteps: Count(1, 1000),
-  /** Target guest steps in all; then it halts. */
-  guestWork: Count(1, 1_000_000),
-  /** Chance, at each preemption point of the target's thread, that the host preempts it. */
-  preemptPercent: Percent,
-  /** Most steps the competing host thread runs when it gets the CPU. */
-  hogSteps: Count(1, 1000),
-  /**
-   * Commands the VMM's I/O thread sends the target's vCPU thread (QEMU's `run_on_cpu`): each
-   * signals it out of KVM_RUN to userspace and back, a voluntary `vcpu_put` (default 0).
-   */
-  vmmCommands: Schema.optionalWith(Count(0, 1000), { default: () => 0 })
-})
-
-/** ebizzy -M-like guest threads that unmap memory, on an overcommitted host (§6 N1, thread 1). */
-export const TlbShootdown = Schema.Struct({
-  kind: Schema.Literal("tlb-shootdown"),
-  /** Pages of each guest process. */
-  pages: Count(1, 4096),
-  /** Guest work per record, in virtual ns. */
-  workNs: Count(100, 100_000_000),
-  /** Chance per record, in 1/10,000, that the thread unmaps a page (a shootdown). */
-  shootdownPerTenThousand: Count(0, 10_000)
-})
-
-export const Workload = Schema.Union(RequestRace, LocklessWalk, PvFlushRace, TlbShootdown)
+export { Workload } from "./Mechanisms.js"
 export type Workload = typeof Workload.Type
 
 export const Scenario = Schema.Struct({

@@ -109,6 +109,24 @@ describe("scenario files", () => {
     expect(Either.isLeft(j) && j.left.message).toMatch(/broken\.json: \(top level\): not JSON/)
   })
 
+  it("a switch runs only where its mechanism is exercised and the variant it needs is set", () => {
+    const issue = (name: string, bugs: ReadonlyArray<string>, set: ReadonlyArray<readonly [string, string]> = []) => {
+      const e = Either.flatMap(Scenario.withOverrides(Runner.builtin(name)!, { bugs, set }), (x) => Runner.validate(x, "x"))
+      return Either.isLeft(e) ? e.left.issues.map((i) => `${i.path}: ${i.message}`) : []
+    }
+    expect(issue("request-race", ["B.readCopyWriteback"])).toEqual([
+      "bugs.0: B.readCopyWriteback is a switch of mechanism B (the paravirtual remote TLB flush and the IPI_PENDING scheme (spec §2, thread 1)); it applies to pv-flush-race and tlb-shootdown, not request-race"
+    ])
+    expect(issue("pv-flush-race", ["A.noEntryBarrier"])[0]).toContain("applies to request-race and lockless-walk, not pv-flush-race")
+    expect(issue("pv-flush-race", ["B.readCopyWriteback"], [["flush", "native"]])).toEqual([
+      "bugs.0: B.readCopyWriteback needs --variant flush=pv or pv-ipi-pending (it is a defect of that variant), got flush=native"
+    ])
+    expect(issue("pv-flush-race", ["P.invertedMaskClear"], [["flush", "pv"]])[0]).toContain("needs --variant flush=pv-ipi-pending")
+    expect(issue("pv-flush-race", ["P.invertedMaskClear"], [["flush", "pv-ipi-pending"]])).toEqual([])
+    // Every switch is owned by exactly one mechanism, and every catalogue case is valid.
+    for (const c of Catalogue.switchCases) expect(issue(c.scenario, [c.bug], c.set)).toEqual([])
+  })
+
   it("accepts every flush variant in every scenario, with a note where it changes nothing", () => {
     const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { set: [["flush", "pv"]] }))
     expect(Either.isRight(Runner.validate(s, "x"))).toBe(true)

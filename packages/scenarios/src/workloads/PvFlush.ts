@@ -8,9 +8,33 @@
  */
 import { Costs, Hog, Protocol, PvFlush, Sched, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
+import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
+import { Count, Percent } from "../Schemas.js"
 import { spawnVcpus, teardown } from "./Requests.js"
 import type { Metrics } from "./Requests.js"
+
+/** A guest TLB shootdown against a target that is preempted and resumed (§2.4-2.6, thread 1). */
+export const PvFlushRace = Schema.Struct({
+  kind: Schema.Literal("pv-flush-race"),
+  /** Shootdowns the initiator makes. */
+  rounds: Count(1, 10_000),
+  /** Pages of the guest mm. */
+  pages: Count(1, 64),
+  /** Target guest steps between exits. */
+  guestSteps: Count(1, 1000),
+  /** Target guest steps in all; then it halts. */
+  guestWork: Count(1, 1_000_000),
+  /** Chance, at each preemption point of the target's thread, that the host preempts it. */
+  preemptPercent: Percent,
+  /** Most steps the competing host thread runs when it gets the CPU. */
+  hogSteps: Count(1, 1000),
+  /**
+   * Commands the VMM's I/O thread sends the target's vCPU thread (QEMU's `run_on_cpu`): each
+   * signals it out of KVM_RUN to userspace and back, a voluntary `vcpu_put` (default 0).
+   */
+  vmmCommands: Schema.optionalWith(Count(0, 1000), { default: () => 0 })
+})
 
 const { ExitReason } = Protocol
 const { Guest, Host, Invariants: Inv } = PvFlush

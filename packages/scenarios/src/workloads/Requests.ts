@@ -7,7 +7,36 @@
  */
 import { Costs, Protocol, Requests, Sched, ShadowMmu, Thread, Variants, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
+import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
+import { Count, Percent } from "../Schemas.js"
+
+export const RequestRace = Schema.Struct({
+  kind: Schema.Literal("request-race"),
+  /** Host threads each zapping a gfn and flushing remote TLBs, then kicking a vCPU with an event. */
+  requesters: Count(1, 16),
+  rounds: Count(1, 10_000),
+  /** Guest-mapped gfns, each through its own shadow page. */
+  gfns: Count(1, 64),
+  /** Guest accesses per guest-mode interval before a voluntary exit. */
+  guestSteps: Count(1, 1000),
+  /** Guest steps each vCPU executes in all; then it halts for good (runs end, and PCT's run length is bounded). */
+  guestWork: Count(1, 1_000_000),
+  /** Share of voluntary exits that are HLT (the rest are port I/O). */
+  haltPercent: Percent,
+  /** Whether requesters follow each flush with KVM_REQ_EVENT and kvm_vcpu_kick. */
+  kicks: Schema.Boolean
+})
+
+export const LocklessWalk = Schema.Struct({
+  kind: Schema.Literal("lockless-walk"),
+  rounds: Count(1, 10_000),
+  gfns: Count(1, 64),
+  guestSteps: Count(1, 1000),
+  guestWork: Count(1, 1_000_000),
+  /** Share of guest steps that exit for an MMIO lookup (a lockless walk). */
+  mmioPercent: Percent
+})
 
 /** What a run of a workload reports: counters by name. */
 export type Metrics = Record<string, number>

@@ -8,8 +8,21 @@
  */
 import { Costs, PvFlush, Scheduler, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
+import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
+import { Count } from "../Schemas.js"
 import type { Metrics } from "./Requests.js"
+
+/** ebizzy -M-like guest threads that unmap memory, on an overcommitted host (§6 N1, thread 1). */
+export const TlbShootdown = Schema.Struct({
+  kind: Schema.Literal("tlb-shootdown"),
+  /** Pages of each guest process. */
+  pages: Count(1, 4096),
+  /** Guest work per record, in virtual ns. */
+  workNs: Count(100, 100_000_000),
+  /** Chance per record, in 1/10,000, that the thread unmaps a page (a shootdown). */
+  shootdownPerTenThousand: Count(0, 10_000)
+})
 
 const { Guest, Host } = PvFlush
 

@@ -1,0 +1,51 @@
+/**
+ * What a mechanism brings to scenarios, in one record: its bug switches (with the settings each
+ * needs, from its kvm folder's `Variants.ts`), the invariants it checks, and its workloads — each a
+ * scenario file's `workload` schema, the cross-field rules the schema cannot say, the settings
+ * that change nothing in it, and its simulation program. `Mechanisms.ts` lists the records: adding
+ * a mechanism is its kvm folder, its record here, and one line there.
+ */
+import type { Switch } from "@kvmlab/kvm"
+import type { Sim } from "@kvmlab/sim"
+import type { Schema } from "effect"
+import type { Scenario } from "./Scenario.js"
+
+/** A field that is wrong, and why. */
+export interface Issue {
+  readonly path: string
+  readonly message: string
+}
+
+/** What a run of a workload reports: counters by name. */
+export type Metrics = Record<string, number>
+
+/** Where a program puts its metrics, readable after the run however it ended. */
+export interface Sink {
+  metrics: () => Metrics
+}
+
+/** One kind of workload. `W` is its decoded `workload` field. */
+export interface WorkloadDef<W extends { readonly kind: string }> {
+  readonly kind: W["kind"]
+  readonly schema: Schema.Schema<W, any>
+  /** The mechanisms whose switches apply here, by id (its own, and any it runs on top of). */
+  readonly exercises: ReadonlyArray<string>
+  /** The invariants a run checks. */
+  readonly invariants: ReadonlyArray<string>
+  /** What the schema cannot say: fields that constrain each other. */
+  readonly check: (s: Scenario, w: W) => ReadonlyArray<Issue>
+  /** Settings that are valid but change nothing here (printed as notes). */
+  readonly notes: (s: Scenario, w: W) => ReadonlyArray<string>
+  /** The simulation program. */
+  readonly program: (s: Scenario, sink?: Sink) => Sim.Program<Metrics>
+}
+
+/** A mechanism of the model, as scenarios see it. */
+export interface Mechanism {
+  /** "A", "B", ...: the prefix of its switches. */
+  readonly id: string
+  readonly title: string
+  readonly switches: Readonly<Record<string, Switch.Switch>>
+  readonly invariants: ReadonlyArray<string>
+  readonly workloads: ReadonlyArray<WorkloadDef<any>>
+}

@@ -1,0 +1,47 @@
+/**
+ * Mechanism B (spec §2, thread 1): the paravirtual remote TLB flush that skips preempted vCPUs,
+ * and Peter Zijlstra's IPI_PENDING scheme. Its workloads: `pv-flush-race` and `tlb-shootdown`.
+ */
+import { PvFlush, PvFlushVariants } from "@kvmlab/kvm"
+import type { Mechanism, WorkloadDef } from "../Mechanism.js"
+import type { Scenario } from "../Scenario.js"
+import * as Race from "../workloads/PvFlush.js"
+import * as Shootdown from "../workloads/Shootdown.js"
+
+/** `extraBarriers` are the host's kvm_flush_remote_tlbs, which these hosts never make. */
+const barriersNote = (s: Scenario, kind: string): ReadonlyArray<string> =>
+  s.variant.extraBarriers === "on" ? [`extraBarriers=on changes nothing in ${kind}: the host makes no kvm_flush_remote_tlbs here`] : []
+
+const pvFlushRace: WorkloadDef<typeof Race.PvFlushRace.Type> = {
+  kind: "pv-flush-race",
+  schema: Race.PvFlushRace,
+  exercises: ["B"],
+  invariants: PvFlush.Invariants.ids,
+  check: (s) =>
+    s.vms !== 1 || s.vcpusPerVm !== 2 || s.pcpus !== 2
+      ? [{ path: "vcpusPerVm", message: `pv-flush-race is one VM of 2 vCPUs (initiator, target) on 2 physical CPUs; got vms=${s.vms}, vcpusPerVm=${s.vcpusPerVm}, pcpus=${s.pcpus}` }]
+      : [],
+  notes: (s) => barriersNote(s, "pv-flush-race"),
+  program: Race.program
+}
+
+const tlbShootdown: WorkloadDef<typeof Shootdown.TlbShootdown.Type> = {
+  kind: "tlb-shootdown",
+  schema: Shootdown.TlbShootdown,
+  exercises: ["B"],
+  invariants: PvFlush.Invariants.ids,
+  check: (s) => [
+    ...(s.durationNs === 0 ? [{ path: "durationNs", message: "a tlb-shootdown scenario runs for a virtual duration: give durationNs > 0" }] : []),
+    ...(s.vcpusPerVm < 2 ? [{ path: "vcpusPerVm", message: "a shootdown needs at least 2 vCPUs per VM" }] : [])
+  ],
+  notes: (s) => barriersNote(s, "tlb-shootdown"),
+  program: Shootdown.program
+}
+
+export const mechanism = {
+  id: "B",
+  title: "the paravirtual remote TLB flush and the IPI_PENDING scheme (spec §2, thread 1)",
+  switches: PvFlushVariants.switches,
+  invariants: PvFlush.Invariants.ids,
+  workloads: [pvFlushRace, tlbShootdown]
+} as const satisfies Mechanism
