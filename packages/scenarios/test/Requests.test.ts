@@ -52,6 +52,16 @@ describe("each bug switch is found as its invariant, and its token replays", () 
 })
 
 describe("mechanism B with every bug switch off", () => {
+  it("pv-flush-race with two initiators and two targets, every flush: no violation under random and pct:3", () => {
+    for (const flush of ["native", "pv", "pv-ipi-pending"]) {
+      for (const strategy of [random, pct3]) {
+        const r = explore("pv-flush-race", strategy, 300, [], [["flush", flush], ["vcpusPerVm", "4"], ["pcpus", "4"], ["workload.initiators", "2"]])
+        expect(r.violations).toEqual([])
+        expect(r.outcomes.completed).toBe(300)
+      }
+    }
+  })
+
   for (const flush of ["native", "pv", "pv-ipi-pending"]) {
     it(`pv-flush-race, flush=${flush}: no violation under random and pct:3`, () => {
       for (const strategy of [random, pct3]) {
@@ -123,6 +133,11 @@ describe("scenario files", () => {
     ])
     expect(issue("pv-flush-race", ["P.invertedMaskClear"], [["flush", "pv"]])[0]).toContain("needs --variant flush=pv-ipi-pending")
     expect(issue("pv-flush-race", ["P.invertedMaskClear"], [["flush", "pv-ipi-pending"]])).toEqual([])
+    // §10.1: the shared-bit ABA needs a second initiator; the built-in has one.
+    expect(issue("pv-flush-race", ["P.sharedPendingBitABA"], [["flush", "pv-ipi-pending"]])[0]).toContain("needs two initiators")
+    const two = [["flush", "pv-ipi-pending"], ["vcpusPerVm", "3"], ["pcpus", "3"], ["workload.initiators", "2"]] as const
+    expect(issue("pv-flush-race", ["P.sharedPendingBitABA"], two)).toEqual([])
+    expect(issue("pv-flush-race", [], [["workload.initiators", "2"]])[0]).toContain("needs at least one target")
     // Every switch is owned by exactly one mechanism, and every catalogue case is valid.
     for (const c of Catalogue.switchCases) expect(issue(c.scenario, [c.bug], c.set)).toEqual([])
   })

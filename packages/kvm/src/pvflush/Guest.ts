@@ -20,8 +20,8 @@ import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, steal } f
 /** The guest's memory map: one process's page table, page to frame. */
 export class GuestMm {
   readonly pte: Array<Memory.Loc> = []
-  /** Ghost (PV-1): page to the begin step of the latest flush_tlb_multi of it that has returned. */
-  readonly completedFlushBegin = new Map<number, number>()
+  /** Ghost (PV-1): page to the latest flush_tlb_multi of it that has returned: its begin step and initiator. */
+  readonly completedFlush = new Map<number, { readonly began: number; readonly by: string }>()
   private nextFrame = 1
   constructor(readonly vm: Vm) {}
   frame(): number {
@@ -40,7 +40,7 @@ export function* access(mm: GuestMm, v: VcpuState, page: number): Sim.Gen<number
   const vm = mm.vm
   const e = v.tlb.get(page)
   if (e !== undefined) {
-    const stale = Inv.pv1Stale(vm.kernel, v.name, page, e.fill, mm.completedFlushBegin.get(page) ?? -1)
+    const stale = Inv.pv1Stale(vm.kernel, v.name, page, e.fill, mm.completedFlush.get(page))
     if (stale !== undefined) yield* Sim.fail("PV-1", stale)
     yield* Sim.point(vm.costs.guestAccessNs)
     vm.count("guest_accesses")
@@ -58,7 +58,8 @@ export function* access(mm: GuestMm, v: VcpuState, page: number): Sim.Gen<number
  * if IPI_PENDING is already clear (the VM-exit path handled it), else flush and clear it with a
  * cmpxchg loop; with generations it also publishes the generation its flush covers.
  */
-export function* flush_tlb_func(vm: Vm, v: VcpuState): Sim.Gen<void> {
+export function* flush_tlb_func(mm: GuestMm, v: VcpuState): Sim.Gen<void> {
+  const vm = mm.vm
   const st = steal.of(v)
   const irqs = st.injected.splice(0)
   const calls = irqs.filter((i) => i.vector === "call-function")
@@ -69,7 +70,7 @@ export function* flush_tlb_func(vm: Vm, v: VcpuState): Sim.Gen<void> {
       vm.kernel.wakeAll(from.spin)
     }
   }
-  if (irqs.some((i) => i.vector === "tlb")) yield* pv_flush_tlb_handler(vm, v)
+  if (irqs.some((i) => i.vector === "tlb")) yield* pv_flush_tlb_handler(mm, v)
 }
 
 /**
@@ -121,16 +122,35 @@ function* pendingFlush(vm: Vm, v: VcpuState) {
   return { shared, state, gen, done }
 }
 
+/**
+ * The hardware page walker may fill a TLB entry speculatively at any time (Intel SDM vol. 3,
+ * §4.10.2.3): here, with an even chance drawn by the vCPU, one page of the mm, from the page
+ * table as it is now. Between a handler's flush and the moment it reports the flush done, such a
+ * fill is what makes §2.9's shared bit lose a second initiator's flush.
+ */
+function* speculativeFill(mm: GuestMm, v: VcpuState): Sim.Gen<void> {
+  const k = mm.vm.kernel
+  if (k.randomBetween(0, 2) === 0) return
+  const page = k.randomBetween(0, mm.pte.length)
+  const frame = yield* v.hw.READ_ONCE(mm.pte[page]!)
+  v.tlb.set(page, { pfn: frame, fill: k.steps })
+  mm.vm.count("speculative_fills")
+}
+
 /** Peter's TLB-vector handler (§2.9), with generations unless `P.sharedPendingBitABA`. */
-function* pv_flush_tlb_handler(vm: Vm, v: VcpuState): Sim.Gen<void> {
+function* pv_flush_tlb_handler(mm: GuestMm, v: VcpuState): Sim.Gen<void> {
+  const vm = mm.vm
   const st = steal.of(v)
   // "If IPI_PENDING is already clear, the VMEXIT path handled it": with generations, only
   // when no generation is outstanding either.
   const p = yield* pendingFlush(vm, v)
   if (p === undefined) return
   yield* localFlush(vm, v)
-  // Clear IPI_PENDING to complete flush_tlb_multi(); the initiator's acquire pairs with it.
-  yield* cmpxchgLoop(v.hw, st.preempted, p.state, (x) => ((x & KVM_VCPU_IPI_PENDING) !== 0 ? x & ~KVM_VCPU_IPI_PENDING : undefined))
+  yield* speculativeFill(mm, v)
+  // Clear IPI_PENDING to complete flush_tlb_multi(), a try_cmpxchg loop from a fresh read; the
+  // initiator's acquire pairs with it.
+  const now = yield* v.hw.READ_ONCE(st.preempted)
+  yield* cmpxchgLoop(v.hw, st.preempted, now, (x) => ((x & KVM_VCPU_IPI_PENDING) !== 0 ? x & ~KVM_VCPU_IPI_PENDING : undefined))
   // smp_store_release(): the flush before the generation; pairs with the initiator's acquire.
   if (!p.shared && p.gen > p.done) yield* v.hw.smp_store_release(st.flush_gen_done, p.gen)
 }
@@ -214,13 +234,15 @@ export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, target
       }
     } else if (flush === "pv-ipi-pending") {
       // Peter's loop (§2.9): SHOULD_FLUSH for a preempted vCPU, IPI_PENDING for a running one.
-      const [, stored] = yield* cmpxchgLoop(
+      const [seen, stored] = yield* cmpxchgLoop(
         v.hw,
         src.preempted,
         yield* v.hw.READ_ONCE(src.preempted),
         (x) => ((x & KVM_VCPU_PREEMPTED) !== 0 ? x | KVM_VCPU_FLUSH_TLB : x | KVM_VCPU_IPI_PENDING)
       )
       const next = stored!
+      // Another initiator's IPI_PENDING already there: with one shared bit, this request rides on it.
+      if ((seen & KVM_VCPU_IPI_PENDING) !== 0) vm.count("ipi_pending_shared")
       // The intent: drop the CPU when it got SHOULD_FLUSH. P.invertedMaskClear keeps Peter's
       // compact rewrite, which drops it when the new state has IPI_PENDING.
       const pending = (next & KVM_VCPU_IPI_PENDING) !== 0
@@ -296,7 +318,7 @@ export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs =
     v.pcpu.wakeOnDeliver = undefined
     return false
   }
-  if (s.began > (mm.completedFlushBegin.get(s.page) ?? -1)) mm.completedFlushBegin.set(s.page, s.began)
+  if (s.began > (mm.completedFlush.get(s.page)?.began ?? -1)) mm.completedFlush.set(s.page, { began: s.began, by: v.name })
   vm.count("shootdown_wait_ns", vm.kernel.now - s.beganNs)
   vm.sample("shootdown_wait_ns", vm.kernel.now - s.beganNs)
   return true

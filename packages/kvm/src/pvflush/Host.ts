@@ -13,7 +13,7 @@ import type { VcpuState } from "../vcpu/State.js"
 import type { Vm } from "../Vm.js"
 import { flushGuestTlb, vmexit_transfer } from "./Guest.js"
 import * as Inv from "./Invariants.js"
-import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_PREEMPTED, make, steal, type StealTime } from "./State.js"
+import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, make, steal, type StealTime } from "./State.js"
 
 /** Whether the guest was given KVM_FEATURE_PV_TLB_FLUSH (the scenario's flush variant). */
 const pvTlbFlush = (vm: Vm) => vm.switches.variant.flush !== "native"
@@ -55,8 +55,18 @@ export function* record_steal_time(vm: Vm, v: VcpuState): Sim.Gen<void> {
   const st = steal.of(v)
   const hw = v.hw
   if (vm.bug("B.readCopyWriteback")) return yield* recordByCopy(vm, v, st)
-  if (pvTlbFlush(vm)) {
-    // (With §2.9 the byte may also carry IPI_PENDING for an IPI still in flight: keep it.)
+  if (vm.switches.variant.flush === "pv-ipi-pending") {
+    // §2.9 keeps IPI_PENDING, which the guest owns, in the same byte: the host clears only its
+    // own bits (a try_cmpxchg loop; an xchg would release a waiting initiator unflushed, §10.1).
+    let old = yield* hw.READ_ONCE(st.preempted)
+    for (;;) {
+      const found = yield* hw.cmpxchg(st.preempted, old, old & KVM_VCPU_IPI_PENDING)
+      if (found === old) break
+      old = found
+    }
+    st.cachedPreempted = 0
+    if ((old & KVM_VCPU_FLUSH_TLB) !== 0) yield* kvm_vcpu_flush_tlb_guest(vm, v)
+  } else if (pvTlbFlush(vm)) {
     // xchgb on the user mapping: totally ordered with the guest's cmpxchg in
     // kvm_flush_tlb_multi on the same byte (§2.6).
     const old = yield* hw.xchg(st.preempted, 0)

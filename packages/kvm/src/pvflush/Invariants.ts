@@ -25,11 +25,21 @@ export const pv1Held = (k: Sim.Kernel, st: StealTime, walkedAt: number): string 
     ? undefined
     : `${st.name} completes an emulated access with a translation walked at step ${walkedAt}, although an initiator changed the page table and deferred its TLB flush at step ${st.deferredAt}`
 
-/** PV-1, flush semantics: a guest TLB entry filled before a completed guest flush began. */
-export const pv1Stale = (k: Sim.Kernel, name: string, page: number, fill: number, flushBegan: number): string | undefined =>
-  k.check("PV-1", fill >= flushBegan)
+/**
+ * PV-1, flush semantics: a guest TLB entry filled before a completed guest flush began. The
+ * message names the initiator whose flush returned without covering this entry (its request
+ * was lost or absorbed).
+ */
+export const pv1Stale = (
+  k: Sim.Kernel,
+  name: string,
+  page: number,
+  fill: number,
+  flush: { readonly began: number; readonly by: string } | undefined
+): string | undefined =>
+  k.check("PV-1", flush === undefined || fill >= flush.began)
     ? undefined
-    : `${name} used a TLB entry for page ${page} filled at step ${fill}, before a flush_tlb_multi that began at step ${flushBegan} and has returned`
+    : `${name} used a TLB entry for page ${page} filled at step ${fill}, before ${flush!.by}'s flush_tlb_multi of that page began (step ${flush!.began}); that flush has returned, so ${flush!.by}'s request to ${name} was lost`
 
 /** PV-2: the initiator never waits for a vCPU it deferred. */
 export const pv2 = (k: Sim.Kernel, target: StealTime, deferredHere: boolean): string | undefined =>

@@ -17,10 +17,21 @@ const pvFlushRace: WorkloadDef<typeof Race.PvFlushRace.Type> = {
   schema: Race.PvFlushRace,
   exercises: ["B"],
   invariants: PvFlush.Invariants.ids,
-  check: (s) =>
-    s.vms !== 1 || s.vcpusPerVm !== 2 || s.pcpus !== 2
-      ? [{ path: "vcpusPerVm", message: `pv-flush-race is one VM of 2 vCPUs (initiator, target) on 2 physical CPUs; got vms=${s.vms}, vcpusPerVm=${s.vcpusPerVm}, pcpus=${s.pcpus}` }]
-      : [],
+  check: (s, w) => [
+    ...(s.vms !== 1 ? [{ path: "vms", message: `pv-flush-race is one VM, got ${s.vms}` }] : []),
+    ...(w.initiators >= s.vcpusPerVm
+      ? [{ path: "workload.initiators", message: `needs at least one target: ${w.initiators} initiators among ${s.vcpusPerVm} vCPUs` }]
+      : []),
+    ...(s.pcpus < s.vcpusPerVm
+      ? [{ path: "pcpus", message: `pv-flush-race gives each vCPU its own physical CPU (the targets share theirs with a host thread): needs at least ${s.vcpusPerVm}, got ${s.pcpus}` }]
+      : []),
+    ...(s.bugs.includes("P.sharedPendingBitABA") && w.initiators < 2
+      ? [{
+        path: "workload.initiators",
+        message: "P.sharedPendingBitABA needs two initiators shooting down the same target (workload.initiators >= 2, vcpusPerVm >= 3): with one, no second request can be absorbed (spec §10.1)"
+      }]
+      : [])
+  ],
   notes: (s) => barriersNote(s, "pv-flush-race"),
   program: Race.program
 }

@@ -75,7 +75,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
       const guest: Vcpu.Guest = {
         *step(v) {
           if (PvFlush.State.steal.of(v).injected.length > 0) {
-            yield* Guest.flush_tlb_func(vm, v)
+            yield* Guest.flush_tlb_func(mm, v)
             return undefined
           }
           const sd = pending.get(v.vcpu_id)
