@@ -50,9 +50,9 @@ describe("outcome-set comparison", () => {
   })
 })
 
-describe.runIf(ci)("herd7 oracle in CI", () => {
-  it("is present, so the comparison with herd7 runs", () => {
-    expect(present, `herd7 oracle not found at ${oracle} (expected-tso.jsonl): CI must compare with herd7; put it at ../shared/oracle/litmus-x86 or set KVMLAB_ORACLE`).toBe(true)
+describe("herd7 oracle in CI", () => {
+  it("is present when CI=true, so the comparison with herd7 runs there", () => {
+    expect(present || !ci, `herd7 oracle not found at ${oracle} (expected-tso.jsonl): CI must compare with herd7; put it at ../shared/oracle/litmus-x86 or set KVMLAB_ORACLE`).toBe(true)
   })
 })
 

@@ -88,6 +88,21 @@ export const toJson = (s: Scenario): string => JSON.stringify(encode(s), null, 2
 /** A compact canonical form: the digest carried by replay tokens, from which `replay` rebuilds the run. */
 export const canonical = (s: Scenario): string => JSON.stringify(encode(s))
 
+/** A command-line value: a number, true/false, a JSON array or object, or else the text itself. */
+const settingValue = (value: string): unknown => {
+  const t = value.trim()
+  if (t === "true" || t === "false") return t === "true"
+  if (t !== "" && Number.isFinite(Number(t))) return Number(t)
+  if (t.startsWith("[") || t.startsWith("{")) {
+    try {
+      return JSON.parse(t)
+    } catch {
+      return value
+    }
+  }
+  return value
+}
+
 /** Applies command-line overrides: `key=value` variant settings, `vms=3`-style shape settings, and bugs. */
 export const withOverrides = (
   s: Scenario,
@@ -102,10 +117,9 @@ export const withOverrides = (
     else if (key === "vms" || key === "vcpusPerVm" || key === "pcpus" || key === "durationNs") {
       const n = Number(value)
       ;(out as Record<string, unknown>)[key] = value.trim() !== "" && Number.isFinite(n) ? n : value
-    } else if (key.startsWith("workload.") && key.slice(9) in out.workload && key !== "workload.kind") {
-      const field = key.slice(9)
-      const n = Number(value)
-      out.workload[field] = value === "true" ? true : value === "false" ? false : value.trim() !== "" && Number.isFinite(n) ? n : value
+    } else if (key.startsWith("workload.") && key.length > 9 && key !== "workload.kind") {
+      // Any workload field (optional ones too): the workload's schema rejects those it lacks.
+      out.workload[key.slice(9)] = settingValue(value)
     } else {
       issues.push({
         path: key,

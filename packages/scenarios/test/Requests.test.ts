@@ -138,6 +138,10 @@ describe("scenario files", () => {
     const two = [["flush", "pv-ipi-pending"], ["vcpusPerVm", "3"], ["pcpus", "3"], ["workload.initiators", "2"]] as const
     expect(issue("pv-flush-race", ["P.sharedPendingBitABA"], two)).toEqual([])
     expect(issue("pv-flush-race", [], [["workload.initiators", "2"]])[0]).toContain("needs at least one target")
+    // Pinning: one CPU per vCPU, each one that exists.
+    expect(issue("pv-flush-race", [], [["workload.pin", "[0]"]])).toEqual(["workload.pin: gives a CPU for each of the 2 vCPUs: got 1"])
+    expect(issue("pv-flush-race", [], [["workload.pin", "[0,2]"]])).toEqual(["workload.pin[1]: CPU 2 does not exist: pcpus is 2"])
+    expect(issue("pv-flush-race", [], [["workload.pin", "[0,0]"]])).toEqual([])
     // Every switch is owned by exactly one mechanism, and every catalogue case is valid.
     for (const c of Catalogue.switchCases) expect(issue(c.scenario, [c.bug], c.set)).toEqual([])
   })

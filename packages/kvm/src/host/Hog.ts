@@ -39,7 +39,10 @@ export class Hog {
         hog.busy = true
         k.wakeAll(hog.run)
         while (hog.busy) yield* Sim.wait(hog.done)
-      }
+      },
+      // The thread only competes at preemption points: a sleeping vCPU leaves it idle.
+      sleep: function*() {},
+      wake: function*() {}
     }
   }
 }

@@ -13,6 +13,8 @@ export class Runqueue {
   current: VcpuState | undefined = undefined
   readonly queue: Array<VcpuState> = []
   sliceEnd = 0
+  /** TIF_NEED_RESCHED of the current thread: set by the tick, cleared by the switch. */
+  needResched = false
   readonly switched: Sim.WaitQueue
   constructor(readonly cpu: number) {
     this.switched = Sim.makeWaitQueue(() => `pcpu${cpu} runqueue`)
@@ -35,7 +37,11 @@ export class Scheduler {
     return this.rqs[v.cpu]!
   }
 
-  /** The thread starts: it runs at once on an idle CPU, otherwise it queues for its turn. */
+  /**
+   * The thread starts or wakes (`try_to_wake_up()`): on an idle CPU it runs at once; otherwise it
+   * queues and `resched_curr` sends the CPU a reschedule IPI, so a current thread spinning in
+   * the guest leaves its wait and meets the tick.
+   */
   *acquire(v: VcpuState): Sim.Gen<void> {
     const rq = this.rq(v)
     if (rq.current === undefined) {
@@ -44,14 +50,19 @@ export class Scheduler {
       return
     }
     rq.queue.push(v)
+    rq.current.pcpu.post(this.k, undefined)
     yield* this.waitTurn(v)
   }
 
-  /** `need_resched()`: the slice is used up and another thread is waiting for the CPU. */
+  /**
+   * `need_resched()`: TIF_NEED_RESCHED, which the tick (`scheduler_tick`) sets once the slice is
+   * used up and another thread is waiting for the CPU; it stays set until the switch.
+   */
   need_resched(v: VcpuState): boolean {
     const rq = this.rq(v)
     if (rq.queue.length === 0) return false
-    return this.k.timing ? this.k.now >= rq.sliceEnd : this.prng.int(100) < this.searchPreemptPercent
+    if (!rq.needResched) rq.needResched = this.k.timing ? this.k.now >= rq.sliceEnd : this.prng.int(100) < this.searchPreemptPercent
+    return rq.needResched
   }
 
   /** Virtual ns until the tick would preempt `v` (Infinity when nothing else wants its CPU). */
@@ -70,8 +81,26 @@ export class Scheduler {
     rq.queue.push(v)
     rq.current = next
     rq.sliceEnd = this.k.now + this.sliceNs
+    rq.needResched = false
     this.k.wakeAll(rq.switched)
     yield* this.waitTurn(v)
+  }
+
+  /**
+   * `schedule()` of a task that sleeps (or exits): it leaves the runqueue and the next queued
+   * thread gets the CPU.
+   */
+  *sleep(v: VcpuState): Sim.Gen<void> {
+    const rq = this.rq(v)
+    if (rq.current !== v) {
+      const i = rq.queue.indexOf(v)
+      if (i >= 0) rq.queue.splice(i, 1)
+      return
+    }
+    rq.current = rq.queue.shift()
+    rq.sliceEnd = this.k.now + this.sliceNs
+    rq.needResched = false
+    if (rq.current !== undefined) this.k.wakeAll(rq.switched)
   }
 
   /** A vCPU thread's CPU under this scheduler: the tick also forces the guest out. */
@@ -79,7 +108,9 @@ export class Scheduler {
     need_resched: (v) => this.need_resched(v),
     guest_should_exit: (v) => this.need_resched(v),
     until_resched: (v) => this.untilResched(v),
-    yield_cpu: (v) => this.switchOut(v)
+    yield_cpu: (v) => this.switchOut(v),
+    sleep: (v) => this.sleep(v),
+    wake: (v) => this.acquire(v)
   }
 
   private *waitTurn(v: VcpuState): Sim.Gen<void> {

@@ -311,8 +311,9 @@ export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs =
     }
   } else if (st.acks < s.until) spin = st.spin
   if (spin !== undefined) {
-    // Spinning with interrupts enabled: an IPI delivered to this CPU, or the tick
-    // (`spinNs`), ends this step so the vCPU loop can exit.
+    // Spinning with interrupts enabled: an IPI delivered to this CPU (already, or while it
+    // spins), or the tick (`spinNs`), ends this step so the vCPU loop can exit.
+    if (v.pcpu.pendingIrq) return false
     v.pcpu.wakeOnDeliver = spin
     yield* Sim.waitFor(spin, spinNs)
     v.pcpu.wakeOnDeliver = undefined

@@ -19,14 +19,46 @@ export interface HostCpu {
   readonly until_resched: (v: VcpuState) => number
   /** The switch itself: others run; returns when `v` runs again. */
   readonly yield_cpu: (v: VcpuState) => Sim.Gen<void>
+  /** `schedule()` of a task going to sleep: the CPU passes to the next runnable task. */
+  readonly sleep: (v: VcpuState) => Sim.Gen<void>
+  /** `try_to_wake_up()`: the woken task is queued; returns when it runs again. */
+  readonly wake: (v: VcpuState) => Sim.Gen<void>
 }
+
+function* nothing(): Sim.Gen<void> {}
 
 /** A CPU nobody else wants. */
 export const alone: HostCpu = {
   need_resched: () => false,
   guest_should_exit: () => false,
   until_resched: () => Infinity,
-  yield_cpu: function*() {}
+  yield_cpu: nothing,
+  sleep: nothing,
+  wake: nothing
+}
+
+/**
+ * A CPU shared through `runqueue` (other vCPU threads pinned to it) that `other` (a host thread
+ * that takes it at preemption points) also wants: whichever asked for it at `need_resched` gets
+ * it at the switch. Sleeping and waking go through the runqueue.
+ */
+export const sharedWith = (runqueue: HostCpu, other: HostCpu): HostCpu => {
+  let wants: HostCpu | undefined
+  return {
+    need_resched: (v) => {
+      wants = runqueue.need_resched(v) ? runqueue : other.need_resched(v) ? other : undefined
+      return wants !== undefined
+    },
+    guest_should_exit: (v) => runqueue.guest_should_exit(v) || other.guest_should_exit(v),
+    until_resched: (v) => Math.min(runqueue.until_resched(v), other.until_resched(v)),
+    yield_cpu: (v) => {
+      const to = wants ?? runqueue
+      wants = undefined
+      return to.yield_cpu(v)
+    },
+    sleep: runqueue.sleep,
+    wake: runqueue.wake
+  }
 }
 
 /** `kvm_sched_out`: `vcpu->preempted` when the task is still runnable; then `kvm_arch_vcpu_put`. */
@@ -65,6 +97,9 @@ export function* preempt(vm: Vm, v: VcpuState, host: HostCpu): Sim.Gen<void> {
 export function* cond_resched(vm: Vm, v: VcpuState, host: HostCpu): Sim.Gen<void> {
   if (host.need_resched(v)) yield* preempt(vm, v, host)
 }
+
+/** A thread that leaves for good (the vCPU thread's return): its CPU passes on, as at a sleep. */
+export const exit_thread = (v: VcpuState, host: HostCpu): Sim.Gen<void> => host.sleep(v)
 
 /**
  * `xfer_to_guest_mode_handle_work` for TIF_NEED_RESCHED: schedule while the flag is set, so a

@@ -169,7 +169,7 @@ function* kvm_vcpu_check_block(vm: Vm, v: VcpuState): Sim.Gen<number> {
  * `kvm_vcpu_block`: sleep on the rcuwait until `kvm_vcpu_check_block` says stop. The sleep is a
  * voluntary `schedule()`: the preempt notifiers run with the task not runnable.
  */
-export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.Gen<void> {
+export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): Sim.Gen<void> {
   v.rcuwaitTask = true // prepare_to_rcuwait()
   for (;;) {
     v.taskState = TASK_INTERRUPTIBLE
@@ -180,7 +180,9 @@ export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.G
     if (v.taskState === TASK_INTERRUPTIBLE) {
       vm.count("blocks")
       yield* kvm_sched_out(vm, v, false)
+      yield* host.sleep(v)
       yield* Sim.wait(v.rcuwait)
+      yield* host.wake(v)
       yield* kvm_sched_in(vm, v)
     }
   }
@@ -191,10 +193,10 @@ export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.G
 }
 
 /** x86 `vcpu_block` for a halted vCPU (halt-polling off). */
-function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor): Sim.Gen<number> {
+function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): Sim.Gen<number> {
   if (!(yield* kvm_arch_vcpu_runnable(v))) {
     vm.count("halts")
-    yield* kvm_vcpu_block(vm, v, wake1)
+    yield* kvm_vcpu_block(vm, v, wake1, host)
     if (!(yield* kvm_arch_vcpu_runnable(v))) return 1
   }
   v.mp_state = KVM_MP_STATE_RUNNABLE
@@ -212,7 +214,7 @@ export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Si
     for (const e of vm.extensions) e.vcpu_run_loop(v)
     const r = v.mp_state === KVM_MP_STATE_RUNNABLE
       ? yield* vcpu_enter_guest(vm, v, guest, host)
-      : yield* vcpu_block(vm, v, wake1)
+      : yield* vcpu_block(vm, v, wake1, host)
     if (r <= 0) return r
     yield* v.hw.clear_bit(requestBit(KVM_REQ_UNBLOCK), v.requests) // kvm_clear_request(KVM_REQ_UNBLOCK)
     if (v.signalPending) return EINTR // xfer_to_guest_mode_handle_work(): a signal

@@ -22,9 +22,12 @@ const pvFlushRace: WorkloadDef<typeof Race.PvFlushRace.Type> = {
     ...(w.initiators >= s.vcpusPerVm
       ? [{ path: "workload.initiators", message: `needs at least one target: ${w.initiators} initiators among ${s.vcpusPerVm} vCPUs` }]
       : []),
-    ...(s.pcpus < s.vcpusPerVm
-      ? [{ path: "pcpus", message: `pv-flush-race gives each vCPU its own physical CPU (the targets share theirs with a host thread): needs at least ${s.vcpusPerVm}, got ${s.pcpus}` }]
+    ...(w.pin !== undefined && w.pin.length !== s.vcpusPerVm
+      ? [{ path: "workload.pin", message: `gives a CPU for each of the ${s.vcpusPerVm} vCPUs: got ${w.pin.length}` }]
       : []),
+    ...(w.pin ?? []).flatMap((cpu, i) =>
+      cpu >= s.pcpus ? [{ path: `workload.pin[${i}]`, message: `CPU ${cpu} does not exist: pcpus is ${s.pcpus}` }] : []
+    ),
     ...(s.bugs.includes("P.sharedPendingBitABA") && w.initiators < 2
       ? [{
         path: "workload.initiators",

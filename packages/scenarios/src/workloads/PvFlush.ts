@@ -8,7 +8,7 @@
  * `record_steal_time` then flushes before the guest runs again. Two initiators shooting down the
  * same target are what §2.9's shared IPI_PENDING bit cannot tell apart.
  */
-import { Costs, Hog, Protocol, PvFlush, Sched, State, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
+import { Costs, Hog, Protocol, PvFlush, Sched, Scheduler, State, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
@@ -37,7 +37,12 @@ export const PvFlushRace = Schema.Struct({
    * Commands the VMM's I/O thread sends the targets' vCPU threads, in turn (QEMU's `run_on_cpu`):
    * each signals one out of KVM_RUN to userspace and back, a voluntary `vcpu_put` (default 0).
    */
-  vmmCommands: Schema.optionalWith(Count(0, 1000), { default: () => 0 })
+  vmmCommands: Schema.optionalWith(Count(0, 1000), { default: () => 0 }),
+  /**
+   * The physical CPU each vCPU thread is pinned to (taskset), by vcpu_id; default vCPU i on CPU
+   * i mod pcpus. Threads pinned to one CPU share it through its runqueue.
+   */
+  pin: Schema.optional(Schema.Array(Count(0, 255)))
 })
 
 const { ExitReason } = Protocol
@@ -47,7 +52,8 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
   function*() {
     const w = s.workload
     if (w.kind !== "pv-flush-race") throw new Error(`not a pv-flush-race scenario: ${w.kind}`)
-    const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
+    const costs = Costs.resolve(s.costs)
+    const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs })
     const k = host.kernel
     const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
     if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
@@ -55,13 +61,20 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     const mm = Guest.makeMm(vm, w.pages)
     const initiators = vm.vcpus.slice(0, w.initiators)
     const targets = vm.vcpus.slice(w.initiators)
-    // Each target's CPU is shared with a host thread of its own; an initiator's is its own.
+    // Each target's CPU is shared with a host thread of its own. vCPU threads pinned to one
+    // physical CPU (`pin`, or fewer CPUs than vCPUs) share it through a runqueue (round-robin,
+    // the cost model's slice).
+    const cpuIds = vm.vcpus.map((_, i) => w.pin?.[i] ?? i % s.pcpus)
+    const sched = new Set(cpuIds).size < s.vcpusPerVm ? new Scheduler.Scheduler(s.pcpus, costs.timeSliceNs, k, k.randomBetween(0, 0x7fffffff)) : undefined
     const cpus = new Map<State.VcpuState, Sched.HostCpu>()
+    for (const v of initiators) if (sched !== undefined) cpus.set(v, sched.cpu)
     for (const [j, t] of targets.entries()) {
       const hog = new Hog.Hog(targets.length === 1 ? "hog" : `hog${j}`, w.hogSteps)
       yield* Sim.spawn(hog.name, () => hog.body())
-      cpus.set(t, hog.cpu(k, w.preemptPercent))
+      const cpu = hog.cpu(k, w.preemptPercent)
+      cpus.set(t, sched === undefined ? cpu : Sched.sharedWith(sched.cpu, cpu))
     }
+    const cpuOf = (v: State.VcpuState) => cpus.get(v) ?? Sched.alone
     const finished = Sim.makeWaitQueue("initiators done")
     let done = 0
     // Per vCPU, by vcpu_id: an initiator's round and shootdown in progress; a target's work.
@@ -73,9 +86,18 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     const initiatorStep = function*(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
       const sd = shootdown[v.vcpu_id]
       if (sd !== undefined) {
-        if (!(yield* Guest.waitShootdown(mm, v, sd))) return undefined
+        if (!(yield* Guest.waitShootdown(mm, v, sd, cpuOf(v).until_resched(v)))) return undefined
         shootdown[v.vcpu_id] = undefined
         if (++round[v.vcpu_id]! === w.rounds && ++done === initiators.length) k.wakeAll(finished)
+        // Other work before the next unmap, 0 to guestSteps - 1 steps, so that initiators are
+        // not in lockstep with each other. It does not touch the mm: the initiators are not in
+        // each other's flush masks.
+        burst[v.vcpu_id] = k.randomBetween(0, w.guestSteps)
+        return undefined
+      }
+      if (burst[v.vcpu_id]! > 0) {
+        burst[v.vcpu_id]!--
+        yield* Sim.point(vm.costs.guestAccessNs)
         return undefined
       }
       if (round[v.vcpu_id]! >= w.rounds) {
@@ -119,13 +141,17 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
         // instruction boundary), then complete the access with the translation held.
         const page = k.randomBetween(0, w.pages)
         const [, walkedAt] = yield* Guest.emulatorTranslate(mm, v, page)
-        yield* Sched.cond_resched(vm, v, cpus.get(v) ?? Sched.alone)
+        yield* Sched.cond_resched(vm, v, cpuOf(v))
         const stale = Inv.pv1Held(k, PvFlush.State.steal.of(v), walkedAt)
         if (stale !== undefined) yield* Sim.fail("PV-1", stale)
         vm.count("emulated")
       }
     }
-    const actors = yield* spawnVcpus(host, vm, guest, 0, (v) => cpus.get(v) ?? Sched.alone)
+    const actors = yield* spawnVcpus(host, vm, guest, {
+      cpu: (i) => cpuIds[i]!,
+      host: cpuOf,
+      ...(sched !== undefined ? { sched } : {})
+    })
     // The VMM's I/O thread: now and then it needs a target's thread in userspace (run_on_cpu).
     if (w.vmmCommands > 0) {
       yield* Sim.spawn("vmm", function*() {

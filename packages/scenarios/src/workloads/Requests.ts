@@ -5,7 +5,7 @@
  * walk the shadow page tables locklessly. One physical CPU per vCPU and per host thread (no
  * overcommit: the races here are between CPUs, not time slices).
  */
-import { Costs, Protocol, Requests, Sched, ShadowMmu, Thread, Variants, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
+import { Costs, Protocol, Requests, Sched, Scheduler, ShadowMmu, Thread, Variants, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
@@ -85,21 +85,33 @@ const makeGuest = (
 }
 
 /** Spawns one vCPU thread per vCPU of `vm` (the VMM's KVM_RUN loop), vCPU i on physical CPU `firstCpu + i`. */
-export function* spawnVcpus(
-  host: Vm.Host,
-  vm: Vm.Vm,
-  guest: Vcpu.Guest,
-  firstCpu: number,
-  cpuOf: (v: Vm.Vm["vcpus"][number]) => Sched.HostCpu = () => Sched.alone
-): Sim.Gen<Array<Sim.ActorHandle<number>>> {
+/** Where a VM's vCPU threads run. */
+export interface Placement {
+  /** The physical CPU vCPU `i` is pinned to. */
+  readonly cpu: (i: number) => number
+  /** Who else wants the vCPU thread's CPU. */
+  readonly host: (v: Vm.Vm["vcpus"][number]) => Sched.HostCpu
+  /** The runqueues, when vCPU threads share CPUs: each thread waits for its turn to start. */
+  readonly sched?: Scheduler.Scheduler
+}
+
+/** Each vCPU thread on a CPU of its own, from `firstCpu` on, with nobody else wanting it. */
+export const ownCpus = (firstCpu: number): Placement => ({ cpu: (i) => firstCpu + i, host: () => Sched.alone })
+
+/** Spawns a VM's vCPU threads (each with its VMM command mailbox) where `placement` says. */
+export function* spawnVcpus(host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, placement: Placement): Sim.Gen<Array<Sim.ActorHandle<number>>> {
   const actors: Array<Sim.ActorHandle<number>> = []
   for (const [i, v] of vm.vcpus.entries()) {
     Thread.makeMailbox(host.kernel, v, VcpuProtocol.VCPU_MAILBOX_CAPACITY)
     actors.push(yield* Sim.spawn(v.name, function*() {
       v.hw = yield* host.memory.attach(v.name)
-      v.cpu = firstCpu + i
-      v.pcpu = host.pcpus[firstCpu + i]!
-      return yield* Thread.vcpu_thread(vm, v, guest, cpuOf(v))
+      v.cpu = placement.cpu(i)
+      v.pcpu = host.pcpus[v.cpu]!
+      const cpu = placement.host(v)
+      if (placement.sched !== undefined) yield* placement.sched.acquire(v)
+      const r = yield* Thread.vcpu_thread(vm, v, guest, cpu)
+      yield* Sched.exit_thread(v, cpu)
+      return r
     }))
   }
   return actors
@@ -131,7 +143,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
       haltPercent: w.kind === "request-race" ? w.haltPercent : 0,
       mmioPercent: w.kind === "lockless-walk" ? w.mmioPercent : 0
     })
-    const actors = yield* spawnVcpus(host, vm, guest, 0)
+    const actors = yield* spawnVcpus(host, vm, guest, ownCpus(0))
     const threads = []
     for (let r = 0; r < requesters; r++) {
       const name = w.kind === "request-race" ? `requester${r}` : "zapper"
