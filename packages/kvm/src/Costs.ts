@@ -19,7 +19,10 @@ export const Costs = Schema.Struct({
   atomicNs: ns,
   cacheLineTransferNs: ns,
   guestAccessNs: ns,
-  drainNs: ns
+  drainNs: ns,
+  pleWindowNs: ns,
+  pleWindowMaxNs: ns,
+  schedLatencyNs: ns
 })
 export type Costs = typeof Costs.Type
 
@@ -38,14 +41,17 @@ export const defaults: Costs = {
   atomicNs: 20,
   cacheLineTransferNs: 100,
   guestAccessNs: 50,
-  drainNs: 20
+  drainNs: 20,
+  pleWindowNs: 1640,
+  pleWindowMaxNs: 1_717_986_918,
+  schedLatencyNs: 24_000_000
 }
 
 /** Where each default comes from. */
 export const sources: Readonly<Record<keyof Costs, string>> = {
   ipiSendNs:
-    "spec §6 N5 (Zeng Guang, IPIv cover letter, 2021): a guest IPI costs 4338-6059 cycles ≈ 1.7-2.4 µs at 2.5 GHz including exit and injection; split here as ~0.8 µs on the sender (ICR write exit) and ~1 µs to delivery",
-  ipiDeliveryNs: "spec §6 N5, the delivery share of the ≈1.8 µs IPI path (see ipiSendNs)",
+    "spec §6 N5 and §10.1 (Zeng Guang, IPIv cover letter, 2021): a guest IPI is a full round trip of 4338-6059 cycles ≈ 1.7-2.4 µs at 2.5 GHz (sender exit, delivery, target handler); split here as ~0.8 µs on the sender (the ICR write exit), charged once per target, and ~1 µs to delivery. The target's exit and entry for it are inside that figure and not charged again",
+  ipiDeliveryNs: "spec §6 N5, the delivery share of the ≈1.8 µs IPI round trip (see ipiSendNs)",
   vmExitNs: "assumption: spec §9.6 found no authoritative VM-exit latency; ~0.6 µs each way keeps exit+entry ≈ 1.2 µs, below the N5 IPI round trip",
   vmEntryNs: "assumption: see vmExitNs",
   tlbFlushNs: "assumption: a full VPID/ASID flush plus refill of the first entries, of the order of 100-200 ns",
@@ -54,7 +60,12 @@ export const sources: Readonly<Record<keyof Costs, string>> = {
   atomicNs: "assumption: an uncontended LOCK-prefixed RMW on a local cache line, ~20 ns",
   cacheLineTransferNs: "assumption: a cache-line transfer between cores of one socket, ~100 ns",
   guestAccessNs: "assumption: the guest work between two modelled memory accesses, ~50 ns",
-  drainNs: "assumption: store-buffer drain latency, ~20 ns (the @kvmlab/memory default)"
+  drainNs: "assumption: store-buffer drain latency, ~20 ns (the @kvmlab/memory default)",
+  pleWindowNs:
+    "kernel arch/x86/kvm/vmx/vmx.c: ple_window = KVM_VMX_DEFAULT_PLE_WINDOW = 4096 cycles ≈ 1.64 µs at 2.5 GHz; grow_ple_window doubles it at each pause-loop exit (ple_window_grow = 2), vmx_sched_in resets it (ple_window_shrink = 0)",
+  pleWindowMaxNs: "kernel arch/x86/kvm/x86.h: KVM_VMX_DEFAULT_PLE_WINDOW_MAX = UINT_MAX cycles ≈ 1.72 s at 2.5 GHz, the cap of grow_ple_window",
+  schedLatencyNs:
+    "kernel/sched/fair.c before EEVDF (v6.6): sysctl_sched_latency = 6 ms × (1 + ilog2(8)) = 24 ms for 8 or more CPUs; a CFS slice is that over nr_running, at least sysctl_sched_min_granularity (0.75 ms × 4 = 3 ms, the timeSliceNs default)"
 }
 
 export const resolve = (overrides: CostOverrides | undefined): Costs => ({ ...defaults, ...overrides })

@@ -29,6 +29,8 @@ export class Vm {
   /** The mechanisms attached to the vCPU thread, in order (mechanism A's first). */
   readonly extensions: Array<Extension> = []
   private handlers: ReadonlyArray<RequestHandler> | undefined = undefined
+  /** `kvm->last_boosted_vcpu`: where `kvm_vcpu_on_spin` starts its round-robin. */
+  last_boosted_vcpu = -1
   /** Ghost (TLB-1): the begin step of the latest `kvm_flush_remote_tlbs` that has returned. */
   completedFlushBegin = -1
   /** The counters, in the order they were first counted (a Map: cheap to bump at every step). */
@@ -109,7 +111,7 @@ export const makeVm = (host: Host, vcpus: number, switches: Switches): Vm => {
     const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
     const mode = host.memory.alloc(`${name}.mode`)
     const reqs = host.memory.alloc(`${name}.requests`)
-    vm.vcpus.push(new VcpuState(i, name, mode, reqs))
+    vm.vcpus.push(new VcpuState(i, name, mode, reqs, host.memory.alloc(`${name}.apic.irr`)))
   }
   vm.attach(requests(vm))
   host.vms.push(vm)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Costs, Protocol, Requests, Sched, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Protocol, Requests, Sched, Variants, Vcpu, Vm } from "@kvmlab/kvm"
 import { Run, Sim } from "@kvmlab/sim"
 
 describe("request constants", () => {
@@ -12,7 +12,7 @@ describe("request constants", () => {
   })
 
   it("every cost has a source", () => {
-    for (const key of Object.keys(Costs.defaults)) expect(Costs.sources[key as keyof Costs.Costs]).toMatch(/^(spec §|assumption|kernel\/)/)
+    for (const key of Object.keys(Costs.defaults)) expect(Costs.sources[key as keyof Costs.Costs]).toMatch(/^(spec §|assumption|kernel[/ ])/)
   })
 })
 
@@ -23,7 +23,7 @@ describe("request constants", () => {
 const haltedVcpu = (req: number) =>
   function*() {
     const host = yield* Vm.makeHost({ pcpus: 1, costs: Costs.defaults })
-    const vm = Vm.makeVm(host, 1, { variant: { flush: "native", extraBarriers: "off" }, bugs: new Set() })
+    const vm = Vm.makeVm(host, 1, { variant: Variants.defaultVariant, bugs: new Set() })
     const v = vm.vcpus[0]!
     let entries = 0
     const guest: Vcpu.Guest = {

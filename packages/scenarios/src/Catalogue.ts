@@ -55,14 +55,15 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
   {
     name: "pv-flush-two-initiators",
     description:
-      "Two guest initiators remap the one page of an mm and shoot down a third vCPU's TLB concurrently, with " +
-      "Peter Zijlstra's IPI_PENDING scheme (flush=pv-ipi-pending); the target is preempted by a host thread and " +
+      "Two guest initiators, pinned to one physical CPU, remap the one page of an mm and shoot down the TLB of a " +
+      "third vCPU on the other CPU, with Peter Zijlstra's IPI_PENDING scheme (flush=pv-ipi-pending) and posted " +
+      "interrupts (the target takes the TLB vector without a VM exit); the target is preempted by a host thread and " +
       "takes exits as in pv-flush-race. What one shared IPI_PENDING bit cannot tell apart (spec §2.9, §10.1; PV-1)",
     vms: 1,
     vcpusPerVm: 3,
-    pcpus: 3,
+    pcpus: 2,
     durationNs: 0,
-    variant: { flush: "pv-ipi-pending", extraBarriers: "off" },
+    variant: { flush: "pv-ipi-pending", extraBarriers: "off", apicv: "on" },
     bugs: [],
     costs: {},
     workload: {
@@ -74,7 +75,8 @@ export const builtins: ReadonlyArray<ScenarioEncoded> = [
       guestWork: 40,
       preemptPercent: 50,
       hogSteps: 3,
-      vmmCommands: 2
+      vmmCommands: 2,
+      pin: [0, 0, 1]
     }
   },
   {
@@ -124,5 +126,5 @@ export const switchCases: ReadonlyArray<SwitchCase> = [
   { bug: "B.reportVoluntaryPut", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-3" },
   { bug: "P.invertedMaskClear", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
   { bug: "P.transferWithoutFlushRequest", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
-  { bug: "P.sharedPendingBitABA", scenario: "pv-flush-two-initiators", set: [], strategy: random, invariant: "PV-1" }
+  { bug: "P.sharedPendingBitABA", scenario: "pv-flush-two-initiators", set: [], strategy: { _tag: "swarm" }, invariant: "PV-1" }
 ]

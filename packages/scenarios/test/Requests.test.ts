@@ -172,7 +172,7 @@ describe("tlb-shootdown (timed, overcommitted)", () => {
   const small = (flush: string, vms: string) =>
     scenario("tlb-shootdown", [], [["flush", flush], ["vms", vms], ["vcpusPerVm", "4"], ["pcpus", "4"], ["durationNs", "20000000"]])
 
-  it("runs to its virtual duration without violations; pv skips preempted vCPUs and waits less at 2x", () => {
+  it("runs to its virtual duration without violations; pv skips preempted vCPUs, waits less on average and does more work at 2x", () => {
     const native = Effect.runSync(Runner.run(small("native", "2"), { seed: 1 }))
     const pv = Effect.runSync(Runner.run(small("pv", "2"), { seed: 1 }))
     for (const r of [native, pv]) {
@@ -183,8 +183,40 @@ describe("tlb-shootdown (timed, overcommitted)", () => {
     }
     expect(native.metrics.ipis_avoided_preempted ?? 0).toBe(0)
     expect(pv.metrics.ipis_avoided_preempted).toBeGreaterThan(0)
-    expect(pv.metrics.shootdown_wait_p50_ns!).toBeLessThan(native.metrics.shootdown_wait_p50_ns!)
+    // The mean wait, not the median: a vCPU that yielded at a pause-loop exit is off its CPU
+    // without being reported preempted (not at an instruction boundary), so pv still IPIs it.
+    const meanWait = (r: typeof pv) => r.metrics.shootdown_wait_ns! / r.metrics.shootdowns!
+    expect(meanWait(pv)).toBeLessThan(meanWait(native))
     expect(pv.metrics.records_per_second!).toBeGreaterThan(native.metrics.records_per_second!)
+  })
+
+  it("a vCPU spinning on a preempted target takes pause-loop exits and yields to it; ple=off never does", () => {
+    const on = Effect.runSync(Runner.run(small("native", "2"), { seed: 1 }))
+    expect(on.metrics.ple_exits).toBeGreaterThan(0)
+    expect(on.metrics.directed_yields).toBeGreaterThan(0)
+    const off = Effect.runSync(Runner.run(scenario("tlb-shootdown", [], [["flush", "native"], ["ple", "off"], ["vms", "2"], ["vcpusPerVm", "4"], ["pcpus", "4"], ["durationNs", "20000000"]]), { seed: 1 }))
+    expect(off.violations).toEqual([])
+    expect(off.metrics.ple_exits ?? 0).toBe(0)
+    expect(off.metrics.directed_yields ?? 0).toBe(0)
+  })
+
+  it("pvSchedYield=on: the initiator yields to a preempted target of its call-function IPI (KVM_HC_SCHED_YIELD)", () => {
+    const set = (y: string) => [["flush", "native"], ["pvSchedYield", y], ["vms", "2"], ["vcpusPerVm", "4"], ["pcpus", "4"], ["durationNs", "20000000"]] as const
+    const on = Effect.runSync(Runner.run(scenario("tlb-shootdown", [], set("on")), { seed: 1 }))
+    expect(on.violations).toEqual([])
+    expect(on.metrics.directed_yield_attempted).toBeGreaterThan(0)
+    expect(on.metrics.directed_yield_successful).toBeGreaterThan(0)
+    const off = Effect.runSync(Runner.run(scenario("tlb-shootdown", [], set("off")), { seed: 1 }))
+    expect(off.metrics.directed_yield_attempted ?? 0).toBe(0)
+  })
+
+  it("sched=cfs gives two threads on a CPU 12 ms slices instead of EEVDF's 3 ms: fewer tick preemptions", () => {
+    const run = (sched: string) =>
+      Effect.runSync(Runner.run(scenario("tlb-shootdown", [], [["flush", "pv"], ["sched", sched], ["vms", "2"], ["vcpusPerVm", "4"], ["pcpus", "4"], ["durationNs", "50000000"]]), { seed: 1 }))
+    const eevdf = run("eevdf")
+    const cfs = run("cfs")
+    expect(cfs.violations).toEqual([])
+    expect(cfs.metrics.exits_tick!).toBeLessThan(eevdf.metrics.exits_tick!)
   })
 
   it("search strategies explore it within maxSteps without violations", () => {

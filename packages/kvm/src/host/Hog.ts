@@ -42,7 +42,12 @@ export class Hog {
       },
       // The thread only competes at preemption points: a sleeping vCPU leaves it idle.
       sleep: function*() {},
-      wake: function*() {}
+      wake: function*() {},
+      // Not a runqueue: nothing to boost (yield_to's -ESRCH).
+      yield_to: function*() {
+        return -3
+      },
+      single_task_running: () => !hog.busy
     }
   }
 }

@@ -1,6 +1,6 @@
 /**
- * A physical CPU as the request protocol sees it: whether interrupts are enabled, whether it is
- * running a guest, and the IPIs posted to it. `smp_call_function_many` posts one call per target
+ * A physical CPU as the request protocol sees it: whether interrupts are enabled, which vCPU it
+ * is running in guest mode (VMX non-root), and the IPIs posted to it. `smp_call_function_many` posts one call per target
  * and, with `wait`, spins until each target has run the (empty) handler `ack_kick`. A posted IPI
  * reaches the CPU through its local APIC, an actor of its own, so delivery is a scheduling step
  * (and costs `ipiDeliveryNs` under `timed`). A delivered IPI is handled at once when interrupts
@@ -14,13 +14,25 @@ export interface IpiTarget {
   kicksHandled: number
 }
 
+/** A vCPU's posted-interrupt descriptor, as the notification vector reaches it. */
+export interface PostedInterrupts {
+  /** The CPU processed the descriptor in guest mode: the guest sees the interrupts at its next instruction. */
+  notified: boolean
+}
+
 export class Pcpu {
   /** Interrupts disabled (`local_irq_disable`); guest mode also counts as disabled for the host. */
   irqsDisabled = false
-  /** The IPIs posted, delivered and handled, in order: handled <= delivered <= posted.length. */
-  readonly posted: Array<IpiTarget | undefined> = []
+  /** IPIs posted, delivered and handled so far, in order: handled <= delivered <= posted. */
+  posted = 0
   delivered = 0
   handled = 0
+  /** What each IPI not yet handled was sent for, oldest first (bounded by what is in flight). */
+  private readonly unhandled: Array<IpiTarget | undefined> = []
+  /** Posted-interrupt notifications in flight, for the vCPU whose descriptor they announce. */
+  private readonly notifications: Array<PostedInterrupts> = []
+  /** The vCPU this CPU runs in guest mode (between VM entry and VM exit), if any. */
+  guest: PostedInterrupts | undefined = undefined
   /** Interrupt handler runs (one per batch of delivered IPIs). */
   handlerRuns = 0
   readonly postedQ: Sim.WaitQueue
@@ -40,19 +52,29 @@ export class Pcpu {
 
   /** Posts an IPI (the ICR write); returns its sequence number, for `waitHandled`. */
   post(k: Sim.Kernel, target: IpiTarget | undefined): number {
-    this.posted.push(target)
+    this.unhandled.push(target)
+    this.posted++
     k.wakeAll(this.postedQ)
-    return this.posted.length
+    return this.posted
+  }
+
+  /**
+   * Posts the posted-interrupt notification vector for `pi`. Delivered while this CPU runs that
+   * vCPU in guest mode, the CPU processes the descriptor without a VM exit; otherwise it is an
+   * ordinary interrupt for the host (and the next VM entry syncs the descriptor).
+   */
+  notify(k: Sim.Kernel, pi: PostedInterrupts): void {
+    this.notifications.push(pi)
+    k.wakeAll(this.postedQ)
   }
 
   /** The handler (`ack_kick` / `smp_call_function` IPI): runs every delivered call. */
   handle(k: Sim.Kernel): void {
     if (this.handled === this.delivered) return
-    for (let i = this.handled; i < this.delivered; i++) {
-      const t = this.posted[i]
+    for (; this.handled < this.delivered; this.handled++) {
+      const t = this.unhandled.shift()
       if (t !== undefined) t.kicksHandled++
     }
-    this.handled = this.delivered
     this.handlerRuns++
     k.wakeAll(this.handledQ)
   }
@@ -76,12 +98,16 @@ export class Pcpu {
   /** The local APIC: delivers posted IPIs one batch at a time. */
   *apic(k: Sim.Kernel): Sim.Gen<never> {
     for (;;) {
-      if (this.delivered === this.posted.length) {
+      if (this.delivered === this.posted && this.notifications.length === 0) {
         yield* Sim.wait(this.postedQ)
         continue
       }
       yield* Sim.point(this.deliveryNs)
-      this.delivered = this.posted.length
+      for (const pi of this.notifications.splice(0)) {
+        if (this.guest === pi) pi.notified = true
+        else this.post(k, undefined)
+      }
+      this.delivered = this.posted
       k.event("ipi.deliver", [this.id, this.delivered])
       if (!this.irqsDisabled) this.handle(k)
       if (this.wakeOnDeliver !== undefined) k.wakeAll(this.wakeOnDeliver)

@@ -1,12 +1,13 @@
 /**
  * The host scheduler for overcommit: vCPU threads pinned to physical CPUs, one runqueue per CPU,
- * round-robin with a time slice (`sched_base_slice`, from the cost model). A thread runs only
+ * round-robin with a time slice (EEVDF's base slice, or CFS's share of the scheduling latency). A thread runs only
  * while it is its CPU's `current`. The tick preempts a thread in guest mode by forcing a VM exit
  * (an external-interrupt exit, at an instruction boundary); the preemption itself happens in
  * `vcpu_run`'s loop, through `schedule()` and the KVM preempt notifiers.
  */
 import { Prng, Sim } from "@kvmlab/sim"
-import type { HostCpu } from "../vcpu/Sched.js"
+import type { Costs } from "../Costs.js"
+import { ESRCH, type HostCpu } from "../vcpu/Sched.js"
 import type { VcpuState } from "../vcpu/State.js"
 
 export class Runqueue {
@@ -21,6 +22,22 @@ export class Runqueue {
   }
 }
 
+/** How long a thread runs before the tick lets the next one have the CPU, by the runqueue's nr_running. */
+export interface SlicePolicy {
+  readonly name: "eevdf" | "cfs"
+  readonly slice: (nr_running: number) => number
+}
+
+/**
+ * The slice of `sched` (spec §10.1): EEVDF's fixed base slice (`timeSliceNs`), or CFS's
+ * `sched_slice`: the scheduling latency shared among the runnable tasks, at least the minimum
+ * granularity (`schedLatencyNs / nr_running`, at least `timeSliceNs`: 12 ms for 2 tasks, 8 ms for 3).
+ */
+export const slicePolicy = (sched: "eevdf" | "cfs", costs: Costs): SlicePolicy =>
+  sched === "eevdf"
+    ? { name: sched, slice: () => costs.timeSliceNs }
+    : { name: sched, slice: (n) => Math.max(costs.schedLatencyNs / Math.max(1, n), costs.timeSliceNs) }
+
 export class Scheduler {
   readonly rqs: Array<Runqueue>
   private readonly prng: Prng.Prng
@@ -28,7 +45,7 @@ export class Scheduler {
    * Under a search strategy virtual time does not advance, so slices never end: the tick then
    * preempts at a check with probability `searchPreemptPercent`, drawn from `seed`.
    */
-  constructor(pcpus: number, readonly sliceNs: number, readonly k: Sim.Kernel, seed: number, readonly searchPreemptPercent = 5) {
+  constructor(pcpus: number, readonly policy: SlicePolicy, readonly k: Sim.Kernel, seed: number, readonly searchPreemptPercent = 5) {
     this.rqs = Array.from({ length: pcpus }, (_, i) => new Runqueue(i))
     this.prng = new Prng.Prng(seed)
   }
@@ -46,7 +63,7 @@ export class Scheduler {
     const rq = this.rq(v)
     if (rq.current === undefined) {
       rq.current = v
-      rq.sliceEnd = this.k.now + this.sliceNs
+      rq.sliceEnd = this.k.now + this.policy.slice(1 + rq.queue.length)
       return
     }
     rq.queue.push(v)
@@ -80,7 +97,7 @@ export class Scheduler {
     if (next === undefined) return
     rq.queue.push(v)
     rq.current = next
-    rq.sliceEnd = this.k.now + this.sliceNs
+    rq.sliceEnd = this.k.now + this.policy.slice(1 + rq.queue.length)
     rq.needResched = false
     this.k.wakeAll(rq.switched)
     yield* this.waitTurn(v)
@@ -98,9 +115,38 @@ export class Scheduler {
       return
     }
     rq.current = rq.queue.shift()
-    rq.sliceEnd = this.k.now + this.sliceNs
+    rq.sliceEnd = this.k.now + this.policy.slice(1 + rq.queue.length)
     rq.needResched = false
     if (rq.current !== undefined) this.k.wakeAll(rq.switched)
+  }
+
+  /** The runqueue `v` is queued on (runnable, not running), if any. */
+  private queuedOn(v: VcpuState): Runqueue | undefined {
+    const rq = this.rq(v)
+    return rq.queue.includes(v) ? rq : undefined
+  }
+
+  /**
+   * `yield_to(p, preempt = true)` from the running `v`: `yield_to_task_fair` makes `p` its CPU's
+   * next pick (`set_next_buddy`) and `v` yields; on another CPU `resched_curr` makes that CPU's
+   * current thread switch at its next check. `v`'s own CPU is marked for rescheduling when others
+   * wait there: the caller's `schedule()` lets them run.
+   */
+  *yield_to(v: VcpuState, p: VcpuState): Sim.Gen<number> {
+    const rq = this.rq(v)
+    const prq = this.rq(p)
+    // Both runqueues hold one task: no point in yielding.
+    if (rq.queue.length === 0 && prq.queue.length === 0) return ESRCH
+    // task_on_cpu(p) || !task_is_running(p)
+    if (this.queuedOn(p) === undefined) return 0
+    prq.queue.splice(prq.queue.indexOf(p), 1)
+    prq.queue.unshift(p)
+    if (prq !== rq && prq.current !== undefined) {
+      prq.needResched = true
+      prq.current.pcpu.post(this.k, undefined)
+    }
+    if (rq.queue.length > 0) rq.needResched = true
+    return 1
   }
 
   /** A vCPU thread's CPU under this scheduler: the tick also forces the guest out. */
@@ -110,7 +156,9 @@ export class Scheduler {
     until_resched: (v) => this.untilResched(v),
     yield_cpu: (v) => this.switchOut(v),
     sleep: (v) => this.sleep(v),
-    wake: (v) => this.acquire(v)
+    wake: (v) => this.acquire(v),
+    yield_to: (v, target) => this.yield_to(v, target),
+    single_task_running: (v) => this.rq(v).queue.length === 0
   }
 
   private *waitTurn(v: VcpuState): Sim.Gen<void> {

@@ -10,12 +10,15 @@
  */
 import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
-import { KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE } from "../requests/Protocol.js"
-import { kvm_make_request, kvm_make_request_and_kick } from "../requests/Requests.js"
+import { KVM_REQ_STEAL_UPDATE } from "../requests/Protocol.js"
+import { kvm_make_request } from "../requests/Requests.js"
+import * as Lapic from "../vcpu/Lapic.js"
+import type { HostCpu } from "../vcpu/Sched.js"
+import * as Spin from "../vcpu/Spin.js"
 import type { VcpuState } from "../vcpu/State.js"
 import type { Vm } from "../Vm.js"
 import * as Inv from "./Invariants.js"
-import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, steal } from "./State.js"
+import { CSD_FLAG_LOCK, KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, smp, steal } from "./State.js"
 
 /** The guest's memory map: one process's page table, page to frame. */
 export class GuestMm {
@@ -53,24 +56,24 @@ export function* access(mm: GuestMm, v: VcpuState, page: number): Sim.Gen<number
 }
 
 /**
- * The guest's IPI handlers, before its next instruction: `flush_tlb_func` for call-function IPIs
- * (flush the local TLB, then acknowledge), and for the §2.9 TLB vector Peter's handler — return
- * if IPI_PENDING is already clear (the VM-exit path handled it), else flush and clear it with a
- * cmpxchg loop; with generations it also publishes the generation its flush covers.
+ * The guest's interrupt handlers, before its next instruction: for the call-function vector
+ * `flush_smp_call_function_queue` (take the queue, run `flush_tlb_func` — flush the local TLB —
+ * and `csd_unlock` each csd), and for §2.9's TLB vector Peter's handler: return if IPI_PENDING is
+ * already clear (the VM-exit path handled it), else flush and clear it with a cmpxchg loop; with
+ * generations it also publishes the generation its flush covers.
  */
 export function* flush_tlb_func(mm: GuestMm, v: VcpuState): Sim.Gen<void> {
   const vm = mm.vm
-  const st = steal.of(v)
-  const irqs = st.injected.splice(0)
-  const calls = irqs.filter((i) => i.vector === "call-function")
-  if (calls.length > 0) {
-    yield* localFlush(vm, v)
-    for (const { from } of calls) {
-      from.acks++
-      vm.kernel.wakeAll(from.spin)
-    }
+  if (Lapic.ack(v, Lapic.CALL_FUNCTION_VECTOR)) {
+    // llist_del_all(): an xchg of the queue's head.
+    yield* v.hw.xchg(smp.of(v).queued, 0)
+    const queue = smp.of(v).call_single_queue.splice(0)
+    if (queue.length > 0) yield* localFlush(vm, v)
+    // csd_unlock(): smp_store_release; pairs with the initiator's csd_lock_wait acquire, so the
+    // initiator returns only after this CPU's flush.
+    for (const csd of queue) yield* v.hw.smp_store_release(csd, 0)
   }
-  if (irqs.some((i) => i.vector === "tlb")) yield* pv_flush_tlb_handler(mm, v)
+  if (Lapic.ack(v, Lapic.TLB_FLUSH_VECTOR)) yield* pv_flush_tlb_handler(mm, v)
 }
 
 /**
@@ -172,9 +175,7 @@ export function* vmexit_transfer(vm: Vm, v: VcpuState): Sim.Gen<void> {
   // Clear any pending TLB vector in the virtual APIC, so it is not taken spuriously; only then
   // read the generation to publish: an initiator that took a later one sends its vector after
   // this, and that vector stays pending.
-  const keep = st.guestIrqs.filter((i) => i.vector !== "tlb")
-  st.guestIrqs.length = 0
-  st.guestIrqs.push(...keep)
+  yield* Lapic.clear_pending(v, Lapic.TLB_FLUSH_VECTOR)
   vm.count("ipi_pending_transfers")
   if (!shared) {
     const gen = yield* hw.READ_ONCE(st.flush_gen_req)
@@ -191,15 +192,17 @@ export interface Shootdown {
   readonly page: number
   readonly began: number
   readonly beganNs: number
-  /** Native and pv: the acknowledgement count that completes it. */
-  readonly until: number
   readonly waitingFor: ReadonlyArray<VcpuState>
   readonly deferred: ReadonlySet<VcpuState>
   /** §2.9 with generations: the generation each waited-for target must publish. */
   readonly gens: ReadonlyMap<VcpuState, number>
-  /** The wait's progress: PV-2 checked; §2.9: the targets before this index are done. */
+  /** The wait's progress: PV-2 checked; the targets before `nextTarget` are done. */
   waited: boolean
   nextTarget: number
+  /** When the current PAUSE loop began (for the PLE window), if one is going on. */
+  spinSinceNs: number | undefined
+  /** pvSchedYield=on: a preempted target to yield to (KVM_HC_SCHED_YIELD) before waiting. */
+  readonly schedYieldTo: VcpuState | undefined
 }
 
 /**
@@ -209,68 +212,114 @@ export interface Shootdown {
  */
 export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, targets: ReadonlyArray<VcpuState>): Sim.Gen<Shootdown> {
   const vm = mm.vm
-  const st = steal.of(v)
   const began = vm.kernel.steps
   const beganNs = vm.kernel.now
   const flush = vm.switches.variant.flush
   vm.count("shootdowns")
-  const mask: Array<VcpuState> = []
   const deferred = new Set<VcpuState>()
   const gens = new Map<VcpuState, number>()
-  const drop = (t: VcpuState) => {
-    deferred.add(t)
-    steal.of(t).deferredAt = vm.kernel.steps
-    vm.count("ipis_avoided_preempted")
-  }
+  const mask: Array<VcpuState> = []
   for (const t of targets) {
-    const src = steal.of(t)
-    if (flush === "pv") {
-      // kvm_flush_tlb_multi: a preempted vCPU gets KVM_VCPU_FLUSH_TLB instead of an IPI. The
-      // page-table write before this cmpxchg pairs with the host's xchg in record_steal_time (§2.6).
-      const state = yield* v.hw.READ_ONCE(src.preempted)
-      if ((state & KVM_VCPU_PREEMPTED) !== 0 && (yield* v.hw.try_cmpxchg(src.preempted, state, state | KVM_VCPU_FLUSH_TLB))) {
-        drop(t)
-        continue
-      }
-    } else if (flush === "pv-ipi-pending") {
-      // Peter's loop (§2.9): SHOULD_FLUSH for a preempted vCPU, IPI_PENDING for a running one.
-      const [seen, stored] = yield* cmpxchgLoop(
-        v.hw,
-        src.preempted,
-        yield* v.hw.READ_ONCE(src.preempted),
-        (x) => ((x & KVM_VCPU_PREEMPTED) !== 0 ? x | KVM_VCPU_FLUSH_TLB : x | KVM_VCPU_IPI_PENDING)
-      )
-      const next = stored!
-      // Another initiator's IPI_PENDING already there: with one shared bit, this request rides on it.
-      if ((seen & KVM_VCPU_IPI_PENDING) !== 0) vm.count("ipi_pending_shared")
-      // The intent: drop the CPU when it got SHOULD_FLUSH. P.invertedMaskClear keeps Peter's
-      // compact rewrite, which drops it when the new state has IPI_PENDING.
-      const pending = (next & KVM_VCPU_IPI_PENDING) !== 0
-      if (vm.bug("P.invertedMaskClear") ? pending : !pending) {
-        drop(t)
-        continue
-      }
-      // The generation this flush needs (the LOCK'd increment is after the page-table write).
-      if (!vm.bug("P.sharedPendingBitABA")) gens.set(t, yield* v.hw.atomic_inc_return(src.flush_gen_req))
+    const gen = yield* skipOrRequest(vm, v, t, flush)
+    if (gen === "skip") {
+      deferred.add(t)
+      steal.of(t).deferredAt = vm.kernel.steps
+      vm.count("ipis_avoided_preempted")
+      continue
     }
+    if (gen !== undefined) gens.set(t, gen)
     mask.push(t)
   }
-  // The IPIs to the remaining CPUs (x2APIC fast path): call-function, or the TLB vector.
-  const t = { name: v.name, hw: v.hw, cpu: v.cpu }
-  const until = st.acks + mask.length // targets may acknowledge while later IPIs are sent
-  for (const target of mask) {
-    yield* Sim.point(vm.costs.ipiSendNs)
-    steal.of(target).guestIrqs.push({ from: st, vector: flush === "pv-ipi-pending" ? "tlb" : "call-function" })
-    vm.count("guest_ipis_sent")
-    yield* kvm_make_request_and_kick(vm, KVM_REQ_EVENT, target, t)
-  }
-  return { page, began, beganNs, until, waitingFor: mask, deferred, gens, waited: false, nextTarget: 0 }
+  let schedYieldTo: VcpuState | undefined
+  if (flush === "pv-ipi-pending") {
+    // Peter's TLB vector to each remaining CPU (x2APIC: one ICR write per CPU).
+    for (const t of mask) yield* Lapic.kvm_apic_send_ipi(vm, v, t, Lapic.TLB_FLUSH_VECTOR)
+  } else schedYieldTo = yield* smp_call_function_many(vm, v, mask)
+  return { page, began, beganNs, waitingFor: mask, deferred, gens, waited: false, nextTarget: 0, spinSinceNs: undefined, schedYieldTo }
 }
 
-/** Whether target `t` has completed its part of `s` (§2.9: an acquire load of its state). */
-function* ipiPendingDone(vm: Vm, v: VcpuState, s: Shootdown, t: VcpuState): Sim.Gen<boolean> {
-  if (vm.bug("P.sharedPendingBitABA")) return ((yield* v.hw.smp_load_acquire(steal.of(t).preempted)) & KVM_VCPU_IPI_PENDING) === 0
-  return (yield* v.hw.smp_load_acquire(steal.of(t).flush_gen_done)) >= s.gens.get(t)!
+/**
+ * What `flush_tlb_multi` does for target `t` before any IPI: `"skip"` when a preempted vCPU
+ * takes the flush through its steal-time byte instead (pv; §2.9's SHOULD_FLUSH), otherwise the
+ * §2.9 generation to wait for (undefined for native and pv).
+ */
+function* skipOrRequest(vm: Vm, v: VcpuState, t: VcpuState, flush: Vm["switches"]["variant"]["flush"]): Sim.Gen<"skip" | number | undefined> {
+  const src = steal.of(t)
+  if (flush === "pv") {
+    // kvm_flush_tlb_multi: a preempted vCPU gets KVM_VCPU_FLUSH_TLB instead of an IPI. The
+    // page-table write before this cmpxchg pairs with the host's xchg in record_steal_time (§2.6).
+    const state = yield* v.hw.READ_ONCE(src.preempted)
+    if ((state & KVM_VCPU_PREEMPTED) !== 0 && (yield* v.hw.try_cmpxchg(src.preempted, state, state | KVM_VCPU_FLUSH_TLB))) return "skip"
+    return undefined
+  }
+  if (flush !== "pv-ipi-pending") return undefined
+  // Peter's loop (§2.9): SHOULD_FLUSH for a preempted vCPU, IPI_PENDING for a running one.
+  const [seen, stored] = yield* cmpxchgLoop(
+    v.hw,
+    src.preempted,
+    yield* v.hw.READ_ONCE(src.preempted),
+    (x) => ((x & KVM_VCPU_PREEMPTED) !== 0 ? x | KVM_VCPU_FLUSH_TLB : x | KVM_VCPU_IPI_PENDING)
+  )
+  // Another initiator's IPI_PENDING already there: with one shared bit, this request rides on it.
+  if ((seen & KVM_VCPU_IPI_PENDING) !== 0) vm.count("ipi_pending_shared")
+  // The intent: drop the CPU when it got SHOULD_FLUSH. P.invertedMaskClear keeps Peter's
+  // compact rewrite, which drops it when the new state has IPI_PENDING.
+  const pending = (stored! & KVM_VCPU_IPI_PENDING) !== 0
+  if (vm.bug("P.invertedMaskClear") ? pending : !pending) return "skip"
+  // The generation this flush needs (the LOCK'd increment is after the page-table write).
+  return vm.bug("P.sharedPendingBitABA") ? undefined : yield* v.hw.atomic_inc_return(src.flush_gen_req)
+}
+
+/**
+ * `smp_call_function_many_cond(mask, flush_tlb_func, info, wait)`: for each CPU, `csd_lock` its
+ * csd (CSD_FLAG_LOCK, then `smp_wmb()` before the csd is queued) and `llist_add` it to the
+ * CPU's call queue; then the call-function IPI to each CPU whose queue was empty (one already
+ * queued has its IPI coming). The caller waits with `waitShootdown` (`csd_lock_wait`). Returns
+ * the vCPU to yield to, if `kvm_smp_send_call_func_ipi` finds one.
+ */
+function* smp_call_function_many(vm: Vm, v: VcpuState, mask: ReadonlyArray<VcpuState>): Sim.Gen<VcpuState | undefined> {
+  const ipi: Array<VcpuState> = []
+  for (const t of mask) {
+    const csd = smp.of(v).csd.get(t.vcpu_id)!
+    yield* v.hw.WRITE_ONCE(csd, CSD_FLAG_LOCK)
+    yield* v.hw.smp_wmb() // csd_lock(): the lock before the csd is queued; pairs with llist_del_all
+    // llist_add(): a LOCK'd cmpxchg of the queue's head, so the locked csd is visible before the
+    // target can take it; true when the queue was empty.
+    const first = (yield* v.hw.atomic_inc_return(smp.of(t).queued)) === 1
+    smp.of(t).call_single_queue.push(csd)
+    if (first) ipi.push(t)
+  }
+  for (const t of ipi) yield* Lapic.kvm_apic_send_ipi(vm, v, t, Lapic.CALL_FUNCTION_VECTOR)
+  vm.count("call_function_ipis_saved", mask.length - ipi.length)
+  return yield* kvm_smp_send_call_func_ipi(vm, v, mask)
+}
+
+/**
+ * The rest of `kvm_smp_send_call_func_ipi` (with KVM_FEATURE_PV_SCHED_YIELD, `pvSchedYield=on`):
+ * the first target that is preempted (`vcpu_is_preempted`, its steal-time byte) is the one to
+ * yield to with KVM_HC_SCHED_YIELD; the caller makes the hypercall.
+ */
+function* kvm_smp_send_call_func_ipi(vm: Vm, v: VcpuState, mask: ReadonlyArray<VcpuState>): Sim.Gen<VcpuState | undefined> {
+  if (vm.switches.variant.pvSchedYield !== "on") return undefined
+  for (const t of mask) {
+    if (((yield* v.hw.READ_ONCE(steal.of(t).preempted)) & KVM_VCPU_PREEMPTED) !== 0) return t
+  }
+  return undefined
+}
+
+/**
+ * Whether target `t` has completed its part of `s`, read with an acquire: its csd unlocked
+ * (`csd_lock_wait`), or §2.9 its state: the generation published, or with the shared bit
+ * IPI_PENDING clear. Returns the location to spin on when not.
+ */
+function* targetDone(vm: Vm, v: VcpuState, s: Shootdown, t: VcpuState): Sim.Gen<Memory.Loc | undefined> {
+  if (vm.switches.variant.flush !== "pv-ipi-pending") {
+    const csd = smp.of(v).csd.get(t.vcpu_id)!
+    return ((yield* v.hw.smp_load_acquire(csd)) & CSD_FLAG_LOCK) === 0 ? undefined : csd
+  }
+  const st = steal.of(t)
+  if (vm.bug("P.sharedPendingBitABA")) return ((yield* v.hw.smp_load_acquire(st.preempted)) & KVM_VCPU_IPI_PENDING) === 0 ? undefined : st.preempted
+  return (yield* v.hw.smp_load_acquire(st.flush_gen_done)) >= s.gens.get(t)! ? undefined : st.flush_gen_done
 }
 
 /**
@@ -283,13 +332,17 @@ export function* emulatorTranslate(mm: GuestMm, v: VcpuState, page: number): Sim
   return [frame, mm.vm.kernel.steps] as const
 }
 
+/** What one step of waiting for a shootdown came to. */
+export type Wait = "done" | "spinning" | "pause-loop-exit"
+
 /**
  * One guest step of the initiator waiting for its shootdown (`csd_lock_wait`, or Peter's
- * `smp_cond_load_acquire` on each target). True when the shootdown is complete.
+ * `smp_cond_load_acquire` on each target), spinning with PAUSE: "done" when the shootdown is
+ * complete; "pause-loop-exit" when the spin outlasted the PLE window (a VM exit KVM handles
+ * with `kvm_vcpu_on_spin`); "spinning" otherwise (an IPI or the tick may end guest mode now).
  */
-export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs = Infinity): Sim.Gen<boolean> {
+export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, host: HostCpu): Sim.Gen<Wait> {
   const vm = mm.vm
-  const st = steal.of(v)
   // PV-2, once per shootdown: the set it waits for does not change while it waits.
   if (!s.waited) {
     s.waited = true
@@ -298,31 +351,38 @@ export function* waitShootdown(mm: GuestMm, v: VcpuState, s: Shootdown, spinNs =
       if (waitsForDeferred !== undefined) yield* Sim.fail("PV-2", waitsForDeferred)
     }
   }
-  // What the spin waits on: the acknowledgement count (csd_lock_wait), or (§2.9) the first
-  // target whose state is not yet done, watched in memory like smp_cond_load_acquire, one
-  // target after the other as Peter's for_each_cpu loop does.
-  let spin: Sim.WaitQueue | undefined
-  if (vm.switches.variant.flush === "pv-ipi-pending") {
-    for (; s.nextTarget < s.waitingFor.length; s.nextTarget++) {
-      const t = s.waitingFor[s.nextTarget]!
-      if (yield* ipiPendingDone(vm, v, s, t)) continue
-      spin = (vm.bug("P.sharedPendingBitABA") ? steal.of(t).preempted : steal.of(t).flush_gen_done).changed
-      break
-    }
-  } else if (st.acks < s.until) spin = st.spin
-  if (spin !== undefined) {
-    // Spinning with interrupts enabled: an IPI delivered to this CPU (already, or while it
-    // spins), or the tick (`spinNs`), ends this step so the vCPU loop can exit.
-    if (v.pcpu.pendingIrq) return false
-    v.pcpu.wakeOnDeliver = spin
-    yield* Sim.waitFor(spin, spinNs)
-    v.pcpu.wakeOnDeliver = undefined
-    return false
+  // What the spin waits on: the first target not yet done, watched in memory like
+  // smp_cond_load_acquire, one target after the other as for_each_cpu(csd_lock_wait) does.
+  for (; s.nextTarget < s.waitingFor.length; s.nextTarget++) {
+    const loc = yield* targetDone(vm, v, s, s.waitingFor[s.nextTarget]!)
+    if (loc === undefined) continue
+    return yield* spin(vm, v, s, loc, host)
   }
   if (s.began > (mm.completedFlush.get(s.page)?.began ?? -1)) mm.completedFlush.set(s.page, { began: s.began, by: v.name })
   vm.count("shootdown_wait_ns", vm.kernel.now - s.beganNs)
   vm.sample("shootdown_wait_ns", vm.kernel.now - s.beganNs)
-  return true
+  return "done"
+}
+
+/**
+ * Spins on `loc` with interrupts enabled until it changes, an IPI is delivered to this CPU
+ * (already, or meanwhile), the tick wants the CPU, or the PAUSE loop outlasts the PLE window.
+ */
+function* spin(vm: Vm, v: VcpuState, s: Shootdown, loc: Memory.Loc, host: HostCpu): Sim.Gen<Wait> {
+  if (v.pcpu.pendingIrq) {
+    s.spinSinceNs = undefined
+    return "spinning"
+  }
+  const since = (s.spinSinceNs ??= vm.kernel.now)
+  const ple = Spin.pleEnabled(vm) ? Math.max(1, since + Spin.ple_window(vm, v) - vm.kernel.now) : Infinity
+  const tick = host.until_resched(v)
+  v.pcpu.wakeOnDeliver = loc.changed
+  const timedOut = yield* Sim.waitFor(loc.changed, Math.min(ple, tick))
+  v.pcpu.wakeOnDeliver = undefined
+  // A wake-up by the location keeps the same PAUSE loop going; anything else ends it.
+  if (!timedOut && !v.pcpu.pendingIrq) return "spinning"
+  s.spinSinceNs = undefined
+  return timedOut && ple <= tick ? "pause-loop-exit" : "spinning"
 }
 
 /** `kvm_steal_clock`: retries while `version` is odd or changed (PV-4). */

@@ -13,7 +13,7 @@ import type { VcpuState } from "../vcpu/State.js"
 import type { Vm } from "../Vm.js"
 import { flushGuestTlb, vmexit_transfer } from "./Guest.js"
 import * as Inv from "./Invariants.js"
-import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, make, steal, type StealTime } from "./State.js"
+import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, make, makeSmp, smp, steal, type StealTime } from "./State.js"
 
 /** Whether the guest was given KVM_FEATURE_PV_TLB_FLUSH (the scenario's flush variant). */
 const pvTlbFlush = (vm: Vm) => vm.switches.variant.flush !== "native"
@@ -121,7 +121,7 @@ function* recordByCopy(vm: Vm, v: VcpuState, st: StealTime): Sim.Gen<void> {
 
 /**
  * Mechanism B's extension of the vCPU thread: KVM_REQ_STEAL_UPDATE (`record_steal_time`), the
- * instruction-boundary flag, the guest's interrupts made deliverable at injection, PV-1 and PV-3
+ * instruction-boundary flag, PV-1 and PV-3
  * before each guest instruction, §2.9's transfer at VM exit (with `flush=pv-ipi-pending`), and
  * the preempt notifiers: `kvm_arch_vcpu_put` reports PREEMPTED only for an involuntary
  * preemption (54aa83c90198; `B.reportVoluntaryPut` reports every put), `kvm_arch_vcpu_load`
@@ -136,10 +136,6 @@ export const stealTime = (vm: Vm): Extension =>
     handle_exit_irqoff: (v, reason) => {
       // vmx_handle_exit_irqoff: an external interrupt exit is at an instruction boundary.
       if (reason === ExitReason.ExternalInterrupt) steal.of(v).at_instruction_boundary = true
-    },
-    inject_events: (v) => {
-      const st = steal.of(v)
-      st.injected.push(...st.guestIrqs.splice(0))
     },
     guest_instruction: (v) => {
       // PV-1 (no instruction while a deferred flush is owed) and PV-3 (PREEMPTED clear in guest mode).
@@ -156,8 +152,12 @@ export const stealTime = (vm: Vm): Extension =>
     vcpu_load: (v) => kvm_make_request(vm, KVM_REQ_STEAL_UPDATE, v, { name: v.name, hw: v.hw, cpu: v.cpu })
   })
 
-/** Sets up mechanism B on `vm`: every vCPU's steal-time area in guest memory, and the extension. */
+/**
+ * Sets up mechanism B on `vm`: every vCPU's steal-time area and the guest's call-function data
+ * (a csd per other CPU, the call queue) in guest memory, and the extension.
+ */
 export const attach = (vm: Vm): void => {
   for (const v of vm.vcpus) steal.set(v, make(vm.memory, v.name))
+  for (const v of vm.vcpus) smp.set(v, makeSmp(vm.memory, v.name, vm.vcpus.filter((o) => o !== v)))
   vm.attach(stealTime(vm))
 }

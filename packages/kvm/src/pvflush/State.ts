@@ -2,11 +2,10 @@
  * The state of mechanism B (spec §2.1): the guest's `struct kvm_steal_time` per vCPU (its
  * `preempted`, `version` and `steal` fields are guest-memory locations the host writes through
  * its user mapping and the guest reads and cmpxchgs), the host's `vcpu->arch.st` cache and
- * `at_instruction_boundary`, and the guest's call-function IPI queue. Ghost fields serve PV-1
- * to PV-4 only.
+ * `at_instruction_boundary`; and the guest's `smp_call_function_many` data (`GuestSmp`). Ghost
+ * fields serve PV-1 to PV-4 only.
  */
 import type { Memory } from "@kvmlab/memory"
-import { Sim } from "@kvmlab/sim"
 import { Slot } from "../vcpu/State.js"
 
 /** `KVM_VCPU_PREEMPTED` (bit 0 of `preempted`). */
@@ -15,12 +14,6 @@ export const KVM_VCPU_PREEMPTED = 1 << 0
 export const KVM_VCPU_FLUSH_TLB = 1 << 1
 /** `KVM_VCPU_IPI_PENDING` (bit 2): Peter's proposal in thread 1 (spec §2.9), never merged. */
 export const KVM_VCPU_IPI_PENDING = 1 << 2
-
-/** A guest IPI: a call-function IPI from `from` (native), or the dedicated TLB vector (§2.9). */
-export interface GuestIrq {
-  readonly from: StealTime
-  readonly vector: "call-function" | "tlb"
-}
 
 export class StealTime {
   // ---- struct kvm_steal_time, guest memory
@@ -41,14 +34,6 @@ export class StealTime {
   last_steal = 0
   /** `vcpu->arch.at_instruction_boundary`. */
   at_instruction_boundary = false
-  // ---- the guest's call-function IPIs (flush_tlb_func)
-  /** Pending guest IPIs: the initiator to acknowledge. */
-  readonly guestIrqs: Array<GuestIrq> = []
-  /** Injected at the last entry: the guest handles them before its next instruction. */
-  readonly injected: Array<GuestIrq> = []
-  /** Acknowledgements received by this vCPU as an initiator. */
-  acks = 0
-  readonly spin: Sim.WaitQueue
   // ---- ghost
   /** Step at which an initiator last dropped this vCPU from its mask (PV-1). */
   deferredAt = -1
@@ -69,7 +54,6 @@ export class StealTime {
     this.steal = locs.steal
     this.flush_gen_req = locs.flush_gen_req
     this.flush_gen_done = locs.flush_gen_done
-    this.spin = Sim.makeWaitQueue(() => `${name} flush_tlb_multi wait`)
   }
 }
 
@@ -86,4 +70,37 @@ export const make = (memory: Memory.Memory, name: string): StealTime => {
     flush_gen_req: loc("flush_gen_req"),
     flush_gen_done: loc("flush_gen_done")
   })
+}
+
+/**
+ * The guest kernel's `smp_call_function_many` data for one CPU (`kernel/smp.c`): its per-CPU
+ * `cfd` csd for each other CPU, whose CSD_FLAG_LOCK the initiator sets and the target's handler
+ * clears (`csd_unlock`: a release store; `csd_lock_wait`: an acquire), and its
+ * `call_single_queue`, an llist: its head is a memory location that `llist_add` and
+ * `llist_del_all` change with LOCK'd instructions (here: the count of queued csds), and the
+ * entries themselves a list changed at the same step as the head.
+ */
+export class GuestSmp {
+  /** `per_cpu_ptr(cfd->csd, cpu)->node.u_flags` for each other vCPU (by vcpu_id): CSD_FLAG_LOCK. */
+  readonly csd = new Map<number, Memory.Loc>()
+  /** The head of `call_single_queue` (the number of csds on it). */
+  readonly queued: Memory.Loc
+  /** `call_single_queue`'s entries: the csds queued to this CPU. */
+  readonly call_single_queue: Array<Memory.Loc> = []
+  constructor(queued: Memory.Loc) {
+    this.queued = queued
+  }
+}
+
+/** `CSD_FLAG_LOCK`. */
+export const CSD_FLAG_LOCK = 1
+
+/** The guest's call-function data of each vCPU. */
+export const smp = new Slot<GuestSmp>("guest smp_call_function data")
+
+/** Allocates a vCPU's csds, one for each of `others`, in guest memory. */
+export const makeSmp = (memory: Memory.Memory, name: string, others: ReadonlyArray<{ readonly vcpu_id: number }>): GuestSmp => {
+  const s = new GuestSmp(memory.alloc(`${name}.call_single_queue`))
+  for (const o of others) s.csd.set(o.vcpu_id, memory.alloc(`${name}.cfd.csd[${o.vcpu_id}]`))
+  return s
 }

@@ -68,7 +68,9 @@ export const KVM_MP_STATE_HALTED = 3
 export const enum ExitReason {
   ExternalInterrupt = 1,
   Hlt = 12,
+  Vmcall = 18,
   IoInstruction = 30,
+  PauseInstruction = 40,
   EptViolation = 48,
   EptMisconfig = 49
 }

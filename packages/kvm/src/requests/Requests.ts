@@ -79,6 +79,7 @@ export function* kvm_vcpu_wake_up(vm: Vm, v: VcpuState, t: HostThread): Sim.Gen<
   if (v.taskState !== TASK_INTERRUPTIBLE) return false
   v.taskState = TASK_RUNNING
   vm.kernel.wakeAll(v.rcuwait)
+  v.ready = true // WRITE_ONCE(vcpu->ready, true): a candidate for directed yield
   vm.count("halt_wakeup")
   return true
 }
@@ -137,13 +138,14 @@ export function* kvm_make_vcpu_request(vm: Vm, v: VcpuState, req: number, mask: 
 
 /**
  * `kvm_kick_many_cpus` -> `smp_call_function_many(cpus, ack_kick, NULL, wait)`: one IPI per
- * CPU; with `wait`, returns only after every target has run the handler (A4).
+ * CPU, each costing `sendNs`; with `wait`, returns only after every target has run the handler
+ * (A4). Returns whether any IPI went out.
  */
-export function* kvm_kick_many_cpus(vm: Vm, mask: ReadonlyArray<KickTarget>, wait: boolean): Sim.Gen<boolean> {
+export function* kvm_kick_many_cpus(vm: Vm, mask: ReadonlyArray<KickTarget>, wait: boolean, sendNs = vm.costs.ipiSendNs): Sim.Gen<boolean> {
   if (mask.length === 0) return false
   const seqs: Array<number> = []
   for (const m of mask) {
-    yield* Sim.point(vm.costs.ipiSendNs)
+    yield* Sim.point(sendNs)
     seqs.push(m.pcpu.post(vm.kernel, m.vcpu))
     vm.count("ipis_sent")
   }
@@ -213,21 +215,25 @@ function* kvm_arch_vcpu_should_kick(vm: Vm, v: VcpuState, t: HostThread): Sim.Ge
   return [mode === IN_GUEST_MODE, mode] as const
 }
 
-/** `kvm_vcpu_kick` (`__kvm_vcpu_kick(vcpu, false)`): wake it, or IPI it out of guest mode. */
-export function* kvm_vcpu_kick(vm: Vm, v: VcpuState, t: HostThread, req?: number): Sim.Gen<void> {
+/**
+ * `kvm_vcpu_kick` (`__kvm_vcpu_kick(vcpu, false)`): wake it, or IPI it out of guest mode. `sendNs`
+ * is what sending the IPI costs here (0 when the caller has paid for the round trip). Returns
+ * whether an IPI went out.
+ */
+export function* kvm_vcpu_kick(vm: Vm, v: VcpuState, t: HostThread, req?: number, sendNs = vm.costs.ipiSendNs): Sim.Gen<boolean> {
   owe(v)
-  if (yield* kvm_vcpu_wake_up(vm, v, t)) return
+  if (yield* kvm_vcpu_wake_up(vm, v, t)) return false
   const [kick, mode] = yield* kvm_arch_vcpu_should_kick(vm, v, t)
   if (!kick) {
     if (req !== undefined) noIpiNeeded(vm, v, req)
     else vm.count("ipis_avoided")
-    return
+    return false
   }
   const mask: Array<KickTarget> = []
   const bad = decideIpi(vm, v, 0, mode, t, mask)
   if (bad !== undefined) yield* Sim.fail("IPI-1", bad)
   // smp_send_reschedule(cpu): no waiting.
-  yield* kvm_kick_many_cpus(vm, mask, false)
+  return yield* kvm_kick_many_cpus(vm, mask, false, sendNs)
 }
 
 /** `kvm_make_request(req, vcpu); kvm_vcpu_kick(vcpu)`: the usual pairing for a non-broadcast request. */

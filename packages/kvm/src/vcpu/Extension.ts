@@ -48,8 +48,6 @@ export interface Extension {
   readonly requests: ReadonlyArray<RequestHandler>
   /** `vcpu_run`, at the top of every iteration (x86: `at_instruction_boundary = false`). */
   readonly vcpu_run_loop: (v: VcpuState) => void
-  /** `kvm_check_and_inject_events` for KVM_REQ_EVENT: make pending guest interrupts deliverable. */
-  readonly inject_events: (v: VcpuState) => void
   /**
    * Before each guest instruction: the mechanism's checks of its invariants; a broken one as
    * `[invariant, message]` (the spine reports it), undefined when they hold.
@@ -72,7 +70,6 @@ export const extension = (name: string, hooks: Partial<Omit<Extension, "name">>)
   name,
   requests: [],
   vcpu_run_loop: () => {},
-  inject_events: () => {},
   guest_instruction: () => undefined,
   handle_exit_irqoff: () => {},
   vmexit: nothing,

@@ -23,9 +23,24 @@ export interface HostCpu {
   readonly sleep: (v: VcpuState) => Sim.Gen<void>
   /** `try_to_wake_up()`: the woken task is queued; returns when it runs again. */
   readonly wake: (v: VcpuState) => Sim.Gen<void>
+  /**
+   * `yield_to(target, true)` from `v`'s thread: > 0 when it yielded (the target is picked next on
+   * its CPU, and `v` has let others on its own CPU run), < 0 (-ESRCH) when there was nobody to
+   * yield to, 0 when the target could not be boosted (running, or not runnable).
+   */
+  readonly yield_to: (v: VcpuState, target: VcpuState) => Sim.Gen<number>
+  /** `single_task_running()`: nothing else is runnable on `v`'s CPU. */
+  readonly single_task_running: (v: VcpuState) => boolean
 }
 
 function* nothing(): Sim.Gen<void> {}
+
+/** -ESRCH: `yield_to` found no other runnable task on either runqueue. */
+export const ESRCH = -3
+
+function* noYield(): Sim.Gen<number> {
+  return ESRCH
+}
 
 /** A CPU nobody else wants. */
 export const alone: HostCpu = {
@@ -34,7 +49,9 @@ export const alone: HostCpu = {
   until_resched: () => Infinity,
   yield_cpu: nothing,
   sleep: nothing,
-  wake: nothing
+  wake: nothing,
+  yield_to: noYield,
+  single_task_running: () => true
 }
 
 /**
@@ -57,19 +74,33 @@ export const sharedWith = (runqueue: HostCpu, other: HostCpu): HostCpu => {
       return to.yield_cpu(v)
     },
     sleep: runqueue.sleep,
-    wake: runqueue.wake
+    wake: runqueue.wake,
+    yield_to: runqueue.yield_to,
+    single_task_running: runqueue.single_task_running
   }
 }
 
-/** `kvm_sched_out`: `vcpu->preempted` when the task is still runnable; then `kvm_arch_vcpu_put`. */
+/**
+ * `kvm_sched_out`: `vcpu->preempted` and `vcpu->ready` when the task is still runnable; then
+ * `kvm_arch_vcpu_put`, which (x86) notes whether the guest was in kernel mode, for directed yield.
+ */
 export function* kvm_sched_out(vm: Vm, v: VcpuState, runnable: boolean): Sim.Gen<void> {
-  if (runnable) v.preempted = true
+  if (runnable) {
+    v.preempted = true
+    v.ready = true
+  }
+  if (v.preempted) v.preempted_in_kernel = v.cpl === 0 // kvm_arch_vcpu_in_kernel(): CPL 0
   for (const e of vm.extensions) yield* e.vcpu_put(v)
 }
 
-/** `kvm_sched_in`: `vcpu->preempted = false`, then `kvm_arch_vcpu_load`. */
+/**
+ * `kvm_sched_in`: `vcpu->preempted = vcpu->ready = false`, `kvm_arch_sched_in` (VMX:
+ * `shrink_ple_window`, back to the base window), then `kvm_arch_vcpu_load`.
+ */
 export function* kvm_sched_in(vm: Vm, v: VcpuState): Sim.Gen<void> {
   v.preempted = false
+  v.ready = false
+  v.ple_window = vm.costs.pleWindowNs
   for (const e of vm.extensions) yield* e.vcpu_load(v)
 }
 

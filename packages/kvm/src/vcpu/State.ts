@@ -7,7 +7,7 @@
  */
 import type { Cpu, Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
-import type { IpiTarget, Pcpu } from "../host/Pcpu.js"
+import type { IpiTarget, Pcpu, PostedInterrupts } from "../host/Pcpu.js"
 import { KVM_MP_STATE_RUNNABLE } from "../requests/Protocol.js"
 
 /** A guest TLB entry: the translation and the step it was filled at (TLB-1). */
@@ -67,6 +67,30 @@ export class Slot<S> {
   }
 }
 
+/**
+ * The guest's local APIC as KVM emulates it (`arch/x86/kvm/lapic.c`), for the guest's IPIs. The
+ * pending vectors are a memory location any CPU sets with a LOCK'd OR (`kvm_lapic_set_vector`;
+ * with APICv it is the posted-interrupt descriptor: PIR bits and the ON bit). The vectors the
+ * guest has taken and not yet handled (`isr`) only its own vCPU thread touches.
+ */
+export class Lapic implements PostedInterrupts {
+  /** IRR, or with APICv the posted-interrupt descriptor (`pi_desc`): a bit per vector, and ON. */
+  readonly irr: Memory.Loc
+  /** Vectors delivered to the guest, for its handlers before its next instruction. */
+  isr = 0
+  /** With APICv: the CPU processed a notification in guest mode (PIR to vIRR, no VM exit). */
+  notified = false
+  /**
+   * Cost accounting (spec §10.1): a guest IPI's round trip (§6 N5) was charged to its sender, so
+   * the VM exit it causes and the entry after it are not charged again.
+   */
+  exitPrepaid = false
+  entryPrepaid = false
+  constructor(irr: Memory.Loc) {
+    this.irr = irr
+  }
+}
+
 export class VcpuState implements IpiTarget {
   /** `vcpu->mode`, sharing a cache line with `requests` in the kernel. */
   readonly mode: Memory.Loc
@@ -88,6 +112,18 @@ export class VcpuState implements IpiTarget {
   signalPending = false
   /** `vcpu->preempted`: set by kvm_sched_out when the task was preempted while runnable. */
   preempted = false
+  /** `vcpu->ready`: preempted while runnable, or woken; a candidate for directed yield. */
+  ready = false
+  /** The guest's privilege level (CPL), which the scenario's guest keeps: 0 kernel, 3 user. */
+  cpl = 0
+  /** `vcpu->arch.preempted_in_kernel`: the CPL was 0 when the vCPU was preempted. */
+  preempted_in_kernel = false
+  /** `vmx->ple_window` in virtual ns (0 until first set from the cost model). */
+  ple_window = 0
+  /** The guest registers a hypercall passes (`kvm_rax_read`, `kvm_rbx_read`). */
+  readonly regs = { rax: 0, rbx: 0 }
+  /** `vcpu->spin_loop`: in `kvm_vcpu_on_spin`, and whether it may be yielded to now. */
+  readonly spin_loop = { in_spin_loop: false, dy_eligible: false }
   /** The host task is off its physical CPU (between kvm_sched_out and kvm_sched_in). */
   offCpu = false
   offCpuSince = 0
@@ -99,10 +135,13 @@ export class VcpuState implements IpiTarget {
   readonly slots: Array<unknown> = []
   /** Bookkeeping for the invariants only. */
   readonly ghost = new VcpuGhost()
+  /** The guest's local APIC. */
+  readonly apic: Lapic
 
-  constructor(readonly vcpu_id: number, readonly name: string, mode: Memory.Loc, requests: Memory.Loc) {
+  constructor(readonly vcpu_id: number, readonly name: string, mode: Memory.Loc, requests: Memory.Loc, irr: Memory.Loc) {
     this.mode = mode
     this.requests = requests
+    this.apic = new Lapic(irr)
     this.rcuwait = Sim.makeWaitQueue(() => `${name} rcuwait`)
   }
 

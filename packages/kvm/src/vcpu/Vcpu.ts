@@ -23,6 +23,9 @@ import {
 } from "../requests/Protocol.js"
 import type { Vm } from "../Vm.js"
 import { REQUEST_ORDER, type RequestHandler } from "./Extension.js"
+import { kvm_emulate_hypercall } from "./Hypercall.js"
+import { kvm_cpu_has_interrupt, kvm_inject_pending, posted_interrupt_processing, sync_pir_to_irr } from "./Lapic.js"
+import { handle_pause } from "./Spin.js"
 import { type HostCpu, kvm_sched_in, kvm_sched_out, resched_before_entry } from "./Sched.js"
 import { TASK_INTERRUPTIBLE, TASK_RUNNING, type VcpuState } from "./State.js"
 
@@ -63,11 +66,8 @@ export const requestHandlers = (vm: Vm): ReadonlyArray<RequestHandler> => {
     { req: KVM_REQ_VM_DEAD, handle: function*() { return EIO } },
     {
       req: KVM_REQ_EVENT,
-      handle: function*(v) {
-        // kvm_check_and_inject_events: pending guest interrupts become deliverable.
-        vm.count("events_injected")
-        for (const e of vm.extensions) e.inject_events(v)
-      }
+      // kvm_check_and_inject_events: pending guest interrupts become deliverable.
+      handle: (v) => kvm_inject_pending(vm, v)
     }
   ]
   const all = [...own, ...vm.extensions.flatMap((e) => e.requests)]
@@ -86,14 +86,20 @@ function* kvm_vcpu_exit_request(v: VcpuState): Sim.Gen<boolean> {
   return v.signalPending // xfer_to_guest_mode_work_pending()
 }
 
-/** The guest runs until an IPI or the tick forces it out, or it exits on its own; returns why. */
+/**
+ * The guest runs until an IPI or the tick forces it out, or it exits on its own; returns why. A
+ * posted-interrupt notification is processed at the next instruction, without an exit.
+ */
 function* guest_mode(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<ExitReason> {
   for (;;) {
     const tick = host.guest_should_exit(v)
     if (v.pcpu.pendingIrq || tick) {
       vm.count(v.pcpu.pendingIrq ? "exits_ipi" : "exits_tick")
+      // A guest IPI's round trip, charged to its sender, includes this exit and the next entry.
+      if (v.pcpu.pendingIrq && v.apic.exitPrepaid) v.apic.entryPrepaid = true
       return ExitReason.ExternalInterrupt
     }
+    if (v.apic.notified) yield* posted_interrupt_processing(vm, v)
     for (const e of vm.extensions) {
       const broken = e.guest_instruction(v)
       if (broken !== undefined) yield* Sim.fail(broken[0], broken[1])
@@ -122,6 +128,8 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
   // reading requests, the PIR and the page tables; pairs with the full barrier in
   // kvm_vcpu_exiting_guest_mode (A1) on the requester side.
   if (!vm.bug("A.noEntryBarrier")) yield* v.hw.smp_mb()
+  // Posted interrupts whose notification found this vCPU outside guest mode (APICv).
+  yield* sync_pir_to_irr(vm, v)
 
   if (yield* kvm_vcpu_exit_request(v)) {
     yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
@@ -134,32 +142,46 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
   v.ghost.guestSince = k.steps
   vm.count("vm_entries")
   k.event("guest.enter", [v.vcpu_id])
-  yield* Sim.point(vm.costs.vmEntryNs)
+  if (v.apic.entryPrepaid) v.apic.entryPrepaid = false
+  else yield* Sim.point(vm.costs.vmEntryNs)
+  v.pcpu.guest = v.apic
   const reason = yield* guest_mode(vm, v, guest, host)
+  v.pcpu.guest = undefined
+  const prepaid = v.apic.entryPrepaid
+  v.apic.exitPrepaid = false
 
   // VM exit: vcpu->mode = OUTSIDE_GUEST_MODE; smp_wmb() (A4: a WAIT sender released by the
   // IPI handler below may assume the vCPU has left guest mode).
   yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
   v.ghost.guestSince = -1
   yield* v.hw.smp_wmb()
-  yield* Sim.point(vm.costs.vmExitNs)
+  if (!prepaid) yield* Sim.point(vm.costs.vmExitNs)
   vm.count("vm_exits")
   k.event("guest.exit", [v.vcpu_id, reason])
   for (const e of vm.extensions) e.handle_exit_irqoff(v, reason)
   for (const e of vm.extensions) yield* e.vmexit(v)
   v.pcpu.local_irq_enable(k)
-  yield* guest.handleExit(v, reason)
+  // KVM's own exit handlers (PAUSE: pause-loop exiting; VMCALL: hypercalls), else the scenario's.
+  if (reason === ExitReason.PauseInstruction) yield* handle_pause(vm, v, host)
+  else if (reason === ExitReason.Vmcall) yield* kvm_emulate_hypercall(vm, v, host)
+  else yield* guest.handleExit(v, reason)
   return 1
 }
 
-/** x86 `kvm_arch_vcpu_runnable`: RUNNABLE, or an event (interrupt) pending. */
-function* kvm_arch_vcpu_runnable(v: VcpuState): Sim.Gen<boolean> {
-  return v.mp_state === KVM_MP_STATE_RUNNABLE || (yield* v.hw.test_bit(requestBit(KVM_REQ_EVENT), v.requests))
+/**
+ * x86 `kvm_arch_vcpu_runnable`: RUNNABLE, or `kvm_vcpu_has_events`: KVM_REQ_EVENT, which stands
+ * here for an interrupt accepted into the IRR (made right after it) and for the events a
+ * requester queues with it, or with APICv a posted interrupt outstanding.
+ */
+function* kvm_arch_vcpu_runnable(vm: Vm, v: VcpuState): Sim.Gen<boolean> {
+  if (v.mp_state === KVM_MP_STATE_RUNNABLE) return true
+  if (yield* v.hw.test_bit(requestBit(KVM_REQ_EVENT), v.requests)) return true
+  return yield* kvm_cpu_has_interrupt(vm, v)
 }
 
 /** `kvm_vcpu_check_block`: < 0 when the vCPU should stop blocking. */
 function* kvm_vcpu_check_block(vm: Vm, v: VcpuState): Sim.Gen<number> {
-  if (yield* kvm_arch_vcpu_runnable(v)) return EINTR
+  if (yield* kvm_arch_vcpu_runnable(vm, v)) return EINTR
   if (v.signalPending) return EINTR
   if (yield* kvm_check_request(vm, KVM_REQ_UNBLOCK, v)) return EINTR
   return 0
@@ -194,10 +216,10 @@ export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: 
 
 /** x86 `vcpu_block` for a halted vCPU (halt-polling off). */
 function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): Sim.Gen<number> {
-  if (!(yield* kvm_arch_vcpu_runnable(v))) {
+  if (!(yield* kvm_arch_vcpu_runnable(vm, v))) {
     vm.count("halts")
     yield* kvm_vcpu_block(vm, v, wake1, host)
-    if (!(yield* kvm_arch_vcpu_runnable(v))) return 1
+    if (!(yield* kvm_arch_vcpu_runnable(vm, v))) return 1
   }
   v.mp_state = KVM_MP_STATE_RUNNABLE
   return 1

@@ -8,7 +8,7 @@
  * `record_steal_time` then flushes before the guest runs again. Two initiators shooting down the
  * same target are what §2.9's shared IPI_PENDING bit cannot tell apart.
  */
-import { Costs, Hog, Protocol, PvFlush, Sched, Scheduler, State, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
+import { Costs, Hog, Hypercall, Lapic, Protocol, PvFlush, Sched, Scheduler, State, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
@@ -65,7 +65,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     // physical CPU (`pin`, or fewer CPUs than vCPUs) share it through a runqueue (round-robin,
     // the cost model's slice).
     const cpuIds = vm.vcpus.map((_, i) => w.pin?.[i] ?? i % s.pcpus)
-    const sched = new Set(cpuIds).size < s.vcpusPerVm ? new Scheduler.Scheduler(s.pcpus, costs.timeSliceNs, k, k.randomBetween(0, 0x7fffffff)) : undefined
+    const sched = new Set(cpuIds).size < s.vcpusPerVm ? new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, costs), k, k.randomBetween(0, 0x7fffffff)) : undefined
     const cpus = new Map<State.VcpuState, Sched.HostCpu>()
     for (const v of initiators) if (sched !== undefined) cpus.set(v, sched.cpu)
     for (const [j, t] of targets.entries()) {
@@ -86,7 +86,9 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     const initiatorStep = function*(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
       const sd = shootdown[v.vcpu_id]
       if (sd !== undefined) {
-        if (!(yield* Guest.waitShootdown(mm, v, sd, cpuOf(v).until_resched(v)))) return undefined
+        const wait = yield* Guest.waitShootdown(mm, v, sd, cpuOf(v))
+        if (wait === "pause-loop-exit") return ExitReason.PauseInstruction
+        if (wait === "spinning") return undefined
         shootdown[v.vcpu_id] = undefined
         if (++round[v.vcpu_id]! === w.rounds && ++done === initiators.length) k.wakeAll(finished)
         // Other work before the next unmap, 0 to guestSteps - 1 steps, so that initiators are
@@ -108,12 +110,14 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
       const page = (v.vcpu_id + round[v.vcpu_id]!) % w.pages
       yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
       v.tlb.delete(page)
-      shootdown[v.vcpu_id] = yield* Guest.flush_tlb_multi(mm, v, page, targets)
+      const next = yield* Guest.flush_tlb_multi(mm, v, page, targets)
+      shootdown[v.vcpu_id] = next
+      if (next.schedYieldTo !== undefined) return Hypercall.hypercall(v, Hypercall.KVM_HC_SCHED_YIELD, next.schedYieldTo.vcpu_id)
       return undefined
     }
 
     const targetStep = function*(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
-      if (PvFlush.State.steal.of(v).injected.length > 0) {
+      if (Lapic.pending(v)) {
         yield* Guest.flush_tlb_func(mm, v)
         return undefined
       }

@@ -6,7 +6,7 @@
  * model's time slice, so V > P/M overcommits. Reports guest work per virtual second, shootdown
  * latency, IPIs sent and avoided, flushes and time spent waiting. Runs under `timed`.
  */
-import { Costs, PvFlush, Scheduler, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Hypercall, Lapic, Protocol, PvFlush, Scheduler, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
@@ -25,6 +25,7 @@ export const TlbShootdown = Schema.Struct({
 })
 
 const { Guest, Host } = PvFlush
+const { ExitReason } = Protocol
 
 const percentile = (xs: ReadonlyArray<number>, p: number): number => {
   if (xs.length === 0) return 0
@@ -57,7 +58,7 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     const costs = Costs.resolve(s.costs)
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs })
     const k = host.kernel
-    const sched = new Scheduler.Scheduler(s.pcpus, costs.timeSliceNs, k, k.randomBetween(0, 0x7fffffff))
+    const sched = new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, costs), k, k.randomBetween(0, 0x7fffffff))
     const vms: Array<Vm.Vm> = []
     if (sink !== undefined) sink.metrics = () => metricsOf(vms, k.now)
     let next = 0
@@ -74,26 +75,39 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
       const others = new Map(vm.vcpus.map((v) => [v, vm.vcpus.filter((o) => o !== v)]))
       const guest: Vcpu.Guest = {
         *step(v) {
-          if (PvFlush.State.steal.of(v).injected.length > 0) {
+          if (Lapic.pending(v)) {
+            // The interrupt handler runs in guest kernel mode, then returns to where it was.
+            const cpl = v.cpl
+            v.cpl = 0
             yield* Guest.flush_tlb_func(mm, v)
+            v.cpl = cpl
             return undefined
           }
           const sd = pending.get(v.vcpu_id)
           if (sd !== undefined) {
-            if (yield* Guest.waitShootdown(mm, v, sd, sched.untilResched(v))) pending.delete(v.vcpu_id)
+            const wait = yield* Guest.waitShootdown(mm, v, sd, sched.cpu)
+            if (wait === "pause-loop-exit") return ExitReason.PauseInstruction
+            if (wait === "done") {
+              pending.delete(v.vcpu_id)
+              v.cpl = 3 // munmap returns to the process
+            }
             return undefined
           }
-          // One ebizzy record: guest work touching the process's memory.
+          // One ebizzy record: guest work in user mode touching the process's memory.
+          v.cpl = 3
           yield* Sim.point(w.workNs)
           yield* Guest.access(mm, v, k.randomBetween(0, w.pages))
           vm.count("records")
           if (k.randomBetween(0, 10_000) < w.shootdownPerTenThousand) {
-            // munmap: clear the PTE (a new frame stands for the next mapping), flush locally,
-            // then every other CPU running the mm.
+            // munmap (in the guest kernel): clear the PTE (a new frame stands for the next
+            // mapping), flush locally, then every other CPU running the mm.
+            v.cpl = 0
             const page = k.randomBetween(0, w.pages)
             yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
             v.tlb.delete(page)
-            pending.set(v.vcpu_id, yield* Guest.flush_tlb_multi(mm, v, page, others.get(v)!))
+            const sd = yield* Guest.flush_tlb_multi(mm, v, page, others.get(v)!)
+            pending.set(v.vcpu_id, sd)
+            if (sd.schedYieldTo !== undefined) return Hypercall.hypercall(v, Hypercall.KVM_HC_SCHED_YIELD, sd.schedYieldTo.vcpu_id)
           }
           return undefined
         },
