@@ -10,7 +10,7 @@ import type { Costs } from "./Costs.js"
 import { Pcpu } from "./host/Pcpu.js"
 import { requests } from "./requests/Extension.js"
 import type { Bug, Switches } from "./Variants.js"
-import type { Extension, RequestHandler } from "./vcpu/Extension.js"
+import { type Extension, type Hooks, hooksOf, type RequestHandler } from "./vcpu/Extension.js"
 import { VcpuState } from "./vcpu/State.js"
 import { requestHandlers } from "./vcpu/Vcpu.js"
 
@@ -29,6 +29,7 @@ export class Vm {
   /** The mechanisms attached to the vCPU thread, in order (mechanism A's first). */
   readonly extensions: Array<Extension> = []
   private handlers: ReadonlyArray<RequestHandler> | undefined = undefined
+  private hookLists: Hooks | undefined = undefined
   /** `kvm->last_boosted_vcpu`: where `kvm_vcpu_on_spin` starts its round-robin. */
   last_boosted_vcpu = -1
   /** Ghost (TLB-1): the begin step of the latest `kvm_flush_remote_tlbs` that has returned. */
@@ -51,6 +52,12 @@ export class Vm {
   attach(e: Extension): void {
     this.extensions.push(e)
     this.handlers = undefined
+    this.hookLists = undefined
+  }
+
+  /** The extensions' hooks, hook by hook, without the ones that do nothing. */
+  get hooks(): Hooks {
+    return (this.hookLists ??= hooksOf(this.extensions))
   }
 
   /** The requests `vcpu_enter_guest` checks, in the kernel's order. */

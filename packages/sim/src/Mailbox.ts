@@ -74,13 +74,22 @@ class MailboxImpl<A> implements Mailbox<A> {
   readonly items: WaitQueue
   readonly space: WaitQueue
   constructor(readonly name: string, readonly capacity: number, readonly store: Store<A>) {
-    this.items = new WaitQueue(`${name} (empty)`)
-    this.space = new WaitQueue(`${name} (full)`)
+    // Names are built only for a deadlock report: mailboxes are made in every run.
+    this.items = new WaitQueue(() => `${name} (empty)`)
+    this.space = new WaitQueue(() => `${name} (full)`)
   }
-  send = (message: A): Yieldable<void> => new SendStep(this, message)
-  receive = (): Yieldable<A> => new ReceiveStep<A, A>(this, true)
-  poll = (): Yieldable<A | undefined> => new ReceiveStep<A, A | undefined>(this, false)
-  size = (): number => this.count
+  send(message: A): Yieldable<void> {
+    return new SendStep(this, message)
+  }
+  receive(): Yieldable<A> {
+    return new ReceiveStep<A, A>(this, true)
+  }
+  poll(): Yieldable<A | undefined> {
+    return new ReceiveStep<A, A | undefined>(this, false)
+  }
+  size(): number {
+    return this.count
+  }
 }
 
 class SendStep<A> extends Step<void> {

@@ -90,7 +90,7 @@ export function* kvm_sched_out(vm: Vm, v: VcpuState, runnable: boolean): Sim.Gen
     v.ready = true
   }
   if (v.preempted) v.preempted_in_kernel = v.cpl === 0 // kvm_arch_vcpu_in_kernel(): CPL 0
-  for (const e of vm.extensions) yield* e.vcpu_put(v)
+  for (const put of vm.hooks.vcpu_put) yield* put(v)
 }
 
 /**
@@ -101,7 +101,7 @@ export function* kvm_sched_in(vm: Vm, v: VcpuState): Sim.Gen<void> {
   v.preempted = false
   v.ready = false
   v.ple_window = vm.costs.pleWindowNs
-  for (const e of vm.extensions) yield* e.vcpu_load(v)
+  for (const load of vm.hooks.vcpu_load) yield* load(v)
 }
 
 /**

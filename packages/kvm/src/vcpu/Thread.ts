@@ -22,9 +22,9 @@ export const makeMailbox = (k: Sim.Kernel, v: VcpuState, capacity: typeof VCPU_M
 
 /** `kvm_vcpu_ioctl(KVM_RUN)`: `vcpu_load`, `vcpu_run`, `vcpu_put`. */
 export function* kvm_vcpu_ioctl_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
-  for (const e of vm.extensions) yield* e.vcpu_load(v) // vcpu_load -> kvm_arch_vcpu_load
+  for (const load of vm.hooks.vcpu_load) yield* load(v) // vcpu_load -> kvm_arch_vcpu_load
   const r = yield* vcpu_run(vm, v, guest, host)
-  for (const e of vm.extensions) yield* e.vcpu_put(v) // vcpu_put -> kvm_arch_vcpu_put (not preempted)
+  for (const put of vm.hooks.vcpu_put) yield* put(v) // vcpu_put -> kvm_arch_vcpu_put (not preempted)
   return r
 }
 

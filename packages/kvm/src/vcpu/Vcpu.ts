@@ -71,12 +71,10 @@ export const requestHandlers = (vm: Vm): ReadonlyArray<RequestHandler> => {
     }
   ]
   const all = [...own, ...vm.extensions.flatMap((e) => e.requests)]
-  const at = (h: RequestHandler) => {
-    const i = REQUEST_ORDER.indexOf(requestBit(h.req))
-    if (i < 0) throw new Error(`request ${requestBit(h.req)} has no place in vcpu_enter_guest's order (REQUEST_ORDER)`)
-    return i
+  for (const h of all) {
+    if (!REQUEST_ORDER.includes(requestBit(h.req))) throw new Error(`request ${requestBit(h.req)} has no place in vcpu_enter_guest's order (REQUEST_ORDER)`)
   }
-  return all.sort((a, b) => at(a) - at(b))
+  return REQUEST_ORDER.flatMap((bit) => all.filter((h) => requestBit(h.req) === bit))
 }
 
 /** `kvm_vcpu_exit_request`: EXITING, a pending request, or pending work (a signal). */
@@ -100,8 +98,8 @@ function* guest_mode(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen
       return ExitReason.ExternalInterrupt
     }
     if (v.apic.notified) yield* posted_interrupt_processing(vm, v)
-    for (const e of vm.extensions) {
-      const broken = e.guest_instruction(v)
+    for (const check of vm.hooks.guest_instruction) {
+      const broken = check(v)
       if (broken !== undefined) yield* Sim.fail(broken[0], broken[1])
     }
     const reason = yield* guest.step(v)
@@ -129,7 +127,7 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
   // kvm_vcpu_exiting_guest_mode (A1) on the requester side.
   if (!vm.bug("A.noEntryBarrier")) yield* v.hw.smp_mb()
   // Posted interrupts whose notification found this vCPU outside guest mode (APICv).
-  yield* sync_pir_to_irr(vm, v)
+  if (vm.switches.variant.apicv === "on") yield* sync_pir_to_irr(vm, v)
 
   if (yield* kvm_vcpu_exit_request(v)) {
     yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
@@ -158,8 +156,8 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
   if (!prepaid) yield* Sim.point(vm.costs.vmExitNs)
   vm.count("vm_exits")
   k.event("guest.exit", [v.vcpu_id, reason])
-  for (const e of vm.extensions) e.handle_exit_irqoff(v, reason)
-  for (const e of vm.extensions) yield* e.vmexit(v)
+  for (const h of vm.hooks.handle_exit_irqoff) h(v, reason)
+  for (const h of vm.hooks.vmexit) yield* h(v)
   v.pcpu.local_irq_enable(k)
   // KVM's own exit handlers (PAUSE: pause-loop exiting; VMCALL: hypercalls), else the scenario's.
   if (reason === ExitReason.PauseInstruction) yield* handle_pause(vm, v, host)
@@ -176,7 +174,7 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
 function* kvm_arch_vcpu_runnable(vm: Vm, v: VcpuState): Sim.Gen<boolean> {
   if (v.mp_state === KVM_MP_STATE_RUNNABLE) return true
   if (yield* v.hw.test_bit(requestBit(KVM_REQ_EVENT), v.requests)) return true
-  return yield* kvm_cpu_has_interrupt(vm, v)
+  return vm.switches.variant.apicv === "on" && (yield* kvm_cpu_has_interrupt(vm, v))
 }
 
 /** `kvm_vcpu_check_block`: < 0 when the vCPU should stop blocking. */
@@ -233,7 +231,7 @@ export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Si
   const wake1 = vm.kernel.monitor("WAKE-1", { maxHotSteps: WAKE1_MAX_STEPS })
   v.ghost.wake1 = wake1
   for (;;) {
-    for (const e of vm.extensions) e.vcpu_run_loop(v)
+    for (const h of vm.hooks.vcpu_run_loop) h(v)
     const r = v.mp_state === KVM_MP_STATE_RUNNABLE
       ? yield* vcpu_enter_guest(vm, v, guest, host)
       : yield* vcpu_block(vm, v, wake1, host)

@@ -84,7 +84,6 @@ const makeGuest = (
   }
 }
 
-/** Spawns one vCPU thread per vCPU of `vm` (the VMM's KVM_RUN loop), vCPU i on physical CPU `firstCpu + i`. */
 /** Where a VM's vCPU threads run. */
 export interface Placement {
   /** The physical CPU vCPU `i` is pinned to. */
@@ -119,7 +118,7 @@ export function* spawnVcpus(host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, placeme
 
 /** VM teardown from userspace: each vCPU thread is told to stop (a command, then a signal), and joined. */
 export function* teardown(vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim.ActorHandle<number>>): Sim.Gen<void> {
-  for (const v of vm.vcpus) yield* Thread.command(vm, v, new VcpuProtocol.Stop(), t)
+  for (const v of vm.vcpus) yield* Thread.command(vm, v, VcpuProtocol.stop, t)
   for (const a of actors) yield* Sim.join(a)
 }
 
