@@ -116,9 +116,8 @@ export const makeVm = (host: Host, vcpus: number, switches: Switches): Vm => {
   const vm = new Vm(id, `vm${id}`, host.memory, host.kernel, switches, host.costs)
   for (let i = 0; i < vcpus; i++) {
     const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
-    const mode = host.memory.alloc(`${name}.mode`)
-    const reqs = host.memory.alloc(`${name}.requests`)
-    vm.vcpus.push(new VcpuState(i, name, mode, reqs, host.memory.alloc(`${name}.apic.irr`)))
+    const loc = (field: string) => host.memory.alloc(`${name}.${field}`)
+    vm.vcpus.push(new VcpuState(i, name, { mode: loc("mode"), requests: loc("requests"), irr: loc("apic.irr"), rcuwait_task: loc("wait.task"), task_state: loc("task.__state") }))
   }
   vm.attach(requests(vm))
   host.vms.push(vm)

@@ -44,11 +44,11 @@ const haltedVcpu = (req: number) =>
     })
     const t = yield* Vm.hostThread(host, "requester", 1)
     // Wait until the vCPU has halted and blocked.
-    while (!(v.rcuwaitTask && vm.stats.blocks === 1)) yield* Sim.point()
+    while (!(v.ghost.blocking && vm.stats.blocks === 1)) yield* Sim.point()
     const before = entries
     yield* Requests.kvm_make_vcpus_request_mask(vm, req, [v], t)
     for (let i = 0; i < 50; i++) yield* Sim.point()
-    const woke = entries > before || !v.rcuwaitTask
+    const woke = entries > before || !v.ghost.blocking
     v.signalPending = true
     yield* Requests.kvm_vcpu_kick(vm, v, t)
     yield* Sim.join(actor)

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
+import { Invariants, PvFlush, Variants } from "@kvmlab/kvm"
 import { Campaign, Catalogue, Runner, Scenario } from "@kvmlab/scenarios"
 import type { Strategy } from "@kvmlab/sim"
 
@@ -33,6 +34,14 @@ describe("mechanism A with every bug switch off", () => {
 // Each switch, in the scenario where it applies, with the strategy that finds it and exactly the
 // invariant the spec names (Catalogue.switchCases): found within 2,000 runs, and its token replays.
 describe("each bug switch is found as its invariant, and its token replays", () => {
+  it("every invariant of every mechanism is broken by some switch (a historical bug, or a mutant)", () => {
+    const broken = new Set(Catalogue.switchCases.map((c) => c.invariant))
+    const ids = [...Invariants.ids, ...PvFlush.Invariants.ids]
+    expect(ids.filter((id) => !broken.has(id))).toEqual([])
+    // ...and each switch is found as the invariant its record says it breaks.
+    for (const c of Catalogue.switchCases) expect(Variants.switches[c.bug].breaks).toBe(c.invariant)
+  })
+
   for (const { bug, scenario: name, set, strategy, invariant } of Catalogue.switchCases) {
     it(`${bug} in ${name} breaks ${invariant}`, () => {
       const r = explore(name, strategy, 2000, [bug], set)

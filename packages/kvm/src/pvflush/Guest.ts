@@ -225,9 +225,9 @@ export function* flush_tlb_multi(mm: GuestMm, v: VcpuState, page: number, target
       deferred.add(t)
       steal.of(t).deferredAt = vm.kernel.steps
       vm.count("ipis_avoided_preempted")
-      continue
+      if (!vm.bug("M.waitsForSkipped")) continue
     }
-    if (gen !== undefined) gens.set(t, gen)
+    if (typeof gen === "number") gens.set(t, gen)
     mask.push(t)
   }
   let schedYieldTo: VcpuState | undefined
@@ -394,7 +394,12 @@ export function* kvm_steal_clock(vm: Vm, v: VcpuState, of: VcpuState): Sim.Gen<n
     const steal = yield* v.hw.READ_ONCE(src.steal)
     yield* v.hw.smp_rmb()
     const v2 = yield* v.hw.READ_ONCE(src.version)
-    if (v1 % 2 === 1 || v1 !== v2) continue
+    if ((v1 % 2 === 1 || v1 !== v2) && !vm.bug("M.stealClockNoRetry")) {
+      // The retry spins while the host is mid-update (odd): a wait the kernel sees, until the
+      // version moves on.
+      if (v2 % 2 === 1) yield* v.hw.smp_cond_load_relaxed(src.version, (x) => x !== v2)
+      continue
+    }
     const torn = Inv.pv4(vm.kernel, src, v1, v2, steal)
     if (torn !== undefined) yield* Sim.fail("PV-4", torn)
     return steal

@@ -43,6 +43,18 @@ export const switches = {
     spec: "§2.9: the VM-exit transfer of IPI_PENDING to SHOULD_FLUSH raises no flush request",
     breaks: "PV-1",
     needs: ipiPending
+  },
+  "M.waitsForSkipped": {
+    spec: "mutant (no historical bug): kvm_flush_tlb_multi leaves a preempted vCPU it gave KVM_VCPU_FLUSH_TLB in the mask, and waits for it",
+    breaks: "PV-2",
+    needs: { flush: ["pv"] },
+    mutant: true
+  },
+  "M.stealClockNoRetry": {
+    spec: "mutant (no historical bug): kvm_steal_clock accepts its first read, without the version retry",
+    breaks: "PV-4",
+    needs: {},
+    mutant: true
   }
 } as const satisfies Record<string, Switch>
 

@@ -12,7 +12,7 @@ import { KVM_REQ_TLB_FLUSH } from "./Protocol.js"
 /** `kvm_vcpu_flush_tlb_all`: drop every guest TLB entry. */
 export function* kvm_vcpu_flush_tlb_all(vm: Vm, v: VcpuState): Sim.Gen<void> {
   yield* Sim.point(vm.costs.tlbFlushNs)
-  v.tlb.clear()
+  if (!vm.bug("M.flushRequestIgnored")) v.tlb.clear()
   vm.count("tlb_flushes")
   vm.kernel.event("tlb.flush", [v.vcpu_id])
 }

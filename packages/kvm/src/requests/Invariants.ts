@@ -71,5 +71,17 @@ export const ipi1 = (k: Sim.Kernel, v: VcpuState, oldMode: number, wait: boolean
   return undefined
 }
 
+/**
+ * WAKE-1, no lost wake-up: a vCPU that goes to sleep in `kvm_vcpu_block` has no request pending
+ * (in memory, for every CPU to see) whose requester's wake-up found it not yet asleep. With the
+ * barrier pair (set_current_state / rcuwait_wake_up) one of the two always sees the other.
+ */
+export const wake1Lost = (k: Sim.Kernel, v: VcpuState, requests: number, wakeable: number): string | undefined => {
+  const lost = v.ghost.declinedWakes & requests & wakeable
+  if (k.check("WAKE-1", lost === 0)) return undefined
+  return `${v.name} sleeps in kvm_vcpu_block with request bit ${Math.log2(lost & -lost)} pending, ` +
+    `although its requester's kvm_vcpu_wake_up found it not yet asleep: the wake-up is lost`
+}
+
 /** The WAKE-1 monitor bound: a wake-up owed to a blocked vCPU must happen within this many steps. */
 export const WAKE1_MAX_STEPS = 5_000

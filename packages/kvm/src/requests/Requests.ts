@@ -71,14 +71,22 @@ export function* kvm_request_needs_ipi(vm: Vm, v: VcpuState, req: number, t: Hos
 
 /**
  * `kvm_vcpu_wake_up` -> `rcuwait_wake_up`: wakes the vCPU's task if it is blocked. The smp_mb()
- * in rcuwait_wake_up pairs with set_current_state() in kvm_vcpu_block.
+ * in rcuwait_wake_up pairs with set_current_state() in kvm_vcpu_block: either this reads the
+ * task the sleeper published, or the sleeper reads the request made before it. `req` is the
+ * request this wake-up is for, if any (WAKE-1 remembers one whose wake-up found nobody).
  */
-export function* kvm_vcpu_wake_up(vm: Vm, v: VcpuState, t: HostThread): Sim.Gen<boolean> {
+export function* kvm_vcpu_wake_up(vm: Vm, v: VcpuState, t: HostThread, req?: number): Sim.Gen<boolean> {
   yield* t.hw.smp_mb()
-  if (!v.rcuwaitTask) return false
-  if (v.taskState !== TASK_INTERRUPTIBLE) return false
-  v.taskState = TASK_RUNNING
-  vm.kernel.wakeAll(v.rcuwait)
+  // task = rcu_dereference(w->task); if (task) wake_up_process(task)
+  const woke = (yield* t.hw.READ_ONCE(v.rcuwait_task)) !== 0 &&
+    // try_to_wake_up(): only a task still in TASK_INTERRUPTIBLE is made TASK_RUNNING.
+    (yield* t.hw.cmpxchg(v.task_state, TASK_INTERRUPTIBLE, TASK_RUNNING)) === TASK_INTERRUPTIBLE
+  if (!woke) {
+    // Ghost (WAKE-1): the request is still pending, and its wake-up found nobody asleep.
+    const bit = req === undefined ? 0 : 1 << requestBit(req)
+    if ((vm.memory.peek(v.requests) & bit) !== 0) v.ghost.declinedWakes |= bit
+    return false
+  }
   v.ready = true // WRITE_ONCE(vcpu->ready, true): a candidate for directed yield
   vm.count("halt_wakeup")
   return true
@@ -86,7 +94,7 @@ export function* kvm_vcpu_wake_up(vm: Vm, v: VcpuState, t: HostThread): Sim.Gen<
 
 /** WAKE-1: a wake-up is owed to a vCPU blocked in kvm_vcpu_block. */
 const owe = (v: VcpuState): void => {
-  if (!v.rcuwaitTask || v.ghost.wake1 === undefined) return
+  if (!v.ghost.blocking || v.ghost.wake1 === undefined) return
   v.ghost.wakeOwed = true
   v.ghost.wake1.hot(`a request that may wake ${v.name} was made while it was blocked`)
 }
@@ -126,7 +134,7 @@ export function* kvm_make_vcpu_request(vm: Vm, v: VcpuState, req: number, mask: 
   if ((req & KVM_REQUEST_NO_ACTION) === 0) yield* kvm_make_request(vm, req, v, t)
   if ((req & KVM_REQUEST_NO_WAKEUP) === 0) {
     owe(v)
-    if (yield* kvm_vcpu_wake_up(vm, v, t)) return -1
+    if (yield* kvm_vcpu_wake_up(vm, v, t, req)) return -1
   }
   const [needs, mode] = yield* kvm_request_needs_ipi(vm, v, req, t)
   if (needs) {
@@ -222,9 +230,9 @@ function* kvm_arch_vcpu_should_kick(vm: Vm, v: VcpuState, t: HostThread): Sim.Ge
  */
 export function* kvm_vcpu_kick(vm: Vm, v: VcpuState, t: HostThread, req?: number, sendNs = vm.costs.ipiSendNs): Sim.Gen<boolean> {
   owe(v)
-  if (yield* kvm_vcpu_wake_up(vm, v, t)) return false
+  if (yield* kvm_vcpu_wake_up(vm, v, t, req)) return false
   const [kick, mode] = yield* kvm_arch_vcpu_should_kick(vm, v, t)
-  if (!kick) {
+  if (!kick && !vm.bug("M.kickIgnoresMode")) {
     if (req !== undefined) noIpiNeeded(vm, v, req)
     else vm.count("ipis_avoided")
     return false

@@ -31,6 +31,24 @@ export const switches = {
     spec: "§1.9: EXITING_GUEST_MODE suppresses the IPI for WAIT requests too",
     breaks: "REQ-2",
     needs: {}
+  },
+  "M.kickIgnoresMode": {
+    spec: "mutant (no historical bug): kvm_vcpu_kick sends its IPI without kvm_arch_vcpu_should_kick, whatever vcpu->mode is",
+    breaks: "IPI-1",
+    needs: {},
+    mutant: true
+  },
+  "M.flushRequestIgnored": {
+    spec: "mutant (no historical bug): KVM_REQ_TLB_FLUSH is consumed without flushing the guest TLB",
+    breaks: "TLB-1",
+    needs: {},
+    mutant: true
+  },
+  "M.noSetCurrentStateBarrier": {
+    spec: "mutant (no historical bug): kvm_vcpu_block's set_current_state is a plain store (__set_current_state), so the sleeper's state can pass its read of the requests",
+    breaks: "WAKE-1",
+    needs: {},
+    mutant: true
   }
 } as const satisfies Record<string, Switch>
 

@@ -80,8 +80,8 @@ export function* kvm_vcpu_on_spin(vm: Vm, me: VcpuState, yield_to_kernel_mode: b
     if (idx === me.vcpu_id) continue
     const vcpu = vm.vcpus[idx]!
     if (!vcpu.ready) continue
-    // kvm_vcpu_is_blocking(vcpu) && !vcpu_dy_runnable(vcpu)
-    if (vcpu.rcuwaitTask && !(yield* kvm_arch_dy_runnable(vm, me, vcpu))) continue
+    // kvm_vcpu_is_blocking(vcpu) (rcuwait_active: the task published in vcpu->wait) && !vcpu_dy_runnable(vcpu)
+    if ((yield* me.hw.READ_ONCE(vcpu.rcuwait_task)) !== 0 && !(yield* kvm_arch_dy_runnable(vm, me, vcpu))) continue
     // A vCPU preempted in guest user mode is likely not holding what `me` waits for, unless
     // it has an interrupt pending (it may be the IPI `me` is waiting on).
     if (vcpu.preempted && yield_to_kernel_mode && !(yield* kvm_arch_dy_has_pending_interrupt(vm, me, vcpu)) && !vcpu.preempted_in_kernel) continue

@@ -38,6 +38,13 @@ export class VcpuGhost {
   readonly consumedAt = new Map<number, number>()
   /** A request that may wake the vCPU was made while it was blocked (WAKE-1). */
   wakeOwed = false
+  /** The task is in `kvm_vcpu_block`, between prepare_to_rcuwait and finish_rcuwait (WAKE-1). */
+  blocking = false
+  /**
+   * Request bits (a mask) whose requester's `kvm_vcpu_wake_up` found nobody to wake (WAKE-1: the
+   * vCPU must then see them before it sleeps).
+   */
+  declinedWakes = 0
   /** The WAKE-1 monitor of this vCPU (set by vcpu_run). */
   wake1: Sim.Monitor | undefined = undefined
 }
@@ -103,11 +110,10 @@ export class VcpuState implements IpiTarget {
   pcpu!: Pcpu
   /** `vcpu->arch.mp_state`. */
   mp_state = KVM_MP_STATE_RUNNABLE
-  /** `vcpu->wait.task` set (between prepare_to_rcuwait and finish_rcuwait). */
-  rcuwaitTask = false
-  /** The host task's `__state`. */
-  taskState = TASK_RUNNING
-  readonly rcuwait: Sim.WaitQueue
+  /** `vcpu->wait.task`: the sleeping task, 1 between prepare_to_rcuwait and finish_rcuwait. */
+  readonly rcuwait_task: Memory.Loc
+  /** The host task's `__state` (TASK_RUNNING, TASK_INTERRUPTIBLE). */
+  readonly task_state: Memory.Loc
   /** TIF_SIGPENDING: userspace wants the vCPU thread back (VM teardown). */
   signalPending = false
   /** `vcpu->preempted`: set by kvm_sched_out when the task was preempted while runnable. */
@@ -138,11 +144,16 @@ export class VcpuState implements IpiTarget {
   /** The guest's local APIC. */
   readonly apic: Lapic
 
-  constructor(readonly vcpu_id: number, readonly name: string, mode: Memory.Loc, requests: Memory.Loc, irr: Memory.Loc) {
-    this.mode = mode
-    this.requests = requests
-    this.apic = new Lapic(irr)
-    this.rcuwait = Sim.makeWaitQueue(() => `${name} rcuwait`)
+  constructor(
+    readonly vcpu_id: number,
+    readonly name: string,
+    locs: { readonly mode: Memory.Loc; readonly requests: Memory.Loc; readonly irr: Memory.Loc; readonly rcuwait_task: Memory.Loc; readonly task_state: Memory.Loc }
+  ) {
+    this.mode = locs.mode
+    this.requests = locs.requests
+    this.rcuwait_task = locs.rcuwait_task
+    this.task_state = locs.task_state
+    this.apic = new Lapic(locs.irr)
   }
 
   /** `IpiTarget`: an IPI sent to force this vCPU out was handled (ghost, REQ-1). */

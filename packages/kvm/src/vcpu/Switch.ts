@@ -14,4 +14,9 @@ export interface Switch {
   readonly needs: Readonly<Record<string, ReadonlyArray<string>>>
   /** What the switch does besides (shown in `--help` and the README). */
   readonly note?: string
+  /**
+   * A mutant, not a historical bug: a defect made up so that an invariant no historical bug
+   * breaks is shown to fail (its checker is wired). Named `M.*`.
+   */
+  readonly mutant?: true
 }

@@ -27,6 +27,7 @@ import { kvm_emulate_hypercall } from "./Hypercall.js"
 import { kvm_cpu_has_interrupt, kvm_inject_pending, posted_interrupt_processing, sync_pir_to_irr } from "./Lapic.js"
 import { handle_pause } from "./Spin.js"
 import { type HostCpu, kvm_sched_in, kvm_sched_out, resched_before_entry } from "./Sched.js"
+import { wake1Lost } from "../requests/Invariants.js"
 import { TASK_INTERRUPTIBLE, TASK_RUNNING, type VcpuState } from "./State.js"
 
 const EIO = -5
@@ -55,6 +56,7 @@ export function* kvm_check_request(vm: Vm, req: number, v: VcpuState): Sim.Gen<b
   yield* v.hw.clear_bit(bit, v.requests) // kvm_clear_request
   v.ghost.consumedAt.set(bit, vm.kernel.steps)
   v.ghost.unkicked.delete(bit)
+  v.ghost.declinedWakes &= ~(1 << bit)
   // smp_mb__after_atomic(): the payload after the bit; pairs with smp_wmb in __kvm_make_request (A3).
   yield* v.hw.smp_mb__after_atomic()
   return true
@@ -186,31 +188,43 @@ function* kvm_vcpu_check_block(vm: Vm, v: VcpuState): Sim.Gen<number> {
 }
 
 /**
- * `kvm_vcpu_block`: sleep on the rcuwait until `kvm_vcpu_check_block` says stop. The sleep is a
- * voluntary `schedule()`: the preempt notifiers run with the task not runnable.
+ * `kvm_vcpu_block` -> `rcuwait_wait_event`: publish the task in `vcpu->wait`, then loop:
+ * `set_current_state(TASK_INTERRUPTIBLE)`, `kvm_vcpu_check_block`, and `schedule()`, which
+ * sleeps while the state is still TASK_INTERRUPTIBLE (a waker's `try_to_wake_up` sets
+ * TASK_RUNNING). The sleep is a voluntary `schedule()`: the preempt notifiers run with the task
+ * not runnable. `finish_rcuwait` clears the task and sets TASK_RUNNING.
  */
 export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): Sim.Gen<void> {
-  v.rcuwaitTask = true // prepare_to_rcuwait()
+  v.ghost.blocking = true
+  // prepare_to_rcuwait(): rcu_assign_pointer(w->task, current).
+  yield* v.hw.smp_store_release(v.rcuwait_task, 1)
   for (;;) {
-    v.taskState = TASK_INTERRUPTIBLE
     // set_current_state(): smp_store_mb(); pairs with the smp_mb() in rcuwait_wake_up.
-    yield* v.hw.smp_mb()
+    if (vm.bug("M.noSetCurrentStateBarrier")) yield* v.hw.WRITE_ONCE(v.task_state, TASK_INTERRUPTIBLE)
+    else yield* v.hw.smp_store_mb(v.task_state, TASK_INTERRUPTIBLE)
     if ((yield* kvm_vcpu_check_block(vm, v)) < 0) break
     // schedule(): sleeps unless a waker has set TASK_RUNNING since set_current_state().
-    if (v.taskState === TASK_INTERRUPTIBLE) {
-      vm.count("blocks")
-      yield* kvm_sched_out(vm, v, false)
-      yield* host.sleep(v)
-      yield* Sim.wait(v.rcuwait)
-      yield* host.wake(v)
-      yield* kvm_sched_in(vm, v)
-    }
+    if ((yield* v.hw.READ_ONCE(v.task_state)) !== TASK_INTERRUPTIBLE) continue
+    const lost = wake1Lost(vm.kernel, v, vm.memory.peek(v.requests), WAKEABLE)
+    if (lost !== undefined) yield* Sim.fail("WAKE-1", lost)
+    vm.count("blocks")
+    yield* kvm_sched_out(vm, v, false)
+    yield* host.sleep(v)
+    yield* v.hw.smp_cond_load_acquire(v.task_state, (state) => state !== TASK_INTERRUPTIBLE)
+    yield* host.wake(v)
+    yield* kvm_sched_in(vm, v)
   }
-  v.taskState = TASK_RUNNING
-  v.rcuwaitTask = false // finish_rcuwait()
+  // finish_rcuwait(): rcu_assign_pointer(w->task, NULL); __set_current_state(TASK_RUNNING).
+  yield* v.hw.WRITE_ONCE(v.rcuwait_task, 0)
+  yield* v.hw.WRITE_ONCE(v.task_state, TASK_RUNNING)
+  v.ghost.blocking = false
   v.ghost.wakeOwed = false
+  v.ghost.declinedWakes = 0
   wake1.cold()
 }
+
+/** The requests `kvm_vcpu_check_block` acts on (`kvm_arch_vcpu_runnable`, KVM_REQ_UNBLOCK), as a mask. */
+const WAKEABLE = (1 << requestBit(KVM_REQ_EVENT)) | (1 << requestBit(KVM_REQ_UNBLOCK))
 
 /** x86 `vcpu_block` for a halted vCPU (halt-polling off). */
 function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): Sim.Gen<number> {

@@ -92,14 +92,16 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
         shootdown[v.vcpu_id] = undefined
         if (++round[v.vcpu_id]! === w.rounds && ++done === initiators.length) k.wakeAll(finished)
         // Other work before the next unmap, 0 to guestSteps - 1 steps, so that initiators are
-        // not in lockstep with each other. It does not touch the mm: the initiators are not in
-        // each other's flush masks.
+        // not in lockstep with each other. It does not touch the mm (the initiators are not in
+        // each other's flush masks); it reads a target's steal clock, as the guest scheduler's
+        // update_rq_clock of another CPU's runqueue does (paravirt_steal_clock), racing with
+        // that target's record_steal_time.
         burst[v.vcpu_id] = k.randomBetween(0, w.guestSteps)
         return undefined
       }
       if (burst[v.vcpu_id]! > 0) {
         burst[v.vcpu_id]!--
-        yield* Sim.point(vm.costs.guestAccessNs)
+        yield* Guest.kvm_steal_clock(vm, v, targets[k.randomBetween(0, targets.length)]!)
         return undefined
       }
       if (round[v.vcpu_id]! >= w.rounds) {
