@@ -48,127 +48,158 @@ export const PvFlushRace = Schema.Struct({
 const { ExitReason } = Protocol
 const { Guest, Host, Invariants: Inv } = PvFlush
 
+type Workload = typeof PvFlushRace.Type
+
+/**
+ * Where the vCPU threads run: each target's CPU is shared with a host thread of its own; vCPU
+ * threads pinned to one physical CPU (`pin`, or fewer CPUs than vCPUs) share it through a
+ * runqueue (round-robin, the slice of `sched`).
+ */
+function* placeVcpus(s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm) {
+  const k = host.kernel
+  const targets = vm.vcpus.slice(w.initiators)
+  const cpuIds = vm.vcpus.map((_, i) => w.pin?.[i] ?? i % s.pcpus)
+  const sched = new Set(cpuIds).size < s.vcpusPerVm
+    ? new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, host.costs), k, k.randomBetween(0, 0x7fffffff))
+    : undefined
+  const cpus = new Map<State.VcpuState, Sched.HostCpu>()
+  for (const v of vm.vcpus.slice(0, w.initiators)) if (sched !== undefined) cpus.set(v, sched.cpu)
+  for (const [j, t] of targets.entries()) {
+    const hog = new Hog.Hog(targets.length === 1 ? "hog" : `hog${j}`, w.hogSteps)
+    yield* Sim.spawn(hog.name, () => hog.body())
+    const cpu = hog.cpu(k, w.preemptPercent)
+    cpus.set(t, sched === undefined ? cpu : Sched.sharedWith(sched.cpu, cpu))
+  }
+  const cpuOf = (v: State.VcpuState) => cpus.get(v) ?? Sched.alone
+  return { cpuOf, placement: { cpu: (i: number) => cpuIds[i]!, host: cpuOf, ...(sched !== undefined ? { sched } : {}) } }
+}
+
+/** The guest of `pv-flush-race`: initiators' and targets' steps, and the host's exit handling. */
+class Race implements Vcpu.Guest {
+  readonly initiators: ReadonlyArray<State.VcpuState>
+  readonly targets: ReadonlyArray<State.VcpuState>
+  readonly finished = Sim.makeWaitQueue("initiators done")
+  done = 0
+  // Per vCPU, by vcpu_id: an initiator's round and shootdown in progress; a target's work.
+  private readonly round: Array<number>
+  private readonly shootdown: Array<PvFlush.Guest.Shootdown | undefined>
+  private readonly worked: Array<number>
+  private readonly burst: Array<number>
+  private readonly k: Sim.Kernel
+
+  constructor(
+    readonly w: Workload,
+    readonly vm: Vm.Vm,
+    readonly mm: PvFlush.Guest.GuestMm,
+    readonly cpuOf: (v: State.VcpuState) => Sched.HostCpu
+  ) {
+    this.k = vm.kernel
+    this.initiators = vm.vcpus.slice(0, w.initiators)
+    this.targets = vm.vcpus.slice(w.initiators)
+    this.round = vm.vcpus.map(() => 0)
+    this.shootdown = vm.vcpus.map(() => undefined)
+    this.worked = vm.vcpus.map(() => 0)
+    this.burst = vm.vcpus.map(() => 0)
+  }
+
+  *step(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
+    return v.vcpu_id < this.w.initiators ? yield* this.initiatorStep(v) : yield* this.targetStep(v)
+  }
+
+  private *initiatorStep(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
+    const { w, k, mm } = this
+    const sd = this.shootdown[v.vcpu_id]
+    if (sd !== undefined) {
+      const wait = yield* Guest.waitShootdown(mm, v, sd, this.cpuOf(v))
+      if (wait === "pause-loop-exit") return ExitReason.PauseInstruction
+      if (wait === "spinning") return undefined
+      this.shootdown[v.vcpu_id] = undefined
+      if (++this.round[v.vcpu_id]! === w.rounds && ++this.done === this.initiators.length) k.wakeAll(this.finished)
+      // Other work before the next unmap, 0 to guestSteps - 1 steps, so that initiators are
+      // not in lockstep with each other. It does not touch the mm (the initiators are not in
+      // each other's flush masks); it reads a target's steal clock, as the guest scheduler's
+      // update_rq_clock of another CPU's runqueue does (paravirt_steal_clock), racing with
+      // that target's record_steal_time.
+      this.burst[v.vcpu_id] = k.randomBetween(0, w.guestSteps)
+      return undefined
+    }
+    if (this.burst[v.vcpu_id]! > 0) {
+      this.burst[v.vcpu_id]!--
+      yield* Guest.kvm_steal_clock(this.vm, v, this.targets[k.randomBetween(0, this.targets.length)]!)
+      return undefined
+    }
+    if (this.round[v.vcpu_id]! >= w.rounds) {
+      yield* Sim.point()
+      return ExitReason.Hlt
+    }
+    // Unmap and remap a page (ptep_clear_flush-like), flush locally, then shoot down.
+    const page = (v.vcpu_id + this.round[v.vcpu_id]!) % w.pages
+    yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
+    v.tlb.delete(page)
+    const next = yield* Guest.flush_tlb_multi(mm, v, page, this.targets)
+    this.shootdown[v.vcpu_id] = next
+    if (next.schedYieldTo !== undefined) return Hypercall.hypercall(v, Hypercall.KVM_HC_SCHED_YIELD, next.schedYieldTo.vcpu_id)
+    return undefined
+  }
+
+  private *targetStep(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
+    const { w, k } = this
+    if (Lapic.pending(v)) {
+      yield* Guest.flush_tlb_func(this.mm, v)
+      return undefined
+    }
+    if (++this.worked[v.vcpu_id]! > w.guestWork) {
+      yield* Sim.point()
+      return ExitReason.Hlt
+    }
+    yield* Guest.access(this.mm, v, k.randomBetween(0, w.pages))
+    if (++this.burst[v.vcpu_id]! < w.guestSteps) return undefined
+    this.burst[v.vcpu_id] = 0
+    yield* Guest.kvm_steal_clock(this.vm, v, v)
+    // A host timer tick (an external-interrupt exit, at an instruction boundary) or an
+    // instruction KVM emulates (port I/O).
+    return k.randomBetween(0, 2) === 0 ? ExitReason.ExternalInterrupt : ExitReason.IoInstruction
+  }
+
+  *handleExit(v: State.VcpuState, reason: Protocol.ExitReason): Sim.Gen<void> {
+    const { vm, k } = this
+    if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+    if (reason !== ExitReason.IoInstruction) return
+    // Emulation: translate the guest address, possibly be preempted (not at an instruction
+    // boundary), then complete the access with the translation held.
+    const page = k.randomBetween(0, this.w.pages)
+    const [, walkedAt] = yield* Guest.emulatorTranslate(this.mm, v, page)
+    yield* Sched.cond_resched(vm, v, this.cpuOf(v))
+    const stale = Inv.pv1Held(k, PvFlush.State.steal.of(v), walkedAt)
+    if (stale !== undefined) yield* Sim.fail("PV-1", stale)
+    vm.count("emulated")
+  }
+}
+
+/** The VMM's I/O thread: now and then it needs a target's thread in userspace (run_on_cpu). */
+const vmmThread = (s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm, targets: ReadonlyArray<State.VcpuState>) =>
+  function*() {
+    const io = yield* Vm.hostThread(host, "vmm", s.vcpusPerVm)
+    for (let i = 0; i < w.vmmCommands; i++) {
+      yield* Sim.point(200_000)
+      yield* Thread.command(vm, targets[i % targets.length]!, new VcpuProtocol.RunOnCpu({ workNs: 1_000 }), io)
+    }
+  }
+
 export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
     if (w.kind !== "pv-flush-race") throw new Error(`not a pv-flush-race scenario: ${w.kind}`)
-    const costs = Costs.resolve(s.costs)
-    const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs })
-    const k = host.kernel
+    const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
     const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
     if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
     Host.attach(vm)
     const mm = Guest.makeMm(vm, w.pages)
-    const initiators = vm.vcpus.slice(0, w.initiators)
-    const targets = vm.vcpus.slice(w.initiators)
-    // Each target's CPU is shared with a host thread of its own. vCPU threads pinned to one
-    // physical CPU (`pin`, or fewer CPUs than vCPUs) share it through a runqueue (round-robin,
-    // the cost model's slice).
-    const cpuIds = vm.vcpus.map((_, i) => w.pin?.[i] ?? i % s.pcpus)
-    const sched = new Set(cpuIds).size < s.vcpusPerVm ? new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, costs), k, k.randomBetween(0, 0x7fffffff)) : undefined
-    const cpus = new Map<State.VcpuState, Sched.HostCpu>()
-    for (const v of initiators) if (sched !== undefined) cpus.set(v, sched.cpu)
-    for (const [j, t] of targets.entries()) {
-      const hog = new Hog.Hog(targets.length === 1 ? "hog" : `hog${j}`, w.hogSteps)
-      yield* Sim.spawn(hog.name, () => hog.body())
-      const cpu = hog.cpu(k, w.preemptPercent)
-      cpus.set(t, sched === undefined ? cpu : Sched.sharedWith(sched.cpu, cpu))
-    }
-    const cpuOf = (v: State.VcpuState) => cpus.get(v) ?? Sched.alone
-    const finished = Sim.makeWaitQueue("initiators done")
-    let done = 0
-    // Per vCPU, by vcpu_id: an initiator's round and shootdown in progress; a target's work.
-    const round = vm.vcpus.map(() => 0)
-    const shootdown: Array<PvFlush.Guest.Shootdown | undefined> = vm.vcpus.map(() => undefined)
-    const worked = vm.vcpus.map(() => 0)
-    const burst = vm.vcpus.map(() => 0)
-
-    const initiatorStep = function*(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
-      const sd = shootdown[v.vcpu_id]
-      if (sd !== undefined) {
-        const wait = yield* Guest.waitShootdown(mm, v, sd, cpuOf(v))
-        if (wait === "pause-loop-exit") return ExitReason.PauseInstruction
-        if (wait === "spinning") return undefined
-        shootdown[v.vcpu_id] = undefined
-        if (++round[v.vcpu_id]! === w.rounds && ++done === initiators.length) k.wakeAll(finished)
-        // Other work before the next unmap, 0 to guestSteps - 1 steps, so that initiators are
-        // not in lockstep with each other. It does not touch the mm (the initiators are not in
-        // each other's flush masks); it reads a target's steal clock, as the guest scheduler's
-        // update_rq_clock of another CPU's runqueue does (paravirt_steal_clock), racing with
-        // that target's record_steal_time.
-        burst[v.vcpu_id] = k.randomBetween(0, w.guestSteps)
-        return undefined
-      }
-      if (burst[v.vcpu_id]! > 0) {
-        burst[v.vcpu_id]!--
-        yield* Guest.kvm_steal_clock(vm, v, targets[k.randomBetween(0, targets.length)]!)
-        return undefined
-      }
-      if (round[v.vcpu_id]! >= w.rounds) {
-        yield* Sim.point()
-        return ExitReason.Hlt
-      }
-      // Unmap and remap a page (ptep_clear_flush-like), flush locally, then shoot down.
-      const page = (v.vcpu_id + round[v.vcpu_id]!) % w.pages
-      yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
-      v.tlb.delete(page)
-      const next = yield* Guest.flush_tlb_multi(mm, v, page, targets)
-      shootdown[v.vcpu_id] = next
-      if (next.schedYieldTo !== undefined) return Hypercall.hypercall(v, Hypercall.KVM_HC_SCHED_YIELD, next.schedYieldTo.vcpu_id)
-      return undefined
-    }
-
-    const targetStep = function*(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
-      if (Lapic.pending(v)) {
-        yield* Guest.flush_tlb_func(mm, v)
-        return undefined
-      }
-      if (++worked[v.vcpu_id]! > w.guestWork) {
-        yield* Sim.point()
-        return ExitReason.Hlt
-      }
-      yield* Guest.access(mm, v, k.randomBetween(0, w.pages))
-      if (++burst[v.vcpu_id]! < w.guestSteps) return undefined
-      burst[v.vcpu_id] = 0
-      yield* Guest.kvm_steal_clock(vm, v, v)
-      // A host timer tick (an external-interrupt exit, at an instruction boundary) or an
-      // instruction KVM emulates (port I/O).
-      return k.randomBetween(0, 2) === 0 ? ExitReason.ExternalInterrupt : ExitReason.IoInstruction
-    }
-
-    const guest: Vcpu.Guest = {
-      *step(v) {
-        return v.vcpu_id < w.initiators ? yield* initiatorStep(v) : yield* targetStep(v)
-      },
-      *handleExit(v, reason) {
-        if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
-        if (reason !== ExitReason.IoInstruction) return
-        // Emulation: translate the guest address, possibly be preempted (not at an
-        // instruction boundary), then complete the access with the translation held.
-        const page = k.randomBetween(0, w.pages)
-        const [, walkedAt] = yield* Guest.emulatorTranslate(mm, v, page)
-        yield* Sched.cond_resched(vm, v, cpuOf(v))
-        const stale = Inv.pv1Held(k, PvFlush.State.steal.of(v), walkedAt)
-        if (stale !== undefined) yield* Sim.fail("PV-1", stale)
-        vm.count("emulated")
-      }
-    }
-    const actors = yield* spawnVcpus(host, vm, guest, {
-      cpu: (i) => cpuIds[i]!,
-      host: cpuOf,
-      ...(sched !== undefined ? { sched } : {})
-    })
-    // The VMM's I/O thread: now and then it needs a target's thread in userspace (run_on_cpu).
-    if (w.vmmCommands > 0) {
-      yield* Sim.spawn("vmm", function*() {
-        const io = yield* Vm.hostThread(host, "vmm", s.vcpusPerVm)
-        for (let i = 0; i < w.vmmCommands; i++) {
-          yield* Sim.point(200_000)
-          yield* Thread.command(vm, targets[i % targets.length]!, new VcpuProtocol.RunOnCpu({ workNs: 1_000 }), io)
-        }
-      })
-    }
-    while (done < initiators.length) yield* Sim.wait(finished)
+    const { cpuOf, placement } = yield* placeVcpus(s, w, host, vm)
+    const race = new Race(w, vm, mm, cpuOf)
+    const actors = yield* spawnVcpus(host, vm, race, placement)
+    if (w.vmmCommands > 0) yield* Sim.spawn("vmm", vmmThread(s, w, host, vm, race.targets))
+    while (race.done < race.initiators.length) yield* Sim.wait(race.finished)
     const user = yield* Vm.hostThread(host, "userspace", s.vcpusPerVm)
     yield* teardown(vm, user, actors)
     return sink === undefined ? {} : sink.metrics()
