@@ -15,7 +15,7 @@ const json = (stdout: string) => {
 describe("explore --workers", () => {
   it.live("a violation: the lowest violating run, its token and every count are the same for 1, 2 and 3 workers", () =>
     Effect.gen(function*() {
-      // Found at run 1692 of 2000: many blocks are dealt, and later ones must not count.
+      // Found at run 953 of 2000: many blocks are dealt, and later ones must not count.
       const args = ["explore", "pv-flush-race", "--bug", "B.readCopyWriteback", "--strategy", "pct", "--runs", "2000", "--json"] as const
       const one = yield* kvmlab(...args, "--workers", "1")
       expect(one.status).toBe(1)

@@ -84,17 +84,17 @@ export const validate = (o: { readonly runs: number }): InvalidRunOptions | unde
     : undefined
 
 /**
- * The strategy the runs use. PCT needs the expected run length k; when the strategy does not
- * give it, it is calibrated once from four `random` runs (seeds `seed` to `seed + 3`): the
- * longest of them. The same for every block and every worker, so results do not depend on how
- * the runs are dealt.
+ * The strategy the runs use. PCT needs the expected run length k, in scheduling decisions; when
+ * the strategy does not give it, it is calibrated once from four `random` runs (seeds `seed` to
+ * `seed + 3`): the most decisions any of them made. The same for every block and every worker,
+ * so results do not depend on how the runs are dealt.
  */
 export const runStrategy = (program: Program<unknown>, o: BlockOptions): SearchStrategy => {
   if (o.strategy._tag !== "pct" || o.strategy.steps !== undefined) return o.strategy
   let k = 1
   for (let i = 0; i < 4; i++) {
     const r = runSync(program, { ...bounds(o), seed: (o.seed + i) >>> 0, strategy: { _tag: "random" }, engine: o.engine ?? "fast" })
-    k = Math.max(k, r.steps)
+    k = Math.max(k, r.decisions.length)
   }
   return { ...o.strategy, steps: Math.min(k, 100_000_000) }
 }

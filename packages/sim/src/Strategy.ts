@@ -8,7 +8,8 @@
  * - `swarm`: random with per-run weights per actor (swarm testing), so that some runs starve an
  *   actor (a store-buffer drain, a vCPU) and others favour it; costs ignored as for `random`.
  * - `pct`: probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010) with `depth` d:
- *   random priorities, d-1 priority change points over an expected run length of `steps`.
+ *   random priorities, d-1 distinct priority change points over an expected run length of
+ *   `steps` scheduling decisions (steps with one runnable actor decide nothing and do not count).
  *   Finds a bug of depth d with probability at least 1/(n * k^(d-1)) per run.
  * - `timed`: discrete-event order by virtual time; every scheduling point costs the time its
  *   caller states (e.g. a store-buffer drain latency), ties broken by the seed. The default for
@@ -21,7 +22,7 @@ import { Schema } from "effect"
 export const Random = Schema.TaggedStruct("random", {})
 /** Swarm random: per-run random weights per actor, then weighted choice. */
 export const Swarm = Schema.TaggedStruct("swarm", {})
-/** PCT with a bug depth and an expected run length (learned by `explore` when absent). */
+/** PCT with a bug depth and an expected run length in decisions (learned by `explore` when absent). */
 export const Pct = Schema.TaggedStruct("pct", {
   depth: Schema.Int.pipe(Schema.between(1, 64)),
   steps: Schema.optional(Schema.Int.pipe(Schema.between(1, 100_000_000)))
