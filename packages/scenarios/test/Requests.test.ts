@@ -119,6 +119,16 @@ describe("scenario files", () => {
     expect(issues.find((i) => i.path === "vcpusPerVm")!.message).toMatch(/greater than or equal to 1/)
   })
 
+  it("request-race and lockless-walk take several VMs, each vCPU and host thread on a CPU of its own", () => {
+    const two = Either.flatMap(Scenario.withOverrides(Runner.builtin("request-race")!, { set: [["vms", "2"], ["pcpus", "8"]] }), (x) => Runner.validate(x, "x"))
+    expect(Either.isRight(two)).toBe(true)
+    const r = Effect.runSync(Campaign.explore(Either.getOrThrow(two), { seed: 1, runs: 200, strategy: random }))
+    expect(r.violations).toEqual([])
+    expect(r.outcomes.completed).toBe(200)
+    const small = Either.flatMap(Scenario.withOverrides(Runner.builtin("lockless-walk")!, { set: [["vms", "3"], ["pcpus", "5"]] }), (x) => Runner.validate(x, "x"))
+    expect(Either.isLeft(small) && small.left.issues[0]!.message).toMatch(/3 VM\(s\) x \(1 vCPUs \+ 1 host threads\) need at least 6, got 5/)
+  })
+
   it("rejects fields that contradict each other, and text that is not JSON", () => {
     const raw = JSON.parse(Scenario.toJson(Runner.builtin("request-race")!))
     raw.pcpus = 2

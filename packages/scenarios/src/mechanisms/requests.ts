@@ -1,19 +1,21 @@
 /**
  * Mechanism A (spec §1, thread 4): requests, kicks, remote TLB flushes and lockless shadow walks.
- * Its workloads: `request-race` and `lockless-walk`, one physical CPU per vCPU and per host thread.
+ * Its workloads: `request-race` and `lockless-walk`, any number of VMs, one physical CPU per vCPU
+ * and per host thread.
  */
 import { Invariants, RequestsVariants } from "@kvmlab/kvm"
 import type { Issue, Mechanism, WorkloadDef } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import * as Requests from "../workloads/Requests.js"
 
-/** Each vCPU and each host thread on a physical CPU of its own; one VM. */
-const shape = (s: Scenario, kind: string, threads: number): ReadonlyArray<Issue> => [
-  ...(s.vms !== 1 ? [{ path: "vms", message: `a ${kind} scenario has one VM, got ${s.vms}` }] : []),
-  ...(s.pcpus < s.vcpusPerVm + threads
-    ? [{ path: "pcpus", message: `${kind} gives each vCPU and each host thread its own physical CPU: needs at least ${s.vcpusPerVm + threads}, got ${s.pcpus}` }]
-    : [])
-]
+/** Each vCPU and each host thread (of every VM) on a physical CPU of its own. */
+const shape = (s: Scenario, kind: string, threads: number): ReadonlyArray<Issue> =>
+  s.pcpus < s.vms * (s.vcpusPerVm + threads)
+    ? [{
+      path: "pcpus",
+      message: `${kind} gives each vCPU and each host thread its own physical CPU: ${s.vms} VM(s) x (${s.vcpusPerVm} vCPUs + ${threads} host threads) need at least ${s.vms * (s.vcpusPerVm + threads)}, got ${s.pcpus}`
+    }]
+    : []
 
 /** `flush` is the guest's own remote flush, which these guests never make. */
 const flushNote = (s: Scenario, kind: string): ReadonlyArray<string> =>

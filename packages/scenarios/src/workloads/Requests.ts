@@ -124,41 +124,63 @@ export function* teardown(vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim
 
 const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bugs: new Set(s.bugs) })
 
-/** Builds the program of a `request-race` or `lockless-walk` scenario. */
+/**
+ * Builds the program of a `request-race` or `lockless-walk` scenario: `vms` VMs, each with its
+ * vCPUs and its requester threads (or zapper), every one on a physical CPU of its own: VM j's
+ * vCPUs first (CPUs j*vcpusPerVm ...), then every VM's host threads.
+ */
 export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
     if (w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") throw new Error(`${w.kind} is not a mechanism A workload`)
     const requesters = w.kind === "request-race" ? w.requesters : 1
     const vcpus = s.vcpusPerVm
-    const host = yield* Vm.makeHost({ pcpus: vcpus, costs: Costs.resolve(s.costs) })
-    const k = host.kernel
-    const vm = Vm.makeVm(host, vcpus, switchesOf(s))
-    if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
-    const mmu = ShadowMmu.make(vm, w.gfns)
-    const guest = makeGuest(vm, mmu, {
-      guestSteps: w.guestSteps,
-      guestWork: w.guestWork,
-      haltPercent: w.kind === "request-race" ? w.haltPercent : 0,
-      mmioPercent: w.kind === "lockless-walk" ? w.mmioPercent : 0
-    })
-    const actors = yield* spawnVcpus(host, vm, guest, ownCpus(0))
-    const threads = []
-    for (let r = 0; r < requesters; r++) {
-      const name = w.kind === "request-race" ? `requester${r}` : "zapper"
-      threads.push(yield* Sim.spawn(name, function*() {
-        const t = yield* Vm.hostThread(host, name, vcpus + r)
-        for (let round = 0; round < w.rounds; round++) {
-          yield* ShadowMmu.zapAndRemap(mmu, t, (r + round) % w.gfns)
-          if (w.kind === "request-race" && w.kicks) {
-            const target = vm.vcpus[k.randomBetween(0, vcpus)]!
-            yield* Requests.kvm_make_request_and_kick(vm, Protocol.KVM_REQ_EVENT, target, t)
-          }
-        }
-      }))
+    const host = yield* Vm.makeHost({ pcpus: s.vms * vcpus, costs: Costs.resolve(s.costs) })
+    const vms: Array<Vm.Vm> = []
+    if (sink !== undefined) sink.metrics = () => sumStats(vms)
+    const actors: Array<Sim.ActorHandle<number>> = []
+    const threads: Array<Sim.ActorHandle<void>> = []
+    for (let j = 0; j < s.vms; j++) {
+      const vm = Vm.makeVm(host, vcpus, switchesOf(s))
+      vms.push(vm)
+      const mmu = ShadowMmu.make(vm, w.gfns)
+      const guest = makeGuest(vm, mmu, {
+        guestSteps: w.guestSteps,
+        guestWork: w.guestWork,
+        haltPercent: w.kind === "request-race" ? w.haltPercent : 0,
+        mmioPercent: w.kind === "lockless-walk" ? w.mmioPercent : 0
+      })
+      actors.push(...yield* spawnVcpus(host, vm, guest, ownCpus(j * vcpus)))
+      for (let r = 0; r < requesters; r++) {
+        const base = w.kind === "request-race" ? `requester${r}` : "zapper"
+        const name = s.vms === 1 ? base : `${vm.name}.${base}`
+        threads.push(yield* Sim.spawn(name, requester(host, vm, mmu, w, name, s.vms * vcpus + j * requesters + r, r)))
+      }
     }
     for (const a of threads) yield* Sim.join(a)
-    const user = yield* Vm.hostThread(host, "userspace", vcpus + requesters)
-    yield* teardown(vm, user, actors)
+    const user = yield* Vm.hostThread(host, "userspace", s.vms * (vcpus + requesters))
+    for (const vm of vms) yield* teardown(vm, user, actors.splice(0, vcpus))
     return sink === undefined ? {} : sink.metrics()
   }
+
+/** A requester (request-race) or the zapper (lockless-walk) of `vm`, on CPU `cpu`. */
+const requester = (host: Vm.Host, vm: Vm.Vm, mmu: ShadowMmu.ShadowMmu, w: typeof RequestRace.Type | typeof LocklessWalk.Type, name: string, cpu: number, r: number) =>
+  function*() {
+    const k = host.kernel
+    const t = yield* Vm.hostThread(host, name, cpu)
+    for (let round = 0; round < w.rounds; round++) {
+      yield* ShadowMmu.zapAndRemap(mmu, t, (r + round) % w.gfns)
+      if (w.kind === "request-race" && w.kicks) {
+        const target = vm.vcpus[k.randomBetween(0, vm.vcpus.length)]!
+        yield* Requests.kvm_make_request_and_kick(vm, Protocol.KVM_REQ_EVENT, target, t)
+      }
+    }
+  }
+
+/** The counters of several VMs, summed by name (one VM: its own). */
+const sumStats = (vms: ReadonlyArray<Vm.Vm>): Metrics => {
+  const out: Record<string, number> = {}
+  for (const vm of vms) for (const [name, n] of Object.entries(vm.stats)) out[name] = (out[name] ?? 0) + n
+  return out
+}
+
