@@ -48,77 +48,86 @@ export interface Compiled {
   readonly initRegs: ReadonlyArray<ReadonlyArray<number>>
 }
 
-/** Compiles a parsed test for the engines. */
-export const compile = (test: LitmusTest): Compiled => {
-  const locIndex = new Map(test.locations.map((l, i) => [l, i] as const))
-  const regIndex = test.threads.map(() => new Map<string, number>([["%scratch", 0]]))
-  const reg = (t: number, name: string) => {
-    const m = regIndex[t]!
-    let i = m.get(name)
-    if (i === undefined) {
-      i = m.size
-      m.set(name, i)
-    }
-    return i
+/** The index of register `name` in a thread's register map, allocating the next one on first mention. */
+const regIn = (regs: Map<string, number>, name: string): number => {
+  let i = regs.get(name)
+  if (i === undefined) {
+    i = regs.size
+    regs.set(name, i)
   }
-  for (const key of test.initRegs.keys()) {
-    const [t, name] = key.split(":")
-    if (Number(t) < test.threads.length) reg(Number(t), name!)
+  return i
+}
+
+/** Appends the micro-op of a source operand: `kImm` with the immediate, or `kReg` with the source register. */
+const pushSource = (out: Array<Micro>, regs: Map<string, number>, s: Source, kImm: K, kReg: K, a: number, alu: Alu = "add") =>
+  out.push(s.kind === "imm" ? { k: kImm, a, b: s.value, alu } : { k: kReg, a, b: regIn(regs, s.reg), alu })
+
+/** Appends the micro-ops of one instruction of a thread (`regs` is the thread's register map). */
+const compileInstr = (out: Array<Micro>, i: Instr, locIndex: ReadonlyMap<string, number>, regs: Map<string, number>): void => {
+  switch (i.op) {
+    case "load":
+      out.push({ k: K.Load, a: locIndex.get(i.loc)!, b: regIn(regs, i.reg), alu: "add" })
+      break
+    case "store":
+      pushSource(out, regs, i.src, K.StoreImm, K.StoreReg, locIndex.get(i.loc)!)
+      break
+    case "mov":
+      pushSource(out, regs, i.src, K.MovImm, K.MovReg, regIn(regs, i.reg))
+      break
+    case "alu":
+      pushSource(out, regs, i.src, K.AluImm, K.AluReg, regIn(regs, i.reg), i.alu)
+      break
+    case "mfence":
+      out.push({ k: K.Fence, a: 0, b: 0, alu: "add" })
+      break
+    case "nop":
+      out.push({ k: K.Nop, a: 0, b: 0, alu: "add" })
+      break
+    case "xchg":
+      out.push({ k: K.Xchg, a: locIndex.get(i.loc)!, b: regIn(regs, i.reg), alu: "add" })
+      break
+    case "locked":
+      pushSource(out, regs, i.src, K.LockedImm, K.LockedReg, locIndex.get(i.loc)!, i.alu)
+      break
+    case "xadd":
+      out.push({ k: K.Xadd, a: locIndex.get(i.loc)!, b: regIn(regs, i.reg), alu: "add" })
+      break
+    case "cmpxchg":
+      regIn(regs, "rax")
+      out.push({ k: K.Cmpxchg, a: locIndex.get(i.loc)!, b: regIn(regs, i.reg), alu: "add" })
+      break
+    case "memalu": // not locked: a load into scratch, the arithmetic, a store
+      out.push({ k: K.Load, a: locIndex.get(i.loc)!, b: 0, alu: "add" })
+      pushSource(out, regs, i.src, K.AluImm, K.AluReg, 0, i.alu)
+      out.push({ k: K.StoreReg, a: locIndex.get(i.loc)!, b: 0, alu: "add" })
+      break
   }
-  const loc = (name: string) => locIndex.get(name)!
-  const code = test.threads.map((instrs, t) => {
-    const out: Array<Micro> = []
-    const src = (s: Source, kImm: K, kReg: K, a: number, alu: Alu = "add") =>
-      out.push(s.kind === "imm" ? { k: kImm, a, b: s.value, alu } : { k: kReg, a, b: reg(t, s.reg), alu })
-    for (const i of instrs as ReadonlyArray<Instr>) {
-      switch (i.op) {
-        case "load":
-          out.push({ k: K.Load, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
-          break
-        case "store":
-          src(i.src, K.StoreImm, K.StoreReg, loc(i.loc))
-          break
-        case "mov":
-          src(i.src, K.MovImm, K.MovReg, reg(t, i.reg))
-          break
-        case "alu":
-          src(i.src, K.AluImm, K.AluReg, reg(t, i.reg), i.alu)
-          break
-        case "mfence":
-          out.push({ k: K.Fence, a: 0, b: 0, alu: "add" })
-          break
-        case "nop":
-          out.push({ k: K.Nop, a: 0, b: 0, alu: "add" })
-          break
-        case "xchg":
-          out.push({ k: K.Xchg, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
-          break
-        case "locked":
-          src(i.src, K.LockedImm, K.LockedReg, loc(i.loc), i.alu)
-          break
-        case "xadd":
-          out.push({ k: K.Xadd, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
-          break
-        case "cmpxchg":
-          reg(t, "rax")
-          out.push({ k: K.Cmpxchg, a: loc(i.loc), b: reg(t, i.reg), alu: "add" })
-          break
-        case "memalu": // not locked: a load into scratch, the arithmetic, a store
-          out.push({ k: K.Load, a: loc(i.loc), b: 0, alu: "add" })
-          src(i.src, K.AluImm, K.AluReg, 0, i.alu)
-          out.push({ k: K.StoreReg, a: loc(i.loc), b: 0, alu: "add" })
-          break
-      }
-    }
-    return out
-  })
-  for (const v of test.observed) if (v.kind === "reg" && v.thread < test.threads.length) reg(v.thread, v.reg)
-  const initMem = test.locations.map((l) => test.initLocs.get(l) ?? 0)
-  const initRegs = regIndex.map((m, t) => {
+}
+
+/** The initial registers of each thread, by register index (0 unless the test's init sets them). */
+const initRegsOf = (test: LitmusTest, regIndex: ReadonlyArray<ReadonlyMap<string, number>>): Array<Array<number>> =>
+  regIndex.map((m, t) => {
     const r = new Array<number>(m.size).fill(0)
     for (const [name, i] of m) r[i] = test.initRegs.get(`${t}:${name}`) ?? 0
     return r
   })
+
+/** Compiles a parsed test for the engines. */
+export const compile = (test: LitmusTest): Compiled => {
+  const locIndex = new Map(test.locations.map((l, i) => [l, i] as const))
+  const regIndex = test.threads.map(() => new Map<string, number>([["%scratch", 0]]))
+  for (const key of test.initRegs.keys()) {
+    const [t, name] = key.split(":")
+    if (Number(t) < test.threads.length) regIn(regIndex[Number(t)]!, name!)
+  }
+  const code = test.threads.map((instrs, t) => {
+    const out: Array<Micro> = []
+    for (const i of instrs as ReadonlyArray<Instr>) compileInstr(out, i, locIndex, regIndex[t]!)
+    return out
+  })
+  for (const v of test.observed) if (v.kind === "reg" && v.thread < test.threads.length) regIn(regIndex[v.thread]!, v.reg)
+  const initMem = test.locations.map((l) => test.initLocs.get(l) ?? 0)
+  const initRegs = initRegsOf(test, regIndex)
   return { test, locIndex, regIndex, code, initMem, initRegs }
 }
 
@@ -170,56 +179,38 @@ const keyOf = (s: Array<number>): string => {
   return String.fromCharCode.apply(null, keyBuf) // one flat string: cheap to hash
 }
 
-/** Executes thread t's next micro-op on a copy of s, or returns undefined if it is not enabled. */
-const step = (c: Compiled, L: Layout, model: Model, s: Array<number>, t: number): Array<number> | undefined => {
-  const op = c.code[t]![s[t]!]!
-  const lenAt = L.len + t
-  const locked = op.k === K.Fence || op.k === K.Xchg || op.k === K.LockedImm || op.k === K.LockedReg || op.k === K.Xadd || op.k === K.Cmpxchg
-  if (locked && s[lenAt] !== 0) return undefined // mfence and locked instructions need an empty buffer
-  const n = s.slice()
-  const r = L.regs[t]!
+/** Whether a micro-op needs an empty store buffer: mfence and the locked instructions. */
+const isLocked = (k: K) => k === K.Fence || k === K.Xchg || k === K.LockedImm || k === K.LockedReg || k === K.Xadd || k === K.Cmpxchg
+
+/** The value thread t loads from location `a` of state n. */
+const loadValue = (L: Layout, n: Array<number>, t: number, lenAt: number, a: number): number => {
+  // Store-buffer forwarding: the newest own buffered store to this address, else memory.
+  let v = n[L.mem + a]!
+  for (let i = n[lenAt]! - 1; i >= 0; i--) {
+    const at = L.buf[t]! + 2 * i
+    if (n[at] === a) {
+      v = n[at + 1]!
+      break
+    }
+  }
+  return v
+}
+
+/** Thread t stores `value` to location `a` of state n: to memory under SC, into its store buffer under TSO. */
+const storeValue = (L: Layout, model: Model, n: Array<number>, t: number, lenAt: number, a: number, value: number): void => {
+  if (model === "sc") n[L.mem + a] = value
+  else {
+    const at = L.buf[t]! + 2 * n[lenAt]!
+    n[at] = a
+    n[at + 1] = value
+    n[lenAt]!++
+  }
+}
+
+/** Executes a locked read-modify-write (xchg, lock alu, xadd, cmpxchg) of thread t on state n; r is t's register offset. */
+const atomic = (c: Compiled, L: Layout, n: Array<number>, t: number, r: number, op: Micro): void => {
   const m = L.mem
   switch (op.k) {
-    case K.Load: {
-      // Store-buffer forwarding: the newest own buffered store to this address, else memory.
-      let v = n[m + op.a]!
-      for (let i = n[lenAt]! - 1; i >= 0; i--) {
-        const at = L.buf[t]! + 2 * i
-        if (n[at] === op.a) {
-          v = n[at + 1]!
-          break
-        }
-      }
-      n[r + op.b] = v
-      break
-    }
-    case K.StoreImm:
-    case K.StoreReg: {
-      const value = op.k === K.StoreImm ? op.b : n[r + op.b]!
-      if (model === "sc") n[m + op.a] = value
-      else {
-        const at = L.buf[t]! + 2 * n[lenAt]!
-        n[at] = op.a
-        n[at + 1] = value
-        n[lenAt]!++
-      }
-      break
-    }
-    case K.MovImm:
-      n[r + op.a] = op.b
-      break
-    case K.MovReg:
-      n[r + op.a] = n[r + op.b]!
-      break
-    case K.AluImm:
-      n[r + op.a] = applyAlu(op.alu, n[r + op.a]!, op.b)
-      break
-    case K.AluReg:
-      n[r + op.a] = applyAlu(op.alu, n[r + op.a]!, n[r + op.b]!)
-      break
-    case K.Fence:
-    case K.Nop:
-      break
     case K.Xchg: {
       const old = n[m + op.a]!
       n[m + op.a] = n[r + op.b]!
@@ -245,6 +236,46 @@ const step = (c: Compiled, L: Layout, model: Model, s: Array<number>, t: number)
       else n[rax] = old
       break
     }
+  }
+}
+
+/** Executes thread t's next micro-op on a copy of s, or returns undefined if it is not enabled. */
+const step = (c: Compiled, L: Layout, model: Model, s: Array<number>, t: number): Array<number> | undefined => {
+  const op = c.code[t]![s[t]!]!
+  const lenAt = L.len + t
+  if (isLocked(op.k) && s[lenAt] !== 0) return undefined // mfence and locked instructions need an empty buffer
+  const n = s.slice()
+  const r = L.regs[t]!
+  switch (op.k) {
+    case K.Load:
+      n[r + op.b] = loadValue(L, n, t, lenAt, op.a)
+      break
+    case K.StoreImm:
+    case K.StoreReg:
+      storeValue(L, model, n, t, lenAt, op.a, op.k === K.StoreImm ? op.b : n[r + op.b]!)
+      break
+    case K.MovImm:
+      n[r + op.a] = op.b
+      break
+    case K.MovReg:
+      n[r + op.a] = n[r + op.b]!
+      break
+    case K.AluImm:
+      n[r + op.a] = applyAlu(op.alu, n[r + op.a]!, op.b)
+      break
+    case K.AluReg:
+      n[r + op.a] = applyAlu(op.alu, n[r + op.a]!, n[r + op.b]!)
+      break
+    case K.Fence:
+    case K.Nop:
+      break
+    case K.Xchg:
+    case K.LockedImm:
+    case K.LockedReg:
+    case K.Xadd:
+    case K.Cmpxchg:
+      atomic(c, L, n, t, r, op)
+      break
   }
   n[t]!++
   return n

@@ -86,125 +86,156 @@ export const shrink = (token: string, o: ShrinkOptions = {}): Effect.Effect<Shri
     })
   })
 
-const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOptions): ShrinkResult => {
-  const budget = o.budget ?? 10_000
-  const strategy: Strategy.SearchStrategy = data.strategy
-  let tried = 0
+/** One shrink in progress: the invariant every candidate must break, the limits, and the candidate runs made so far. */
+interface Shrinker {
+  readonly invariant: string
+  /** The token's strategy. */
+  readonly strategy: Strategy.SearchStrategy
+  readonly budget: number
+  readonly searchSeeds: number
+  tried: number
+}
 
-  /** Runs scenario `s` with seed `seed` under `st`, guided by `guide`; the candidate when it breaks `invariant`. */
-  const attemptWith = (
-    s: Scenario,
-    seed: number,
-    st: Strategy.SearchStrategy,
-    invariant: string,
-    guide?: ReadonlyArray<number>
-  ): Candidate | undefined => {
-    tried++
-    const r = Run.runSync(program(s), { seed, strategy: st, digest: canonical(s), ...boundsOf(s, st), ...(guide !== undefined ? { guide } : {}) })
-    if (r.violation?.invariant !== invariant) return undefined
-    return { s, seed, strategy: st, decisions: r.decisions, steps: r.steps, preemptions: preemptionsOf(r.decisions), message: r.violation.message, token: r.token }
-  }
-  /** The same, under the candidate's own strategy (guided runs keep the strategy: it decides the timing). */
-  const attempt = (s: Scenario, seed: number, guide: ReadonlyArray<number> | undefined, invariant: string, st = strategy) =>
-    attemptWith(s, seed, st, invariant, guide)
+/** Runs scenario `s` with seed `seed` under `st`, guided by `guide`; the candidate when it breaks the invariant. */
+const attempt = (
+  sh: Shrinker,
+  s: Scenario,
+  seed: number,
+  st: Strategy.SearchStrategy,
+  guide?: ReadonlyArray<number>
+): Candidate | undefined => {
+  sh.tried++
+  const r = Run.runSync(program(s), { seed, strategy: st, digest: canonical(s), ...boundsOf(s, st), ...(guide !== undefined ? { guide } : {}) })
+  if (r.violation?.invariant !== sh.invariant) return undefined
+  return { s, seed, strategy: st, decisions: r.decisions, steps: r.steps, preemptions: preemptionsOf(r.decisions), message: r.violation.message, token: r.token }
+}
 
+/** Whether `a` is strictly smaller than `b`: fewer steps, or as many with fewer preemptions. */
+const smaller = (a: Candidate, b: Candidate) => a.steps < b.steps || (a.steps === b.steps && a.preemptions < b.preemptions)
+
+/** The token's own run, replayed strictly: the candidate to shrink, and the invariant it breaks. */
+const originalOf = (s0: Scenario, data: ReplayToken.ReplayTokenData): { readonly first: Candidate; readonly invariant: string } => {
   const original = Run.runSync(program(s0), { seed: 0, strategy: { _tag: "replay", token: tokenOf(data) }, digest: canonical(s0) })
   if (original.violation === undefined) throw new ShrinkError("the token's run breaks no invariant: nothing to shrink")
-  const invariant = original.violation.invariant
   const first: Candidate = {
     s: s0,
     seed: data.seed,
-    strategy,
+    strategy: data.strategy,
     decisions: original.decisions,
     steps: original.steps,
     preemptions: preemptionsOf(original.decisions),
     message: original.violation.message,
     token: original.token
   }
-  const smaller = (a: Candidate, b: Candidate) => a.steps < b.steps || (a.steps === b.steps && a.preemptions < b.preemptions)
+  return { first, invariant: original.violation.invariant }
+}
 
-  /** Delta debugging over the decisions of `c`, repeated while it finds something smaller. */
-  const shrinkDecisions = (c: Candidate): Candidate => {
-    let best = c
-    for (;;) {
-      const next = decisionPass(best)
-      if (next === best || tried >= budget) return next
-      best = next
-    }
+/** Delta debugging over the decisions of `c`, repeated while it finds something smaller. */
+const shrinkDecisions = (sh: Shrinker, c: Candidate): Candidate => {
+  let best = c
+  for (;;) {
+    const next = decisionPass(sh, best)
+    if (next === best || sh.tried >= sh.budget) return next
+    best = next
   }
+}
 
-  const decisionPass = (c: Candidate): Candidate => {
-    let best = c
-    // Drop chunks of decisions, from half the list down to single ones.
-    for (let chunk = Math.max(1, best.decisions.length >> 1); chunk >= 1 && tried < budget; chunk >>= 1) {
-      for (let at = 0; at < best.decisions.length && tried < budget;) {
-        const guide = [...best.decisions.slice(0, at), ...best.decisions.slice(at + chunk)]
-        const next = attempt(best.s, best.seed, guide, invariant, best.strategy)
-        if (next !== undefined && smaller(next, best)) best = next
-        else at += chunk
-      }
-    }
-    // Each remaining preemption becomes "go on with the actor that ran last".
-    for (let i = best.decisions.length - 1; i >= 1 && tried < budget; i--) {
-      if (i >= best.decisions.length || best.decisions[i] === best.decisions[i - 1]) continue
-      const guide = best.decisions.slice()
-      guide[i] = -1
-      const next = attempt(best.s, best.seed, guide, invariant, best.strategy)
+/** One pass over the decisions: drop chunks, then turn preemptions into "go on". */
+const decisionPass = (sh: Shrinker, c: Candidate): Candidate => goOnInsteadOfPreempting(sh, dropChunks(sh, c))
+
+/** Drop chunks of decisions, from half the list down to single ones. */
+const dropChunks = (sh: Shrinker, c: Candidate): Candidate => {
+  let best = c
+  for (let chunk = Math.max(1, best.decisions.length >> 1); chunk >= 1 && sh.tried < sh.budget; chunk >>= 1) {
+    for (let at = 0; at < best.decisions.length && sh.tried < sh.budget;) {
+      const guide = [...best.decisions.slice(0, at), ...best.decisions.slice(at + chunk)]
+      const next = attempt(sh, best.s, best.seed, best.strategy, guide)
       if (next !== undefined && smaller(next, best)) best = next
+      else at += chunk
     }
-    return best
   }
+  return best
+}
 
-  /** The scenario's size, lowered one setting at a time. */
-  const shrinkScenario = (c: Candidate): Candidate => {
-    let best = c
-    let progress = true
-    while (progress && tried < budget) {
-      progress = false
-      for (const [path, value] of sizes(best.s)) {
-        for (const lower of lowerValues(value)) {
-          const s = withSize(best.s, path, lower)
-          if (s === undefined || tried >= budget) continue
-          let next = attempt(s, best.seed, best.decisions, invariant, best.strategy)
-          for (let k = 0; next === undefined && k < Math.ceil((o.searchSeeds ?? 200) / 4) && tried < budget; k++) {
-            next = attempt(s, (best.seed + 1 + k) >>> 0, undefined, invariant, best.strategy)
-          }
-          if (next !== undefined) {
-            next = shrinkDecisions(next)
-            // A smaller scenario is progress even at the same length.
-            if (next.steps <= best.steps && next.preemptions <= best.preemptions) {
-              best = next
-              progress = true
-              break
-            }
+/** Each remaining preemption becomes "go on with the actor that ran last". */
+const goOnInsteadOfPreempting = (sh: Shrinker, c: Candidate): Candidate => {
+  let best = c
+  for (let i = best.decisions.length - 1; i >= 1 && sh.tried < sh.budget; i--) {
+    if (i >= best.decisions.length || best.decisions[i] === best.decisions[i - 1]) continue
+    const guide = best.decisions.slice()
+    guide[i] = -1
+    const next = attempt(sh, best.s, best.seed, best.strategy, guide)
+    if (next !== undefined && smaller(next, best)) best = next
+  }
+  return best
+}
+
+/** The scenario's size, lowered one setting at a time. */
+const shrinkScenario = (sh: Shrinker, c: Candidate): Candidate => {
+  let best = c
+  let progress = true
+  while (progress && sh.tried < sh.budget) {
+    progress = false
+    for (const [path, value] of sizes(best.s)) {
+      for (const lower of lowerValues(value)) {
+        const s = withSize(best.s, path, lower)
+        if (s === undefined || sh.tried >= sh.budget) continue
+        let next = reproduce(sh, best, s)
+        if (next !== undefined) {
+          next = shrinkDecisions(sh, next)
+          // A smaller scenario is progress even at the same length.
+          if (next.steps <= best.steps && next.preemptions <= best.preemptions) {
+            best = next
+            progress = true
+            break
           }
         }
       }
     }
-    return best
   }
+  return best
+}
 
-  /**
-   * In the smallest scenario found, the shortest violating run among a few hundred seeds (under
-   * the token's strategy and under swarm), shrunk again: a small scenario often has a far
-   * shorter counterexample than the one the original run led to.
-   */
-  const shortestOfSeeds = (c: Candidate): Candidate => {
-    let best = c
-    const seeds = o.searchSeeds ?? 200
-    for (const st of [strategy, { _tag: "swarm" } as const]) {
-      for (let k = 0; k < seeds && tried < budget; k++) {
-        const next = attemptWith(c.s, (c.seed + 1000 + k) >>> 0, st, invariant)
-        if (next !== undefined && smaller(next, best)) best = next
-      }
+/**
+ * The violation of `best` in the smaller scenario `s`: guided by the decisions of `best`, or
+ * failing that, searched with a quarter of the search seeds under its strategy.
+ */
+const reproduce = (sh: Shrinker, best: Candidate, s: Scenario): Candidate | undefined => {
+  let next = attempt(sh, s, best.seed, best.strategy, best.decisions)
+  for (let k = 0; next === undefined && k < Math.ceil(sh.searchSeeds / 4) && sh.tried < sh.budget; k++) {
+    next = attempt(sh, s, (best.seed + 1 + k) >>> 0, best.strategy)
+  }
+  return next
+}
+
+/**
+ * In the smallest scenario found, the shortest violating run among a few hundred seeds (under
+ * the token's strategy and under swarm), shrunk again: a small scenario often has a far
+ * shorter counterexample than the one the original run led to.
+ */
+const shortestOfSeeds = (sh: Shrinker, c: Candidate): Candidate => {
+  let best = c
+  for (const st of [sh.strategy, { _tag: "swarm" } as const]) {
+    for (let k = 0; k < sh.searchSeeds && sh.tried < sh.budget; k++) {
+      const next = attempt(sh, c.s, (c.seed + 1000 + k) >>> 0, st)
+      if (next !== undefined && smaller(next, best)) best = next
     }
-    return best === c ? c : shrinkDecisions(best)
   }
+  return best === c ? c : shrinkDecisions(sh, best)
+}
 
-  const best = shortestOfSeeds(shrinkScenario(shrinkDecisions(first)))
-  // The result must replay strictly, to the same violation.
+/** The result must replay strictly, to the same violation. */
+const checkReplays = (best: Candidate, invariant: string): void => {
   const check = Run.runSync(program(best.s), { seed: 0, strategy: { _tag: "replay", token: best.token }, digest: canonical(best.s) })
   if (check.violation?.invariant !== invariant) throw new ShrinkError("internal: the shrunk token does not replay to the same invariant")
+}
+
+/** The shrink: the decisions, then the scenario's size, then the shortest run of many seeds; throws `ShrinkError`. */
+const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOptions): ShrinkResult => {
+  const { first, invariant } = originalOf(s0, data)
+  const sh: Shrinker = { invariant, strategy: data.strategy, budget: o.budget ?? 10_000, searchSeeds: o.searchSeeds ?? 200, tried: 0 }
+  const best = shortestOfSeeds(sh, shrinkScenario(sh, shrinkDecisions(sh, first)))
+  checkReplays(best, invariant)
   return {
     invariant,
     message: best.message,
@@ -214,7 +245,7 @@ const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOp
     preemptionsBefore: first.preemptions,
     preemptionsAfter: best.preemptions,
     changes: changesBetween(s0, best.s),
-    candidates: tried
+    candidates: sh.tried
   }
 }
 

@@ -50,84 +50,115 @@ export const parseVarText = (s: string, line: number): Var => {
   return fail(line, "a register \"0:rax\" or a location \"x\"/\"[x]\"", show(s))
 }
 
+/** A parse of a condition's tokens: the tokens, the position, and the line to report at their end. */
+interface Cursor {
+  readonly toks: ReadonlyArray<Tok>
+  p: number
+  readonly lastLine: number
+}
+
+/** The current token's text, or undefined at the end. */
+const peek = (c: Cursor): string | undefined => c.toks[c.p]?.t
+
+/** The current token's line (the last token's at the end). */
+const here = (c: Cursor): number => c.toks[c.p]?.line ?? c.lastLine
+
+/** Consumes token `t`, or fails. */
+const expect = (c: Cursor, t: string): void => {
+  if (peek(c) !== t) fail(here(c), `"${t}"`, peek(c) === undefined ? "end of file" : show(peek(c)!))
+  c.p++
+}
+
+/** The leading `exists`, `forall` or `~exists`. */
+const parseQuantifier = (c: Cursor): Condition["quantifier"] => {
+  if (peek(c) === "exists") {
+    c.p++
+    return "exists"
+  }
+  if (peek(c) === "forall") {
+    c.p++
+    return "forall"
+  }
+  if (peek(c) === "~" && c.toks[c.p + 1]?.t === "exists") {
+    c.p += 2
+    return "~exists"
+  }
+  return fail(here(c), "a condition: exists, ~exists or forall", peek(c) === undefined ? "end of file" : show(peek(c)!))
+}
+
+// Right-associative, as herd prints them: a /\ b /\ c == a /\ (b /\ c); => binds loosest.
+
+/** `l => r`. */
+const parseImp = (c: Cursor): Prop => {
+  const l = parseOr(c)
+  if (peek(c) === "=>") {
+    c.p++
+    return { k: "imp", l, r: parseImp(c) }
+  }
+  return l
+}
+
+/** `l \/ r`. */
+const parseOr = (c: Cursor): Prop => {
+  const l = parseAnd(c)
+  if (peek(c) === "\\/") {
+    c.p++
+    return { k: "or", l, r: parseOr(c) }
+  }
+  return l
+}
+
+/** `l /\ r`. */
+const parseAnd = (c: Cursor): Prop => {
+  const l = parseUnary(c)
+  if (peek(c) === "/\\") {
+    c.p++
+    return { k: "and", l, r: parseAnd(c) }
+  }
+  return l
+}
+
+/** `not p`, `~p`, `(p)`, `true`, `false`, or an equation. */
+const parseUnary = (c: Cursor): Prop => {
+  const t = peek(c)
+  if (t === "not" || t === "~") {
+    c.p++
+    return { k: "not", p: parseUnary(c) }
+  }
+  if (t === "(") {
+    c.p++
+    const inner = parseImp(c)
+    expect(c, ")")
+    return inner
+  }
+  if (t === "true" || t === "false") {
+    c.p++
+    return { k: "const", value: t === "true" }
+  }
+  if (t === undefined) return fail(here(c), "a proposition", "end of file")
+  return parseEq(c, t)
+}
+
+/** `var=value`: a register or location `t` (the current token) and an integer. */
+const parseEq = (c: Cursor, t: string): Prop => {
+  const line = here(c)
+  const v = parseVarText(t, line)
+  c.p++
+  expect(c, "=")
+  const n = peek(c)
+  if (n === undefined || !/^-?(0x[0-9a-fA-F]+|\d+)$/.test(n)) fail(here(c), "an integer value", n === undefined ? "end of file" : show(n))
+  c.p++
+  return { k: "eq", v, value: Number(n) }
+}
+
 /** Parses `exists (...)`, `~exists (...)` or `forall (...)`. */
 export const parseCondition = (text: string, firstLine: number): Condition => {
   const toks = tokenize(text, firstLine)
-  let p = 0
-  const lastLine = toks.length > 0 ? toks[toks.length - 1]!.line : firstLine
-  const peek = () => toks[p]?.t
-  const here = () => toks[p]?.line ?? lastLine
-  const expect = (t: string) => {
-    if (peek() !== t) fail(here(), `"${t}"`, peek() === undefined ? "end of file" : show(peek()!))
-    p++
-  }
-  let quantifier: Condition["quantifier"]
-  if (peek() === "exists") {
-    quantifier = "exists"
-    p++
-  } else if (peek() === "forall") {
-    quantifier = "forall"
-    p++
-  } else if (peek() === "~" && toks[p + 1]?.t === "exists") {
-    quantifier = "~exists"
-    p += 2
-  } else {
-    return fail(here(), "a condition: exists, ~exists or forall", peek() === undefined ? "end of file" : show(peek()!))
-  }
-  // Right-associative, as herd prints them: a /\ b /\ c == a /\ (b /\ c); => binds loosest.
-  const imp = (): Prop => {
-    const l = or()
-    if (peek() === "=>") {
-      p++
-      return { k: "imp", l, r: imp() }
-    }
-    return l
-  }
-  const or = (): Prop => {
-    const l = and()
-    if (peek() === "\\/") {
-      p++
-      return { k: "or", l, r: or() }
-    }
-    return l
-  }
-  const and = (): Prop => {
-    const l = unary()
-    if (peek() === "/\\") {
-      p++
-      return { k: "and", l, r: and() }
-    }
-    return l
-  }
-  const unary = (): Prop => {
-    const t = peek()
-    if (t === "not" || t === "~") {
-      p++
-      return { k: "not", p: unary() }
-    }
-    if (t === "(") {
-      p++
-      const inner = imp()
-      expect(")")
-      return inner
-    }
-    if (t === "true" || t === "false") {
-      p++
-      return { k: "const", value: t === "true" }
-    }
-    if (t === undefined) return fail(here(), "a proposition", "end of file")
-    const line = here()
-    const v = parseVarText(t, line)
-    p++
-    expect("=")
-    const n = peek()
-    if (n === undefined || !/^-?(0x[0-9a-fA-F]+|\d+)$/.test(n)) fail(here(), "an integer value", n === undefined ? "end of file" : show(n))
-    p++
-    return { k: "eq", v, value: Number(n) }
-  }
-  const prop = imp()
-  if (peek() === ";") p++
-  if (p < toks.length) fail(here(), "the end of the condition", show(peek()!))
+  const c: Cursor = { toks, p: 0, lastLine: toks.length > 0 ? toks[toks.length - 1]!.line : firstLine }
+  const quantifier = parseQuantifier(c)
+  const prop = parseImp(c)
+  if (peek(c) === ";") c.p++
+  if (c.p < toks.length) fail(here(c), "the end of the condition", show(peek(c)!))
   return { quantifier, prop }
 }
 

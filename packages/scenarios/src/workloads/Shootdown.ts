@@ -6,7 +6,7 @@
  * model's time slice, so V > P/M overcommits. Reports guest work per virtual second, shootdown
  * latency, IPIs sent and avoided, flushes and time spent waiting. Runs under `timed`.
  */
-import { Costs, Hypercall, Lapic, Protocol, PvFlush, Scheduler, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Hypercall, Lapic, Protocol, PvFlush, Scheduler, State, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
@@ -51,6 +51,92 @@ const metricsOf = (vms: ReadonlyArray<Vm.Vm>, nowNs: number): Metrics => {
   }
 }
 
+type Workload = typeof TlbShootdown.Type
+
+/**
+ * Where the vCPU threads run: pinned round-robin to the physical CPUs, counting on from `first`
+ * across the VMs; returns where the next VM's vCPUs start.
+ */
+const pinVcpus = (s: Scenario, host: Vm.Host, vm: Vm.Vm, first: number): number => {
+  let next = first
+  for (const v of vm.vcpus) {
+    v.cpu = next++ % s.pcpus
+    v.pcpu = host.pcpus[v.cpu]!
+  }
+  return next
+}
+
+/** The guest of `tlb-shootdown`: one ebizzy process per VM, a thread on each vCPU. */
+class Ebizzy implements Vcpu.Guest {
+  // Per vCPU, by vcpu_id: the shootdown its munmap waits for.
+  private readonly pending = new Map<number, PvFlush.Guest.Shootdown>()
+  // Per vCPU: the other vCPUs of its VM, the targets of its shootdowns.
+  private readonly others: Map<State.VcpuState, Array<State.VcpuState>>
+
+  constructor(
+    readonly w: Workload,
+    readonly vm: Vm.Vm,
+    readonly mm: PvFlush.Guest.GuestMm,
+    readonly k: Sim.Kernel,
+    readonly sched: Scheduler.Scheduler
+  ) {
+    this.others = new Map(vm.vcpus.map((v) => [v, vm.vcpus.filter((o) => o !== v)]))
+  }
+
+  *step(v: State.VcpuState): Sim.Gen<Protocol.ExitReason | undefined> {
+    const { w, vm, mm, k, pending } = this
+    if (Lapic.pending(v)) {
+      // The interrupt handler runs in guest kernel mode, then returns to where it was.
+      const cpl = v.cpl
+      v.cpl = 0
+      yield* Guest.flush_tlb_func(mm, v)
+      v.cpl = cpl
+      return undefined
+    }
+    const sd = pending.get(v.vcpu_id)
+    if (sd !== undefined) {
+      const wait = yield* Guest.waitShootdown(mm, v, sd, this.sched.cpu)
+      if (wait === "pause-loop-exit") return ExitReason.PauseInstruction
+      if (wait === "done") {
+        pending.delete(v.vcpu_id)
+        v.cpl = 3 // munmap returns to the process
+      }
+      return undefined
+    }
+    // One ebizzy record: guest work in user mode touching the process's memory.
+    v.cpl = 3
+    yield* Sim.point(w.workNs)
+    yield* Guest.access(mm, v, k.randomBetween(0, w.pages))
+    vm.count("records")
+    if (k.randomBetween(0, 10_000) < w.shootdownPerTenThousand) {
+      // munmap (in the guest kernel): clear the PTE (a new frame stands for the next
+      // mapping), flush locally, then every other CPU running the mm.
+      v.cpl = 0
+      const page = k.randomBetween(0, w.pages)
+      yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
+      v.tlb.delete(page)
+      const sd = yield* Guest.flush_tlb_multi(mm, v, page, this.others.get(v)!)
+      pending.set(v.vcpu_id, sd)
+      if (sd.schedYieldTo !== undefined) return Hypercall.hypercall(v, Hypercall.KVM_HC_SCHED_YIELD, sd.schedYieldTo.vcpu_id)
+    }
+    return undefined
+  }
+
+  *handleExit(): Sim.Gen<void> {}
+}
+
+/** The vCPU threads of a VM: each attaches to memory, waits its turn on its physical CPU, then runs KVM_RUN. */
+function* spawnVcpuThreads(host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, sched: Scheduler.Scheduler) {
+  for (const v of vm.vcpus) {
+    yield* Sim.spawn(v.name, function*() {
+      v.hw = yield* host.memory.attach(v.name)
+      yield* sched.acquire(v)
+      return yield* Vcpu.vcpu_run(vm, v, guest, sched.cpu)
+    })
+  }
+}
+
+/** The host and its scheduler, then each VM: its vCPUs pinned, its ebizzy guest, its vCPU threads; run to durationNs. */
 export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
@@ -66,60 +152,9 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
       const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
       vms.push(vm)
       Host.attach(vm)
-      for (const v of vm.vcpus) {
-        v.cpu = next++ % s.pcpus
-        v.pcpu = host.pcpus[v.cpu]!
-      }
-      const mm = Guest.makeMm(vm, w.pages)
-      const pending = new Map<number, PvFlush.Guest.Shootdown>()
-      const others = new Map(vm.vcpus.map((v) => [v, vm.vcpus.filter((o) => o !== v)]))
-      const guest: Vcpu.Guest = {
-        *step(v) {
-          if (Lapic.pending(v)) {
-            // The interrupt handler runs in guest kernel mode, then returns to where it was.
-            const cpl = v.cpl
-            v.cpl = 0
-            yield* Guest.flush_tlb_func(mm, v)
-            v.cpl = cpl
-            return undefined
-          }
-          const sd = pending.get(v.vcpu_id)
-          if (sd !== undefined) {
-            const wait = yield* Guest.waitShootdown(mm, v, sd, sched.cpu)
-            if (wait === "pause-loop-exit") return ExitReason.PauseInstruction
-            if (wait === "done") {
-              pending.delete(v.vcpu_id)
-              v.cpl = 3 // munmap returns to the process
-            }
-            return undefined
-          }
-          // One ebizzy record: guest work in user mode touching the process's memory.
-          v.cpl = 3
-          yield* Sim.point(w.workNs)
-          yield* Guest.access(mm, v, k.randomBetween(0, w.pages))
-          vm.count("records")
-          if (k.randomBetween(0, 10_000) < w.shootdownPerTenThousand) {
-            // munmap (in the guest kernel): clear the PTE (a new frame stands for the next
-            // mapping), flush locally, then every other CPU running the mm.
-            v.cpl = 0
-            const page = k.randomBetween(0, w.pages)
-            yield* v.hw.WRITE_ONCE(mm.pte[page]!, mm.frame())
-            v.tlb.delete(page)
-            const sd = yield* Guest.flush_tlb_multi(mm, v, page, others.get(v)!)
-            pending.set(v.vcpu_id, sd)
-            if (sd.schedYieldTo !== undefined) return Hypercall.hypercall(v, Hypercall.KVM_HC_SCHED_YIELD, sd.schedYieldTo.vcpu_id)
-          }
-          return undefined
-        },
-        *handleExit() {}
-      }
-      for (const v of vm.vcpus) {
-        yield* Sim.spawn(v.name, function*() {
-          v.hw = yield* host.memory.attach(v.name)
-          yield* sched.acquire(v)
-          return yield* Vcpu.vcpu_run(vm, v, guest, sched.cpu)
-        })
-      }
+      next = pinVcpus(s, host, vm, next)
+      const guest = new Ebizzy(w, vm, Guest.makeMm(vm, w.pages), k, sched)
+      yield* spawnVcpuThreads(host, vm, guest, sched)
     }
     // The run ends at durationNs (a time bound), with the metrics read through the sink.
     yield* Sim.wait(Sim.makeWaitQueue("until durationNs"))
