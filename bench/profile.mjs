@@ -125,5 +125,5 @@ console.log(`|---|${targets.map(() => "---:").join("|")}|`)
 for (const c of CATS) console.log(`| ${c} | ${targets.map((t) => pct(results[t].byCat[c], results[t].total)).join(" | ")} |`)
 for (const t of targets) {
   console.log(`\n${t}: ${JSON.stringify(results[t].summary)}; heaviest frames:`)
-  for (const [k, v] of [...results[t].byKey].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${pct(v, results[t].total).padStart(5)}%  ${k}`)
+  for (const [k, v] of [...results[t].byKey].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 12))) console.log(`  ${pct(v, results[t].total).padStart(5)}%  ${k}`)
 }

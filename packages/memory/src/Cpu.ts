@@ -38,39 +38,46 @@ const withoutBit = (v: number, nr: number): number => (hasBit(v, nr) ? v - bit(n
 type Host = Op.StepHost
 type Blocked = Op.Blocked
 
-class Load<R = number> extends Op.Step<R> {
-  constructor(private readonly cpu: Cpu, private readonly loc: Loc) {
+/** Makes `op` ready to be yielded again (its maker's pool hands it out once it was answered). */
+const renew = (op: Op.Op): void => {
+  op.yielded = false
+  op.answered = false
+}
+
+class Load extends Op.Step<number | boolean> {
+  /** Bit number for `test_bit` (the load answers whether it is set), -1 for a plain load. */
+  declare nr: number
+  constructor(private readonly cpu: Cpu, private loc: Loc) {
     super(true, 0)
+    this.nr = -1
   }
-  /** What the operation answers with the value loaded. */
-  protected answer(v: number): R {
-    return v as R
+  reuse(loc: Loc, nr: number): this {
+    renew(this)
+    this.loc = loc
+    this.nr = nr
+    return this
   }
-  private finish(host: Host, v: number): R {
+  private finish(host: Host, v: number): number | boolean {
     host.op("load", LOAD, this.loc.id, v)
-    return this.answer(v)
+    return this.nr < 0 ? v : hasBit(v, this.nr)
   }
-  run(host: Host): R {
+  run(host: Host): number | boolean {
     return this.finish(host, this.cpu.memory.backend.load(this.cpu.buffer, this.loc.id))
   }
-  override runEffect(host: Host): Effect.Effect<R> {
+  override runEffect(host: Host): Effect.Effect<number | boolean> {
     return Effect.map(this.cpu.memory.backend.loadEffect(this.cpu.buffer, this.loc.id), (v) => this.finish(host, v))
   }
 }
 
-/** `test_bit`: a load, answering whether bit `nr` is set. */
-class TestBit extends Load<boolean> {
-  constructor(cpu: Cpu, loc: Loc, private readonly nr: number) {
-    super(cpu, loc)
-  }
-  protected override answer(v: number): boolean {
-    return hasBit(v, this.nr)
-  }
-}
-
 class Store extends Op.Step<void> {
-  constructor(private readonly cpu: Cpu, private readonly loc: Loc, private readonly written: number) {
+  constructor(private readonly cpu: Cpu, private loc: Loc, private written: number) {
     super(true, 0)
+  }
+  reuse(loc: Loc, written: number): this {
+    renew(this)
+    this.loc = loc
+    this.written = written
+    return this
   }
   private finish(host: Host): void {
     // Under SC the store reached memory: waiters on the location re-check; under TSO the drain starts.
@@ -97,38 +104,134 @@ class Fence extends Op.Step<void> {
   constructor(private readonly cpu: Cpu) {
     super(true, 0)
   }
+  reuse(): this {
+    renew(this)
+    return this
+  }
   run(host: Host): void | Blocked {
     if (this.cpu.pending() > 0) return host.block(this.cpu.empty)
     host.op("mfence", FENCE, 0, 0)
   }
 }
 
-class Rmw<A> extends Op.Step<A> {
+/**
+ * What a locked read-modify-write writes and answers, by kind: the Linux operations as codes
+ * with their operands in fields (no closure per operation), or `Apply` with a function.
+ */
+const enum RmwKind {
+  /** `xchg`: writes `a`, answers the old value. */
+  Xchg,
+  /** `smp_store_mb`: writes `a`, answers nothing. */
+  StoreMb,
+  /** `cmpxchg`: writes `b` iff the old value is `a`; answers the old value. */
+  Cmpxchg,
+  /** `try_cmpxchg`: the same, answering whether it stored. */
+  TryCmpxchg,
+  /** `atomic_add`: adds `a`, answers nothing. */
+  Add,
+  /** `atomic_inc_return`: adds 1, answers the new value. */
+  IncReturn,
+  /** `atomic_dec_and_test`: subtracts 1, answers whether the new value is zero. */
+  DecAndTest,
+  /** `atomic_fetch_or`: ors `a` in, answers the old value. */
+  FetchOr,
+  /** `set_bit`: sets bit `a`, answers nothing. */
+  SetBit,
+  /** `clear_bit`: clears bit `a`, answers nothing. */
+  ClearBit,
+  /** `test_and_set_bit`: sets bit `a`, answers the old bit. */
+  TestAndSetBit,
+  /** `test_and_clear_bit`: clears bit `a`, answers the old bit. */
+  TestAndClearBit,
+  /** `rmw(loc, f)`: writes `f(old)`, answers the old value. */
+  Apply
+}
+
+class Rmw extends Op.Step<unknown> {
   constructor(
     private readonly cpu: Cpu,
-    private readonly loc: Loc,
-    private readonly f: (old: number) => number,
-    private readonly result: (old: number) => A
+    private loc: Loc,
+    private rmwKind: RmwKind,
+    private a: number,
+    private b: number,
+    private f: ((old: number) => number) | undefined
   ) {
     super(true, 0)
   }
-  private finish(host: Host, old: number): A {
+  reuse(loc: Loc, kind: RmwKind, a: number, b: number, f: ((old: number) => number) | undefined): this {
+    renew(this)
+    this.loc = loc
+    this.rmwKind = kind
+    this.a = a
+    this.b = b
+    this.f = f
+    return this
+  }
+  /** The value written over `old`. */
+  private apply(old: number): number {
+    switch (this.rmwKind) {
+      case RmwKind.Xchg:
+      case RmwKind.StoreMb:
+        return this.a
+      case RmwKind.Cmpxchg:
+      case RmwKind.TryCmpxchg:
+        return old === this.a ? this.b : old
+      case RmwKind.Add:
+        return old + this.a
+      case RmwKind.IncReturn:
+        return old + 1
+      case RmwKind.DecAndTest:
+        return old - 1
+      case RmwKind.FetchOr:
+        return orBits(old, this.a)
+      case RmwKind.SetBit:
+      case RmwKind.TestAndSetBit:
+        return withBit(old, this.a)
+      case RmwKind.ClearBit:
+      case RmwKind.TestAndClearBit:
+        return withoutBit(old, this.a)
+      case RmwKind.Apply:
+        return this.f!(old)
+    }
+  }
+  /** What the operation answers, given the value it replaced. */
+  private result(old: number): unknown {
+    switch (this.rmwKind) {
+      case RmwKind.StoreMb:
+      case RmwKind.Add:
+      case RmwKind.SetBit:
+      case RmwKind.ClearBit:
+        return undefined
+      case RmwKind.TryCmpxchg:
+        return old === this.a
+      case RmwKind.IncReturn:
+        return old + 1
+      case RmwKind.DecAndTest:
+        return old - 1 === 0
+      case RmwKind.TestAndSetBit:
+      case RmwKind.TestAndClearBit:
+        return hasBit(old, this.a)
+      default:
+        return old
+    }
+  }
+  private finish(host: Host, old: number): unknown {
     const now = this.cpu.memory.backend.peek(this.loc.id)
     host.op("rmw", RMW, this.loc.id, now)
     if (now !== old) host.wakeAll(this.loc.changed)
     return this.result(old)
   }
-  run(host: Host): A | Blocked {
+  run(host: Host): unknown {
     if (this.cpu.pending() > 0) return host.block(this.cpu.empty)
     const b = this.cpu.memory.backend
     const old = b.peek(this.loc.id)
-    b.write(this.loc.id, this.f(old))
+    b.write(this.loc.id, this.apply(old))
     return this.finish(host, old)
   }
-  override runEffect(host: Host): Effect.Effect<A | Blocked> {
-    return Effect.suspend((): Effect.Effect<A | Blocked> => {
+  override runEffect(host: Host): Effect.Effect<unknown> {
+    return Effect.suspend((): Effect.Effect<unknown> => {
       if (this.cpu.pending() > 0) return Effect.succeed(host.block(this.cpu.empty))
-      return Effect.map(this.cpu.memory.backend.rmwEffect(this.loc.id, this.f), (old) => this.finish(host, old))
+      return Effect.map(this.cpu.memory.backend.rmwEffect(this.loc.id, (old) => this.apply(old)), (old) => this.finish(host, old))
     })
   }
 }
@@ -149,9 +252,6 @@ class Drain extends Op.Step<void> {
     return Effect.map(this.cpu.memory.backend.drainOneEffect(this.cpu.buffer), (e) => this.finish(host, e))
   }
 }
-
-const identity = (x: number) => x
-const ignore = (): void => {}
 
 /**
  * The drain actor's body: forever, move the oldest buffered store to memory. Woken by a store,
@@ -177,9 +277,42 @@ export class Cpu {
   /** @internal woken when the buffer drains empty */
   readonly empty: Sim.WaitQueue
 
+  /*
+   * One operation object of each class, reused once it has been answered: code on one hardware
+   * thread yields one operation at a time, so in a run almost every operation reuses its
+   * thread's object (an operation made and not yet answered gets a fresh object).
+   */
+  private load1: Load | undefined = undefined
+  private store1: Store | undefined = undefined
+  private fence1: Fence | undefined = undefined
+  private rmw1: Rmw | undefined = undefined
+
   constructor(readonly memory: Memory, readonly id: number, readonly name: string, readonly buffer: Buffer) {
     this.notEmpty = Sim.makeWaitQueue(() => `${name} store buffer (empty)`)
     this.empty = Sim.makeWaitQueue(() => `${name} store buffer (draining)`)
+  }
+
+  private loadOp(loc: Loc, nr: number): Load {
+    const op = this.load1
+    if (op !== undefined && op.answered) return op.reuse(loc, nr)
+    const fresh = new Load(this, loc)
+    fresh.nr = nr
+    return (this.load1 = fresh)
+  }
+  private storeOp(loc: Loc, value: number): Store {
+    const op = this.store1
+    if (op !== undefined && op.answered) return op.reuse(loc, value)
+    return (this.store1 = new Store(this, loc, value))
+  }
+  private fenceOp(): Fence {
+    const op = this.fence1
+    if (op !== undefined && op.answered) return op.reuse()
+    return (this.fence1 = new Fence(this))
+  }
+  private rmwOp<A>(loc: Loc, kind: RmwKind, a: number, b: number, f?: (old: number) => number): Sim.Yieldable<A> {
+    const op = this.rmw1
+    if (op !== undefined && op.answered) return op.reuse(loc, kind, a, b, f) as Sim.Yieldable<A>
+    return (this.rmw1 = new Rmw(this, loc, kind, a, b, f)) as Sim.Yieldable<A>
   }
 
   /** Stores waiting in this thread's buffer. */
@@ -191,12 +324,12 @@ export class Cpu {
 
   /** A load: own newest buffered store to `loc`, else memory. */
   load(loc: Loc): Sim.Yieldable<number> {
-    return new Load(this, loc)
+    return this.loadOp(loc, -1) as Sim.Yieldable<number>
   }
 
   /** A store: to the tail of the store buffer under TSO, to memory under SC. */
   store(loc: Loc, value: number): Sim.Yieldable<void> {
-    return new Store(this, loc, value)
+    return this.storeOp(loc, value)
   }
 
   /** Blocks until this thread's store buffer is empty. */
@@ -206,12 +339,12 @@ export class Cpu {
 
   /** `mfence`: waits for the store buffer to drain. */
   mfence(): Sim.Yieldable<void> {
-    return new Fence(this)
+    return this.fenceOp()
   }
 
   /** A locked read-modify-write: drains the buffer, then applies `f` to memory atomically. Returns the old value. */
   rmw(loc: Loc, f: (old: number) => number): Sim.Yieldable<number> {
-    return new Rmw(this, loc, f, identity)
+    return this.rmwOp(loc, RmwKind.Apply, 0, 0, f)
   }
 
   /**
@@ -230,23 +363,23 @@ export class Cpu {
 
   /** `READ_ONCE(x)`: a plain load. */
   READ_ONCE(loc: Loc): Sim.Yieldable<number> {
-    return new Load(this, loc)
+    return this.loadOp(loc, -1) as Sim.Yieldable<number>
   }
   /** `WRITE_ONCE(x, v)`: a plain store. */
   WRITE_ONCE(loc: Loc, value: number): Sim.Yieldable<void> {
-    return new Store(this, loc, value)
+    return this.storeOp(loc, value)
   }
   /** `smp_load_acquire(p)`: a plain load; x86 loads are not reordered with later accesses. */
   smp_load_acquire(loc: Loc): Sim.Yieldable<number> {
-    return new Load(this, loc)
+    return this.loadOp(loc, -1) as Sim.Yieldable<number>
   }
   /** `smp_store_release(p, v)`: a plain store; x86 stores are not reordered with earlier accesses. */
   smp_store_release(loc: Loc, value: number): Sim.Yieldable<void> {
-    return new Store(this, loc, value)
+    return this.storeOp(loc, value)
   }
   /** `smp_mb()`: a full barrier (the store buffer drains before later loads). */
   smp_mb(): Sim.Yieldable<void> {
-    return new Fence(this)
+    return this.fenceOp()
   }
   /** `smp_wmb()`: a compiler barrier on x86 (stores are already ordered). */
   smp_wmb(): Sim.Yieldable<void> {
@@ -270,31 +403,31 @@ export class Cpu {
   }
   /** `smp_store_mb(var, v)`: `xchg` on x86, a store followed by a full barrier. */
   smp_store_mb(loc: Loc, value: number): Sim.Yieldable<void> {
-    return new Rmw(this, loc, () => value, ignore)
+    return this.rmwOp(loc, RmwKind.StoreMb, value, 0)
   }
   /** `xchg(p, v)`: returns the old value. */
   xchg(loc: Loc, value: number): Sim.Yieldable<number> {
-    return new Rmw(this, loc, () => value, identity)
+    return this.rmwOp(loc, RmwKind.Xchg, value, 0)
   }
   /** `cmpxchg(p, old, new)`: returns the value found; stored `new` iff it equalled `old`. */
   cmpxchg(loc: Loc, expected: number, value: number): Sim.Yieldable<number> {
-    return new Rmw(this, loc, (cur) => (cur === expected ? value : cur), identity)
+    return this.rmwOp(loc, RmwKind.Cmpxchg, expected, value)
   }
   /** `try_cmpxchg(p, &old, new)`: true iff it stored. */
   try_cmpxchg(loc: Loc, expected: number, value: number): Sim.Yieldable<boolean> {
-    return new Rmw(this, loc, (cur) => (cur === expected ? value : cur), (found) => found === expected)
+    return this.rmwOp(loc, RmwKind.TryCmpxchg, expected, value)
   }
   /** `atomic_read(v)`. */
   atomic_read(loc: Loc): Sim.Yieldable<number> {
-    return new Load(this, loc)
+    return this.loadOp(loc, -1) as Sim.Yieldable<number>
   }
   /** `atomic_set(v, i)`. */
   atomic_set(loc: Loc, value: number): Sim.Yieldable<void> {
-    return new Store(this, loc, value)
+    return this.storeOp(loc, value)
   }
   /** `atomic_add(i, v)`. */
   atomic_add(n: number, loc: Loc): Sim.Yieldable<void> {
-    return new Rmw(this, loc, (v) => v + n, ignore)
+    return this.rmwOp(loc, RmwKind.Add, n, 0)
   }
   /** `atomic_inc(v)`. */
   atomic_inc(loc: Loc): Sim.Yieldable<void> {
@@ -306,35 +439,35 @@ export class Cpu {
   }
   /** `atomic_inc_return(v)`: the new value. */
   atomic_inc_return(loc: Loc): Sim.Yieldable<number> {
-    return new Rmw(this, loc, (v) => v + 1, (old) => old + 1)
+    return this.rmwOp(loc, RmwKind.IncReturn, 0, 0)
   }
   /** `atomic_dec_and_test(v)`: true iff the new value is zero. */
   atomic_dec_and_test(loc: Loc): Sim.Yieldable<boolean> {
-    return new Rmw(this, loc, (v) => v - 1, (old) => old - 1 === 0)
+    return this.rmwOp(loc, RmwKind.DecAndTest, 0, 0)
   }
   /** `atomic_fetch_or(i, v)`: the old value. */
   atomic_fetch_or(mask: number, loc: Loc): Sim.Yieldable<number> {
-    return new Rmw(this, loc, (v) => orBits(v, mask), identity)
+    return this.rmwOp(loc, RmwKind.FetchOr, mask, 0)
   }
   /** `set_bit(nr, addr)`: `lock bts`. */
   set_bit(nr: number, loc: Loc): Sim.Yieldable<void> {
-    return new Rmw(this, loc, (v) => withBit(v, nr), ignore)
+    return this.rmwOp(loc, RmwKind.SetBit, nr, 0)
   }
   /** `clear_bit(nr, addr)`: `lock btr`. */
   clear_bit(nr: number, loc: Loc): Sim.Yieldable<void> {
-    return new Rmw(this, loc, (v) => withoutBit(v, nr), ignore)
+    return this.rmwOp(loc, RmwKind.ClearBit, nr, 0)
   }
   /** `test_and_set_bit(nr, addr)`: the old bit. */
   test_and_set_bit(nr: number, loc: Loc): Sim.Yieldable<boolean> {
-    return new Rmw(this, loc, (v) => withBit(v, nr), (old) => hasBit(old, nr))
+    return this.rmwOp(loc, RmwKind.TestAndSetBit, nr, 0)
   }
   /** `test_and_clear_bit(nr, addr)`: the old bit. */
   test_and_clear_bit(nr: number, loc: Loc): Sim.Yieldable<boolean> {
-    return new Rmw(this, loc, (v) => withoutBit(v, nr), (old) => hasBit(old, nr))
+    return this.rmwOp(loc, RmwKind.TestAndClearBit, nr, 0)
   }
   /** `test_bit(nr, addr)`: a plain load. */
   test_bit(nr: number, loc: Loc): Sim.Yieldable<boolean> {
-    return new TestBit(this, loc, nr)
+    return this.loadOp(loc, nr) as Sim.Yieldable<boolean>
   }
   /** `smp_cond_load_acquire(ptr, cond)`: waits until `cond(VAL)`; returns VAL. */
   smp_cond_load_acquire(loc: Loc, cond: (v: number) => boolean): Sim.Gen<number> {

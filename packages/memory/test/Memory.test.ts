@@ -97,6 +97,35 @@ describe.each(engines)("Memory runtime on the %s engine", (engine) => {
       expect(r.exit).toEqual(Exit.succeed({ t1: true, t2: false, t3: false, b40: true, xv: 2 ** 40 + 1, cx1: true, cx2: false, dt: false, ir: 12, fo: 12, end: 12 | 4 }))
       expect(Cpu.orBits(2 ** 40, 1)).toBe(2 ** 40 + 1)
     }))
+
+  it.effect("operations made before earlier ones are answered keep their own operands (each thread's reused operation objects)", () =>
+    Effect.gen(function*() {
+      const r = yield* run(function*() {
+        const mem = Memory.make(yield* Sim.kernel(), { model: "tso" })
+        const x = mem.alloc("x", 1)
+        const y = mem.alloc("y", 2)
+        const c = yield* mem.attach("c")
+        // Made together, yielded later: the second cannot be the first's object.
+        const lx = c.READ_ONCE(x)
+        const ly = c.READ_ONCE(y)
+        const a = yield* lx
+        const b = yield* ly
+        const bitOfX = c.test_bit(0, x)
+        const sx = c.set_bit(3, y)
+        const cy = c.cmpxchg(y, 2 + 8, 20)
+        yield* sx
+        const old = yield* cy
+        const bx = yield* bitOfX
+        // Answered operations are reused: one after another, every value still right.
+        const seq: Array<number> = []
+        for (let i = 0; i < 3; i++) {
+          yield* c.WRITE_ONCE(x, 100 + i)
+          seq.push(yield* c.READ_ONCE(x), yield* c.xchg(y, i))
+        }
+        return { a, b, bx, old, seq, y: mem.peek(y) }
+      }, { seed: 1 })
+      expect(r.exit).toEqual(Exit.succeed({ a: 1, b: 2, bx: true, old: 10, seq: [100, 20, 101, 0, 102, 1], y: 2 }))
+    }))
 })
 
 const counterUnder = (lock: boolean, threads: number, rounds: number) =>

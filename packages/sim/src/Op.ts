@@ -45,14 +45,21 @@ export abstract class Op<A = unknown> implements Yieldable<A>, Iterator<Op, A, a
   declare readonly kind: OpKind
   /** @internal */
   declare yielded: boolean
+  /**
+   * @internal the engine has answered it and the `yield*` over it has returned: nobody holds it
+   * any more, so its maker may reuse the object for its next operation (see `Cpu`'s pools).
+   */
+  declare answered: boolean
   constructor() {
     this.yielded = false
+    this.answered = false
   }
   [Symbol.iterator](): Iterator<Op, A, any> {
     return this
   }
   next(answer?: unknown): IteratorResult<Op, A> {
     if (this.yielded) {
+      this.answered = true
       RETURNED.value = answer
       return RETURNED as IteratorResult<Op, A>
     }
