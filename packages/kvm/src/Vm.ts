@@ -117,7 +117,7 @@ export const makeVm = (host: Host, vcpus: number, switches: Switches): Vm => {
   for (let i = 0; i < vcpus; i++) {
     const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
     const loc = (field: string) => host.memory.alloc(`${name}.${field}`)
-    vm.vcpus.push(new VcpuState(i, name, { mode: loc("mode"), requests: loc("requests"), irr: loc("apic.irr"), rcuwait_task: loc("wait.task"), task_state: loc("task.__state") }))
+    vm.vcpus.push(new VcpuState(i, name, { mode: loc("mode"), requests: loc("requests"), irr: loc("apic.irr"), rcuwait_task: loc("wait.task"), task_state: loc("task.__state"), thread_flags: loc("task.thread_info.flags") }))
   }
   vm.attach(requests(vm))
   host.vms.push(vm)

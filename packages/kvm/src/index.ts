@@ -9,6 +9,7 @@
 export * as Costs from "./Costs.js"
 export * as Extension from "./vcpu/Extension.js"
 export * as Hog from "./host/Hog.js"
+export * as HostProtocol from "./host/Protocol.js"
 export * as Hypercall from "./vcpu/Hypercall.js"
 export * as Invariants from "./requests/Invariants.js"
 export * as Lapic from "./vcpu/Lapic.js"

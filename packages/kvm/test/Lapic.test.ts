@@ -4,7 +4,7 @@
  * interrupts (apicv=on) a running target takes it without leaving guest mode at all.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Costs, Lapic, Protocol, Requests, Sched, Variants, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Lapic, Protocol, Sched, Thread, Variants, Vcpu, Vm } from "@kvmlab/kvm"
 import { Run, Sim } from "@kvmlab/sim"
 
 /** vcpu0 sends one call-function IPI to vcpu1, which runs guest code until it takes it. */
@@ -47,9 +47,8 @@ const oneIpi = (apicv: "on" | "off") =>
       }))
     }
     while (takenAt < 0) yield* Sim.point(costs.guestAccessNs)
-    for (const v of vm.vcpus) v.signalPending = true
     const t = yield* Vm.hostThread(host, "teardown", 2)
-    for (const v of vm.vcpus) yield* Requests.kvm_vcpu_kick(vm, v, t)
+    for (const v of vm.vcpus) yield* Thread.signal_wake_up(vm, v, t)
     for (const a of actors) yield* Sim.join(a)
     return { elapsed: takenAt - sentAt, taken: vm.stats }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Costs, Protocol, Requests, Sched, Variants, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Protocol, Requests, Sched, Thread, Variants, Vcpu, Vm } from "@kvmlab/kvm"
 import { Run, Sim } from "@kvmlab/sim"
 
 describe("request constants", () => {
@@ -49,8 +49,7 @@ const haltedVcpu = (req: number) =>
     yield* Requests.kvm_make_vcpus_request_mask(vm, req, [v], t)
     for (let i = 0; i < 50; i++) yield* Sim.point()
     const woke = entries > before || !v.ghost.blocking
-    v.signalPending = true
-    yield* Requests.kvm_vcpu_kick(vm, v, t)
+    yield* Thread.signal_wake_up(vm, v, t)
     yield* Sim.join(actor)
     return { woke, wakeups: vm.stats.halt_wakeup ?? 0 }
   }

@@ -5,8 +5,9 @@
  * (an external-interrupt exit, at an instruction boundary); the preemption itself happens in
  * `vcpu_run`'s loop, through `schedule()` and the KVM preempt notifiers.
  */
-import { Prng, Sim } from "@kvmlab/sim"
+import { Mailbox, Prng, Sim } from "@kvmlab/sim"
 import type { Costs } from "../Costs.js"
+import { Dispatch, SCHED_MAILBOX_CAPACITY, type SchedMessage } from "./Protocol.js"
 import { ESRCH, type HostCpu } from "../vcpu/Sched.js"
 import type { VcpuState } from "../vcpu/State.js"
 
@@ -16,9 +17,10 @@ export class Runqueue {
   sliceEnd = 0
   /** TIF_NEED_RESCHED of the current thread: set by the tick, cleared by the switch. */
   needResched = false
-  readonly switched: Sim.WaitQueue
+  /** The message every switch to a thread on this CPU sends it (messages are immutable). */
+  readonly dispatch: Dispatch
   constructor(readonly cpu: number) {
-    this.switched = Sim.makeWaitQueue(() => `pcpu${cpu} runqueue`)
+    this.dispatch = new Dispatch({ cpu })
   }
 }
 
@@ -41,6 +43,8 @@ export const slicePolicy = (sched: "eevdf" | "cfs", costs: Costs): SlicePolicy =
 export class Scheduler {
   readonly rqs: Array<Runqueue>
   private readonly prng: Prng.Prng
+  /** Each thread's scheduler mailbox, made when it first asks for a CPU. */
+  private readonly mailboxes = new Map<VcpuState, Mailbox.Mailbox<SchedMessage>>()
   /**
    * Under a search strategy virtual time does not advance, so slices never end: the tick then
    * preempts at a check with probability `searchPreemptPercent`, drawn from `seed`.
@@ -96,10 +100,7 @@ export class Scheduler {
     const next = rq.queue.shift()
     if (next === undefined) return
     rq.queue.push(v)
-    rq.current = next
-    rq.sliceEnd = this.k.now + this.policy.slice(1 + rq.queue.length)
-    rq.needResched = false
-    this.k.wakeAll(rq.switched)
+    yield* this.switchTo(rq, next)
     yield* this.waitTurn(v)
   }
 
@@ -114,10 +115,29 @@ export class Scheduler {
       if (i >= 0) rq.queue.splice(i, 1)
       return
     }
-    rq.current = rq.queue.shift()
+    const next = rq.queue.shift()
+    if (next !== undefined) yield* this.switchTo(rq, next)
+    else {
+      rq.current = undefined
+      rq.needResched = false
+    }
+  }
+
+  /** `__schedule()` picked `next`: it is the CPU's current thread, with a new slice; the switch is a message to it. */
+  private *switchTo(rq: Runqueue, next: VcpuState): Sim.Gen<void> {
+    rq.current = next
     rq.sliceEnd = this.k.now + this.policy.slice(1 + rq.queue.length)
     rq.needResched = false
-    if (rq.current !== undefined) this.k.wakeAll(rq.switched)
+    yield* this.mailboxOf(next).send(rq.dispatch)
+  }
+
+  private mailboxOf(v: VcpuState): Mailbox.Mailbox<SchedMessage> {
+    let box = this.mailboxes.get(v)
+    if (box === undefined) {
+      box = Mailbox.make<SchedMessage>(this.k, `${v.name} scheduler`, SCHED_MAILBOX_CAPACITY)
+      this.mailboxes.set(v, box)
+    }
+    return box
   }
 
   /** The runqueue `v` is queued on (runnable, not running), if any. */
@@ -161,8 +181,9 @@ export class Scheduler {
     single_task_running: (v) => this.rq(v).queue.length === 0
   }
 
+  /** Off the CPU until the scheduler switches to `v`. */
   private *waitTurn(v: VcpuState): Sim.Gen<void> {
-    const rq = this.rq(v)
-    while (rq.current !== v) yield* Sim.wait(rq.switched)
+    const m = yield* this.mailboxOf(v).receive()
+    if (m.cpu !== v.cpu || this.rq(v).current !== v) throw new Error(`${v.name} dispatched on pcpu${m.cpu}, but it is not that CPU's current thread`)
   }
 }

@@ -18,6 +18,8 @@ export interface TlbEntry {
 
 export const TASK_RUNNING = 0
 export const TASK_INTERRUPTIBLE = 1
+/** `TIF_SIGPENDING`: bit 2 of the task's `thread_info.flags` on x86 (`arch/x86/include/asm/thread_info.h`). */
+export const TIF_SIGPENDING = 2
 
 /** What the invariants of mechanism A remember about a vCPU (ghost state). */
 export class VcpuGhost {
@@ -114,8 +116,11 @@ export class VcpuState implements IpiTarget {
   readonly rcuwait_task: Memory.Loc
   /** The host task's `__state` (TASK_RUNNING, TASK_INTERRUPTIBLE). */
   readonly task_state: Memory.Loc
-  /** TIF_SIGPENDING: userspace wants the vCPU thread back (VM teardown). */
-  signalPending = false
+  /**
+   * The host task's `thread_info.flags`: TIF_SIGPENDING (`TIF_SIGPENDING`) is set by
+   * `signal_wake_up` on the sender's CPU and read by the vCPU thread before each entry.
+   */
+  readonly thread_flags: Memory.Loc
   /** `vcpu->preempted`: set by kvm_sched_out when the task was preempted while runnable. */
   preempted = false
   /** `vcpu->ready`: preempted while runnable, or woken; a candidate for directed yield. */
@@ -147,12 +152,13 @@ export class VcpuState implements IpiTarget {
   constructor(
     readonly vcpu_id: number,
     readonly name: string,
-    locs: { readonly mode: Memory.Loc; readonly requests: Memory.Loc; readonly irr: Memory.Loc; readonly rcuwait_task: Memory.Loc; readonly task_state: Memory.Loc }
+    locs: { readonly mode: Memory.Loc; readonly requests: Memory.Loc; readonly irr: Memory.Loc; readonly rcuwait_task: Memory.Loc; readonly task_state: Memory.Loc; readonly thread_flags: Memory.Loc }
   ) {
     this.mode = locs.mode
     this.requests = locs.requests
     this.rcuwait_task = locs.rcuwait_task
     this.task_state = locs.task_state
+    this.thread_flags = locs.thread_flags
     this.apic = new Lapic(locs.irr)
   }
 

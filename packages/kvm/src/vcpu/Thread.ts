@@ -10,7 +10,7 @@ import { kvm_vcpu_kick } from "../requests/Requests.js"
 import type { HostThread, Vm } from "../Vm.js"
 import { type VCPU_MAILBOX_CAPACITY, type VcpuCommand } from "./Protocol.js"
 import type { HostCpu } from "./Sched.js"
-import { Slot, type VcpuState } from "./State.js"
+import { Slot, TIF_SIGPENDING, type VcpuState } from "./State.js"
 import { EINTR, type Guest, vcpu_run } from "./Vcpu.js"
 
 /** Each vCPU thread's mailbox of VMM commands. */
@@ -37,7 +37,9 @@ export function* vcpu_thread(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu):
   for (;;) {
     const r = yield* kvm_vcpu_ioctl_run(vm, v, guest, host)
     if (r !== EINTR) return r
-    v.signalPending = false // the signal is delivered to userspace (SIG_IPI's empty handler)
+    // get_signal(): the signal is dequeued and delivered to userspace (SIG_IPI's empty handler);
+    // recalc_sigpending() clears TIF_SIGPENDING.
+    yield* v.hw.clear_bit(TIF_SIGPENDING, v.thread_flags)
     for (let cmd = yield* box.poll(); cmd !== undefined; cmd = yield* box.poll()) {
       if (cmd._tag === "Stop") return r
       vm.count("vmm_commands")
@@ -49,7 +51,16 @@ export function* vcpu_thread(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu):
 /** A VMM thread sends `cmd` to `v`'s thread: queue it, then signal the thread out of KVM_RUN. */
 export function* command(vm: Vm, v: VcpuState, cmd: VcpuCommand, t: HostThread): Sim.Gen<void> {
   yield* mailbox.of(v).send(cmd)
-  // pthread_kill -> signal_wake_up -> kvm_vcpu_kick: the thread leaves guest mode and sees the signal.
-  v.signalPending = true
+  yield* signal_wake_up(vm, v, t)
+}
+
+/**
+ * `pthread_kill` -> `signal_wake_up`: set TIF_SIGPENDING (a LOCK-prefixed `set_bit`, a full
+ * barrier: pairs with the entry barrier before `kvm_vcpu_exit_request` reads the flags, A1), then
+ * wake the task or kick its CPU (`wake_up_state` / `kick_process`, which for a vCPU thread is
+ * `kvm_vcpu_kick`'s wake-up and IPI): the thread leaves guest mode or its halt, and sees the signal.
+ */
+export function* signal_wake_up(vm: Vm, v: VcpuState, t: HostThread): Sim.Gen<void> {
+  yield* t.hw.set_bit(TIF_SIGPENDING, v.thread_flags)
   yield* kvm_vcpu_kick(vm, v, t)
 }

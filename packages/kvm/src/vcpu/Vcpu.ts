@@ -28,7 +28,7 @@ import { kvm_cpu_has_interrupt, kvm_inject_pending, posted_interrupt_processing,
 import { handle_pause } from "./Spin.js"
 import { type HostCpu, kvm_sched_in, kvm_sched_out, resched_before_entry } from "./Sched.js"
 import { wake1Lost } from "../requests/Invariants.js"
-import { TASK_INTERRUPTIBLE, TASK_RUNNING, type VcpuState } from "./State.js"
+import { TASK_INTERRUPTIBLE, TASK_RUNNING, TIF_SIGPENDING, type VcpuState } from "./State.js"
 
 const EIO = -5
 const EINTR = -4
@@ -79,11 +79,18 @@ export const requestHandlers = (vm: Vm): ReadonlyArray<RequestHandler> => {
   return REQUEST_ORDER.flatMap((bit) => all.filter((h) => requestBit(h.req) === bit))
 }
 
+/**
+ * `xfer_to_guest_mode_work_pending()` for a signal: `read_thread_flags()`, TIF_SIGPENDING. After
+ * the entry barrier it pairs, like the request bit, with the full barrier of the sender's
+ * `set_bit` in `signal_wake_up` (A1's other half is the sender's kick reading `mode`).
+ */
+const signal_pending = (v: VcpuState): Sim.Yieldable<boolean> => v.hw.test_bit(TIF_SIGPENDING, v.thread_flags)
+
 /** `kvm_vcpu_exit_request`: EXITING, a pending request, or pending work (a signal). */
 function* kvm_vcpu_exit_request(v: VcpuState): Sim.Gen<boolean> {
   if ((yield* v.hw.READ_ONCE(v.mode)) === EXITING_GUEST_MODE) return true
   if (yield* kvm_request_pending(v)) return true
-  return v.signalPending // xfer_to_guest_mode_work_pending()
+  return yield* signal_pending(v)
 }
 
 /**
@@ -182,7 +189,7 @@ function* kvm_arch_vcpu_runnable(vm: Vm, v: VcpuState): Sim.Gen<boolean> {
 /** `kvm_vcpu_check_block`: < 0 when the vCPU should stop blocking. */
 function* kvm_vcpu_check_block(vm: Vm, v: VcpuState): Sim.Gen<number> {
   if (yield* kvm_arch_vcpu_runnable(vm, v)) return EINTR
-  if (v.signalPending) return EINTR
+  if (yield* signal_pending(v)) return EINTR // signal_pending(current)
   if (yield* kvm_check_request(vm, KVM_REQ_UNBLOCK, v)) return EINTR
   return 0
 }
@@ -251,7 +258,7 @@ export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Si
       : yield* vcpu_block(vm, v, wake1, host)
     if (r <= 0) return r
     yield* v.hw.clear_bit(requestBit(KVM_REQ_UNBLOCK), v.requests) // kvm_clear_request(KVM_REQ_UNBLOCK)
-    if (v.signalPending) return EINTR // xfer_to_guest_mode_handle_work(): a signal
+    if (yield* signal_pending(v)) return EINTR // xfer_to_guest_mode_handle_work(): a signal
     yield* resched_before_entry(vm, v, host) // xfer_to_guest_mode_handle_work(): TIF_NEED_RESCHED
   }
 }
