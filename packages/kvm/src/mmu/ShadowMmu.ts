@@ -8,6 +8,7 @@
 import type { Memory } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
 import * as Inv from "../requests/Invariants.js"
+import * as MmuInv from "./Invariants.js"
 import { OUTSIDE_GUEST_MODE, READING_SHADOW_PAGE_TABLES } from "../requests/Protocol.js"
 import { kvm_flush_remote_tlbs } from "../requests/Requests.js"
 import type { VcpuState } from "../vcpu/State.js"
@@ -59,7 +60,7 @@ export function* guestAccess(mmu: ShadowMmu, v: VcpuState, gfn: number): Sim.Gen
   const sp = yield* v.hw.READ_ONCE(mmu.root[gfn]!)
   if (sp === 0) return false
   const pfn = yield* v.hw.READ_ONCE(mmu.pages[sp]!)
-  const freed = Inv.walk1(vm.kernel, v, sp, mmu.freed.has(sp)) // at the dereference
+  const freed = MmuInv.walk1(vm.kernel, v, sp, mmu.freed.has(sp)) // at the dereference
   if (freed !== undefined) yield* Sim.fail("WALK-1", freed)
   v.tlb.set(gfn, { pfn, fill: vm.kernel.steps })
   vm.count("guest_accesses")
@@ -99,7 +100,7 @@ export function* walkLockless(mmu: ShadowMmu, v: VcpuState, gfn: number): Sim.Ge
   let pfn = 0
   if (sp !== 0) {
     pfn = yield* v.hw.READ_ONCE(mmu.pages[sp]!)
-    const freed = Inv.walk1(vm.kernel, v, sp, mmu.freed.has(sp)) // at the dereference
+    const freed = MmuInv.walk1(vm.kernel, v, sp, mmu.freed.has(sp)) // at the dereference
     if (freed !== undefined) yield* Sim.fail("WALK-1", freed)
   }
   yield* walk_shadow_page_lockless_end(vm, v)

@@ -18,7 +18,8 @@ import * as Spin from "../vcpu/Spin.js"
 import type { VcpuState } from "../vcpu/State.js"
 import type { Vm } from "../Vm.js"
 import * as Inv from "./Invariants.js"
-import { CSD_FLAG_LOCK, KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, smp, steal } from "./State.js"
+import { smp, steal } from "./State.js"
+import { CSD_FLAG_LOCK, KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED } from "./Protocol.js"
 
 /** The guest's memory map: one process's page table, page to frame. */
 export class GuestMm {

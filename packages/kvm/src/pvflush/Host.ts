@@ -13,7 +13,8 @@ import type { VcpuState } from "../vcpu/State.js"
 import type { Vm } from "../Vm.js"
 import { flushGuestTlb, vmexit_transfer } from "./Guest.js"
 import * as Inv from "./Invariants.js"
-import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED, make, makeSmp, smp, steal, type StealTime } from "./State.js"
+import { make, makeSmp, smp, steal, type StealTime } from "./State.js"
+import { KVM_VCPU_FLUSH_TLB, KVM_VCPU_IPI_PENDING, KVM_VCPU_PREEMPTED } from "./Protocol.js"
 
 /** Whether the guest was given KVM_FEATURE_PV_TLB_FLUSH (the scenario's flush variant). */
 const pvTlbFlush = (vm: Vm) => vm.switches.variant.flush !== "native"

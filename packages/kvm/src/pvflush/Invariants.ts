@@ -6,7 +6,7 @@
  */
 import { Sim } from "@kvmlab/sim"
 import type { StealTime } from "./State.js"
-import { KVM_VCPU_PREEMPTED } from "./State.js"
+import { KVM_VCPU_PREEMPTED } from "./Protocol.js"
 
 export const ids = ["PV-1", "PV-2", "PV-3", "PV-4"] as const
 

@@ -8,13 +8,6 @@
 import type { Memory } from "@kvmlab/memory"
 import { Slot } from "../vcpu/State.js"
 
-/** `KVM_VCPU_PREEMPTED` (bit 0 of `preempted`). */
-export const KVM_VCPU_PREEMPTED = 1 << 0
-/** `KVM_VCPU_FLUSH_TLB` (bit 1), Peter's SHOULD_FLUSH. */
-export const KVM_VCPU_FLUSH_TLB = 1 << 1
-/** `KVM_VCPU_IPI_PENDING` (bit 2): Peter's proposal in thread 1 (spec §2.9), never merged. */
-export const KVM_VCPU_IPI_PENDING = 1 << 2
-
 export class StealTime {
   // ---- struct kvm_steal_time, guest memory
   readonly preempted: Memory.Loc
@@ -91,9 +84,6 @@ export class GuestSmp {
     this.queued = queued
   }
 }
-
-/** `CSD_FLAG_LOCK`. */
-export const CSD_FLAG_LOCK = 1
 
 /** The guest's call-function data of each vCPU. */
 export const smp = new Slot<GuestSmp>("guest smp_call_function data")

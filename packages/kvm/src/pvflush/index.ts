@@ -2,4 +2,5 @@
 export * as Guest from "./Guest.js"
 export * as Host from "./Host.js"
 export * as Invariants from "./Invariants.js"
+export * as Protocol from "./Protocol.js"
 export * as State from "./State.js"

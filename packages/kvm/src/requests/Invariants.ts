@@ -1,17 +1,20 @@
 /**
  * The invariants of mechanism A (spec §1.8), checked where the events they are about happen:
  * REQ-1 at each guest instruction, REQ-2 when a WAIT request returns, TLB-1 at each guest access
- * through the TLB, WALK-1 at each dereference by a lockless walker, IPI-1 when an IPI is
- * decided, WAKE-1 as a liveness monitor while a wake-up is owed. Each check counts itself and
- * returns undefined when the property holds, or the message of the violation:
+ * through the TLB, WALK-1 (the shadow MMU's, `mmu/Invariants.ts`) at each dereference by a
+ * lockless walker, IPI-1 when an IPI is decided, WAKE-1 as a liveness monitor while a wake-up
+ * is owed. Each check counts itself and returns undefined when the property holds, or the
+ * message of the violation:
  * `const bad = Inv.req1(k, v); if (bad !== undefined) yield* Sim.fail("REQ-1", bad)`.
  */
 import type { Sim } from "@kvmlab/sim"
 import type { Vm } from "../Vm.js"
 import { modeName } from "./Protocol.js"
+import * as Mmu from "../mmu/Invariants.js"
 import type { TlbEntry, VcpuState } from "../vcpu/State.js"
 
-export const ids = ["REQ-1", "REQ-2", "TLB-1", "WALK-1", "IPI-1", "WAKE-1"] as const
+/** Mechanism A's invariants; WALK-1 is the shadow MMU's (`mmu/Invariants.ts`). */
+export const ids = ["REQ-1", "REQ-2", "TLB-1", ...Mmu.ids, "IPI-1", "WAKE-1"] as const
 
 /**
  * REQ-1, no lost request: V is executing guest code while a request is pending whose requester
@@ -55,9 +58,6 @@ export const tlb1 = (k: Sim.Kernel, vm: Vm, v: VcpuState, gfn: number, e: TlbEnt
     : `${v.name} accessed gfn ${gfn} through a TLB entry (pfn ${e.pfn}) filled at step ${e.fill}, ` +
       `before a kvm_flush_remote_tlbs that began at step ${vm.completedFlushBegin} and has returned`
 
-/** WALK-1: a lockless walker dereferences a shadow page that has been freed. */
-export const walk1 = (k: Sim.Kernel, v: VcpuState, page: number, freed: boolean): string | undefined =>
-  k.check("WALK-1", !freed) ? undefined : `${v.name}'s lockless walk dereferences shadow page ${page} after kvm_mmu_commit_zap_page freed it`
 
 /**
  * IPI-1, economy: no IPI to a vCPU whose mode was OUTSIDE at the read, and at most one IPI per

@@ -6,9 +6,9 @@
  * Bookkeeping that exists only for the invariants lives apart, in `ghost`: no kernel code reads it.
  */
 import type { Cpu, Memory } from "@kvmlab/memory"
-import { Sim } from "@kvmlab/sim"
 import type { IpiTarget, Pcpu, PostedInterrupts } from "../host/Pcpu.js"
 import { KVM_MP_STATE_RUNNABLE } from "../requests/Protocol.js"
+import { VcpuGhost } from "../requests/State.js"
 
 /** A guest TLB entry: the translation and the step it was filled at (TLB-1). */
 export interface TlbEntry {
@@ -21,35 +21,6 @@ export const TASK_INTERRUPTIBLE = 1
 /** `TIF_SIGPENDING`: bit 2 of the task's `thread_info.flags` on x86 (`arch/x86/include/asm/thread_info.h`). */
 export const TIF_SIGPENDING = 2
 
-/** What the invariants of mechanism A remember about a vCPU (ghost state). */
-export class VcpuGhost {
-  /** IPIs decided for this vCPU (IPI-1, REQ-1) and handled on its CPU. */
-  kicksDecided = 0
-  kicksHandled = 0
-  /** Step at which the current guest-execution interval began, or -1 (REQ-2). */
-  guestSince = -1
-  /** Step at which the current lockless walk began, or -1 (REQ-2). */
-  walkSince = -1
-  /** IPIs for non-WAIT requests in the current guest-mode interval (IPI-1). */
-  nonWaitIpis = 0
-  /** Request bit to the step its requester read `mode` and decided no IPI was needed (REQ-1). */
-  readonly unkicked = new Map<number, number>()
-  /** Request bit to the step a requester last set it (REQ-1). */
-  readonly setAt = new Map<number, number>()
-  /** Request bit to the step the vCPU last consumed it (REQ-1). */
-  readonly consumedAt = new Map<number, number>()
-  /** A request that may wake the vCPU was made while it was blocked (WAKE-1). */
-  wakeOwed = false
-  /** The task is in `kvm_vcpu_block`, between prepare_to_rcuwait and finish_rcuwait (WAKE-1). */
-  blocking = false
-  /**
-   * Request bits (a mask) whose requester's `kvm_vcpu_wake_up` found nobody to wake (WAKE-1: the
-   * vCPU must then see them before it sleeps).
-   */
-  declinedWakes = 0
-  /** The WAKE-1 monitor of this vCPU (set by vcpu_run). */
-  wake1: Sim.Monitor | undefined = undefined
-}
 
 /**
  * A typed slot for one mechanism's per-vCPU state: `const steal = new Slot<StealTime>("steal
