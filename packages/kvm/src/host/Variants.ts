@@ -5,6 +5,7 @@
  * except where a published comparison needs the older setting (say so when you compare).
  */
 import { Schema } from "effect"
+import { knob } from "../vcpu/Switch.js"
 
 /** `kvm_intel.enable_apicv`: posted interrupts deliver a guest IPI to a running target without a VM exit. */
 export const Apicv = Schema.Literal("on", "off")
@@ -17,3 +18,15 @@ export const PvSchedYield = Schema.Literal("on", "off")
  * scheduling latency shared among the runnable tasks, at least the minimum granularity).
  */
 export const SchedPolicy = Schema.Literal("eevdf", "cfs")
+
+/** The host's and the guest's settings, under every mechanism. */
+export const variant = {
+  /** Posted interrupts (APICv): off by default, so a guest IPI to a running vCPU takes it out of guest mode. */
+  apicv: knob(Apicv, "off"),
+  /** Pause-loop exiting with `kvm_vcpu_on_spin`'s directed yield (KVM's default: on). */
+  ple: knob(Ple, "on"),
+  /** The guest's KVM_HC_SCHED_YIELD after a call-function IPI to a preempted vCPU (off: thread 1's era, before v5.3). */
+  pvSchedYield: knob(PvSchedYield, "off"),
+  /** The host scheduler's slice policy (eevdf: today's; cfs: §6 N1's era). */
+  sched: knob(SchedPolicy, "eevdf")
+}

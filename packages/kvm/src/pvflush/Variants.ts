@@ -3,7 +3,7 @@
  * switch off is the merged kernel; `flush` picks the guest's remote flush.
  */
 import { Schema } from "effect"
-import type { Switch } from "../vcpu/Switch.js"
+import { knob, type Switch } from "../vcpu/Switch.js"
 
 const pvFlush = { flush: ["pv", "pv-ipi-pending"] }
 const ipiPending = { flush: ["pv-ipi-pending"] }
@@ -61,3 +61,9 @@ export const switches = {
 /** Which remote TLB flush the guest uses (thread 1): native IPIs, the merged PV flush (§2.4-2.6), or Peter's IPI_PENDING scheme (§2.9). */
 export const Flush = Schema.Literal("native", "pv", "pv-ipi-pending")
 export type Flush = typeof Flush.Type
+
+/** Mechanism B's variant settings. */
+export const variant = {
+  /** The guest's remote flush: "native" (IPIs to every target) unless a comparison asks for another. */
+  flush: knob(Flush, "native")
+}

@@ -3,7 +3,7 @@
  * switch off, and `extraBarriers=off`, is the merged kernel.
  */
 import { Schema } from "effect"
-import type { Switch } from "../vcpu/Switch.js"
+import { knob, type Switch } from "../vcpu/Switch.js"
 
 export const switches = {
   "A.noEntryBarrier": {
@@ -57,3 +57,9 @@ export const switches = {
  * kvm_mmu_commit_zap_page (c142786c6). The merged kernel has neither ("off").
  */
 export const ExtraBarriers = Schema.Literal("on", "off")
+
+/** Mechanism A's variant settings. */
+export const variant = {
+  /** The smp_mb()s thread 4 removed: "off" is the merged kernel. */
+  extraBarriers: knob(ExtraBarriers, "off")
+}

@@ -1,8 +1,10 @@
 /**
  * What a bug switch is, for every mechanism's `Variants.ts`: the defect it reintroduces (with the
  * spec section and the kernel commit that fixed it), the invariant the spec says it breaks, and
- * the variant settings it needs (a defect of the PV flush needs a PV flush).
+ * the variant settings it needs (a defect of the PV flush needs a PV flush); and what a variant
+ * setting is.
  */
+import type { Schema } from "effect"
 
 /** One bug switch. */
 export interface Switch {
@@ -20,3 +22,17 @@ export interface Switch {
    */
   readonly mutant?: true
 }
+
+/**
+ * A variant setting (a knob) of a mechanism or of the host: the values it takes, as a Schema
+ * literal, and its default — the merged kernel, or the hardware and host of today. Each
+ * mechanism's `Variants.ts` exports its knobs as `variant`; `Variants.ts` at the package root
+ * makes the scenario file's `variant` struct from every mechanism's.
+ */
+export interface Knob<L extends string = string> {
+  readonly values: Schema.Literal<[L, ...Array<L>]>
+  readonly default: NoInfer<L>
+}
+
+/** A knob (typed by its literal). */
+export const knob = <L extends string>(values: Schema.Literal<[L, ...Array<L>]>, defaultValue: NoInfer<L>): Knob<L> => ({ values, default: defaultValue })
