@@ -119,21 +119,25 @@ describe("scenario files", () => {
     expect(issues.find((i) => i.path === "vcpusPerVm")!.message).toMatch(/greater than or equal to 1/)
   })
 
-  it("request-race and lockless-walk take several VMs, each vCPU and host thread on a CPU of its own", () => {
+  it("request-race and lockless-walk take several VMs, each vCPU on a CPU of its own when there are enough", () => {
     const two = Either.flatMap(Scenario.withOverrides(Runner.builtin("request-race")!, { set: [["vms", "2"], ["pcpus", "8"]] }), (x) => Runner.validate(x, "x"))
     expect(Either.isRight(two)).toBe(true)
     const r = Effect.runSync(Campaign.explore(Either.getOrThrow(two), { seed: 1, runs: 200, strategy: random }))
     expect(r.violations).toEqual([])
     expect(r.outcomes.completed).toBe(200)
-    const small = Either.flatMap(Scenario.withOverrides(Runner.builtin("lockless-walk")!, { set: [["vms", "3"], ["pcpus", "5"]] }), (x) => Runner.validate(x, "x"))
-    expect(Either.isLeft(small) && small.left.issues[0]!.message).toMatch(/3 VM\(s\) x \(1 vCPUs \+ 1 host threads\) need at least 6, got 5/)
+    // pcpus counts the vCPU threads' CPUs only: 3 VMs of 1 vCPU on 5 CPUs (once rejected for
+    // the host threads) is valid, and so are fewer CPUs than vCPUs.
+    for (const pcpus of ["5", "3", "2", "1"]) {
+      const s = Either.flatMap(Scenario.withOverrides(Runner.builtin("lockless-walk")!, { set: [["vms", "3"], ["pcpus", pcpus]] }), (x) => Runner.validate(x, "x"))
+      expect(Either.isRight(s), `pcpus=${pcpus}`).toBe(true)
+    }
   })
 
   it("rejects fields that contradict each other, and text that is not JSON", () => {
-    const raw = JSON.parse(Scenario.toJson(Runner.builtin("request-race")!))
-    raw.pcpus = 2
+    const raw = JSON.parse(Scenario.toJson(Runner.builtin("tlb-shootdown")!))
+    raw.vcpusPerVm = 1
     const e = Runner.fromText(JSON.stringify(raw), "small.json")
-    expect(Either.isLeft(e) && e.left.issues[0]!.path).toBe("pcpus")
+    expect(Either.isLeft(e) && e.left.issues[0]!.path).toBe("vcpusPerVm")
     const j = Runner.fromText("{ nope", "broken.json")
     expect(Either.isLeft(j) && j.left.message).toMatch(/broken\.json: \(top level\): not JSON/)
   })
@@ -178,6 +182,101 @@ describe("scenario files", () => {
     expect(Either.isLeft(k) && k.left.issues[0]!.path).toBe("flsh")
     const v = Scenario.withOverrides(s, { set: [["flush", "fast"]] })
     expect(Either.isLeft(v) && v.left.issues[0]!.path).toBe("variant.flush")
+  })
+})
+
+// request-race and lockless-walk with fewer physical CPUs than vCPUs: vCPU i of VM j on CPU
+// (j * vcpusPerVm + i) % pcpus, the threads on a CPU sharing it through the host scheduler's
+// runqueues; the host threads keep CPUs of their own.
+describe("mechanism A overcommitted (fewer physical CPUs than vCPUs)", () => {
+  type Settings = ReadonlyArray<readonly [string, string]>
+  const shapes: ReadonlyArray<readonly [string, Settings]> = [
+    ["request-race", [["pcpus", "1"]]],
+    ["request-race", [["vms", "2"], ["vcpusPerVm", "4"], ["pcpus", "2"]]],
+    ["lockless-walk", [["vcpusPerVm", "2"], ["pcpus", "1"]]],
+    ["lockless-walk", [["vms", "2"], ["vcpusPerVm", "4"], ["pcpus", "2"]]]
+  ]
+  const label = (set: Settings) => set.map(([k, v]) => `${k}=${v}`).join(" ")
+
+  for (const [name, set] of shapes) {
+    it(`${name} ${label(set)}: no violation under random and pct:3, and vCPU threads take turns on their CPUs`, () => {
+      for (const strategy of [random, pct3]) {
+        const r = explore(name, strategy, 300, [], set)
+        expect(r.violations).toEqual([])
+        expect(r.outcomes.completed).toBe(300)
+        for (const id of name === "request-race" ? ["REQ-1", "REQ-2", "TLB-1", "IPI-1"] : ["REQ-1", "WALK-1"]) {
+          expect(r.invariantChecks[id] ?? 0).toBeGreaterThan(0)
+        }
+      }
+      // The runqueues are in play: the tick takes a CPU from one vCPU thread for another.
+      let preemptions = 0
+      for (let seed = 1; seed <= 20; seed++) preemptions += Effect.runSync(Runner.run(scenario(name, [], set), { seed, strategy: random })).metrics.preemptions ?? 0
+      expect(preemptions).toBeGreaterThan(0)
+    })
+  }
+
+  it("timed, with slices running out: no violation", () => {
+    const set = [["vms", "2"], ["vcpusPerVm", "4"], ["pcpus", "1"], ["durationNs", "5000000"], ["workload.guestWork", "1000000"], ["workload.rounds", "10000"], ["workload.mmioPercent", "10"]] as const
+    const s = { ...scenario("lockless-walk", [], set), maxSteps: 1_000_000 }
+    let preemptions = 0
+    for (const seed of [1, 2, 3]) {
+      const r = Effect.runSync(Runner.run(s, { seed, strategy: { _tag: "timed" } }))
+      expect(r.violations).toEqual([])
+      preemptions += r.metrics.preemptions ?? 0
+    }
+    expect(preemptions).toBeGreaterThan(0)
+    for (const [name, set] of shapes) expect(Effect.runSync(Runner.run(scenario(name, [], set), { seed: 1 })).outcome).toBe("completed")
+  })
+
+  it("the fast and effect engines give the same runs", () => {
+    const strategies: ReadonlyArray<Strategy.SearchStrategy> = [random, { _tag: "swarm" }, { _tag: "pct", depth: 3, steps: 300 }, { _tag: "timed" }]
+    const cases: ReadonlyArray<readonly [string, Settings]> = [shapes[0]!, shapes[2]!, ["request-race", [["vms", "2"], ["vcpusPerVm", "2"], ["pcpus", "3"]]]]
+    for (const [name, set] of cases) {
+      const s = scenario(name, [], set)
+      for (const strategy of strategies) {
+        for (const seed of [1, 2]) {
+          const f = Effect.runSync(Runner.run(s, { seed, strategy, engine: "fast" }))
+          const e = Effect.runSync(Runner.run(s, { seed, strategy, engine: "effect" }))
+          expect({ hash: e.traceHash, steps: e.steps, outcome: e.outcome, metrics: e.metrics, violations: e.violations.length })
+            .toEqual({ hash: f.traceHash, steps: f.steps, outcome: f.outcome, metrics: f.metrics, violations: f.violations.length })
+        }
+      }
+    }
+  })
+
+  it("with a CPU for each vCPU, more CPUs change nothing (no scheduler, no extra draw); fewer change the run", () => {
+    for (const [name, vcpus] of [["request-race", 2], ["lockless-walk", 1]] as const) {
+      const hash = (pcpus: number) => Effect.runSync(Runner.run(scenario(name, [], [["vms", "2"], ["pcpus", String(pcpus)]]), { seed: 3, strategy: random })).traceHash
+      const own = hash(2 * vcpus)
+      expect(hash(2 * vcpus + 1)).toBe(own)
+      expect(hash(1024)).toBe(own)
+      expect(hash(2 * vcpus - 1)).not.toBe(own)
+    }
+  })
+
+  it("bug switches are still found: A.noEntryBarrier (REQ-1) and A.noWalkBarrier (WALK-1) on one CPU, and their tokens replay", () => {
+    const cases = [
+      ["request-race", "A.noEntryBarrier", random, [["pcpus", "1"]], "REQ-1"],
+      ["lockless-walk", "A.noWalkBarrier", { _tag: "swarm" }, [["vcpusPerVm", "2"], ["pcpus", "1"]], "WALK-1"]
+    ] as const
+    for (const [name, bug, strategy, set, invariant] of cases) {
+      const r = explore(name, strategy, 2000, [bug], set)
+      expect(r.violations.map((v) => v.invariant)).toEqual([invariant])
+      expect(Effect.runSync(Runner.replay(r.violations[0]!.replay)).violations[0]?.invariant).toBe(invariant)
+    }
+  })
+
+  it("rejects only shapes outside the schema's limits, naming the field", () => {
+    const issues = (name: string, set: Settings) => {
+      const e = Either.flatMap(Scenario.withOverrides(Runner.builtin(name)!, { set }), (x) => Runner.validate(x, "x"))
+      return Either.isLeft(e) ? e.left.issues.map((i) => `${i.path}: ${i.message}`) : []
+    }
+    expect(issues("request-race", [["pcpus", "0"]])).toEqual(["pcpus: Expected a number greater than or equal to 1, actual 0"])
+    expect(issues("lockless-walk", [["vms", "65"]])).toEqual(["vms: Expected a number less than or equal to 64, actual 65"])
+    expect(issues("request-race", [["vcpusPerVm", "257"]])).toEqual(["vcpusPerVm: Expected a number less than or equal to 256, actual 257"])
+    // The largest shape within the limits, on one CPU: valid (a scenario file scales up without code).
+    for (const name of ["request-race", "lockless-walk"]) expect(issues(name, [["vms", "64"], ["vcpusPerVm", "256"], ["pcpus", "1"]])).toEqual([])
+    expect(issues("request-race", [["workload.requesters", "16"], ["pcpus", "1"]])).toEqual([])
   })
 })
 

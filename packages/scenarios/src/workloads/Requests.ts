@@ -2,8 +2,10 @@
  * Workloads of mechanism A (spec §1): `request-race` — requester threads zap a gfn, flush
  * remote TLBs and kick vCPUs with events while the vCPUs enter and leave the guest, access
  * memory through their TLBs and halt; `lockless-walk` — a zapper against vCPUs whose MMIO exits
- * walk the shadow page tables locklessly. One physical CPU per vCPU and per host thread (no
- * overcommit: the races here are between CPUs, not time slices).
+ * walk the shadow page tables locklessly. The vCPU threads run on `pcpus` physical CPUs, round-robin
+ * across the VMs; with fewer CPUs than vCPUs, the threads pinned to one CPU share it through its
+ * runqueue. The host threads (requesters, the zapper, userspace) each have a CPU of their own,
+ * numbered after the vCPUs' CPUs and not counted in `pcpus`.
  */
 import { Costs, Protocol, Requests, Sched, Scheduler, ShadowMmu, Thread, Variants, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
@@ -125,9 +127,23 @@ export function* teardown(vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim
 const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bugs: new Set(s.bugs) })
 
 /**
+ * Where VM j's vCPU threads run: vCPU i on CPU (j*vcpusPerVm + i) % pcpus. With a CPU for each
+ * vCPU nobody else wants it (no scheduler, and no draw for its seed: the run is the one of a shape
+ * with exactly as many CPUs); with fewer, the threads pinned to a CPU share it through one
+ * scheduler's runqueues (round-robin, the slice of `sched`).
+ */
+const placeVcpus = (s: Scenario, host: Vm.Host): (j: number) => Placement => {
+  if (s.pcpus >= s.vms * s.vcpusPerVm) return (j) => ownCpus(j * s.vcpusPerVm)
+  const k = host.kernel
+  const sched = new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, host.costs), k, k.randomBetween(0, 0x7fffffff))
+  return (j) => ({ cpu: (i) => (j * s.vcpusPerVm + i) % s.pcpus, host: () => sched.cpu, sched })
+}
+
+/**
  * Builds the program of a `request-race` or `lockless-walk` scenario: `vms` VMs, each with its
- * vCPUs and its requester threads (or zapper), every one on a physical CPU of its own: VM j's
- * vCPUs first (CPUs j*vcpusPerVm ...), then every VM's host threads.
+ * vCPUs and its requester threads (or zapper). The vCPU threads run on the first physical CPUs
+ * (`placeVcpus`: VM j's vCPUs from CPU j*vcpusPerVm on, wrapping around at `pcpus`); every VM's
+ * host threads follow, each on a CPU of its own, then userspace's.
  */
 export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
   function*() {
@@ -135,7 +151,10 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     if (w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") throw new Error(`${w.kind} is not a mechanism A workload`)
     const requesters = w.kind === "request-race" ? w.requesters : 1
     const vcpus = s.vcpusPerVm
-    const host = yield* Vm.makeHost({ pcpus: s.vms * vcpus, costs: Costs.resolve(s.costs) })
+    // The vCPU threads' CPUs; the host threads' CPUs are numbered after them.
+    const cpus = Math.min(s.pcpus, s.vms * vcpus)
+    const host = yield* Vm.makeHost({ pcpus: cpus, costs: Costs.resolve(s.costs) })
+    const placement = placeVcpus(s, host)
     const vms: Array<Vm.Vm> = []
     if (sink !== undefined) sink.metrics = () => sumStats(vms)
     const actors: Array<Sim.ActorHandle<number>> = []
@@ -150,15 +169,15 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
         haltPercent: w.kind === "request-race" ? w.haltPercent : 0,
         mmioPercent: w.kind === "lockless-walk" ? w.mmioPercent : 0
       })
-      actors.push(...yield* spawnVcpus(host, vm, guest, ownCpus(j * vcpus)))
+      actors.push(...yield* spawnVcpus(host, vm, guest, placement(j)))
       for (let r = 0; r < requesters; r++) {
         const base = w.kind === "request-race" ? `requester${r}` : "zapper"
         const name = s.vms === 1 ? base : `${vm.name}.${base}`
-        threads.push(yield* Sim.spawn(name, requester(host, vm, mmu, w, name, s.vms * vcpus + j * requesters + r, r)))
+        threads.push(yield* Sim.spawn(name, requester(host, vm, mmu, w, name, cpus + j * requesters + r, r)))
       }
     }
     for (const a of threads) yield* Sim.join(a)
-    const user = yield* Vm.hostThread(host, "userspace", s.vms * (vcpus + requesters))
+    const user = yield* Vm.hostThread(host, "userspace", cpus + s.vms * requesters)
     for (const vm of vms) yield* teardown(vm, user, actors.splice(0, vcpus))
     return sink === undefined ? {} : sink.metrics()
   }
@@ -178,7 +197,7 @@ const requester = (host: Vm.Host, vm: Vm.Vm, mmu: ShadowMmu.ShadowMmu, w: typeof
   }
 
 /** The counters of several VMs, summed by name (one VM: its own). */
-const sumStats = (vms: ReadonlyArray<Vm.Vm>): Metrics => {
+export const sumStats = (vms: ReadonlyArray<Vm.Vm>): Metrics => {
   const out: Record<string, number> = {}
   for (const vm of vms) for (const [name, n] of Object.entries(vm.stats)) out[name] = (out[name] ?? 0) + n
   return out
