@@ -13,7 +13,7 @@ import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { Scenario } from "../Scenario.js"
 import { Count, Percent } from "../Schemas.js"
-import { spawnVcpus, teardown } from "./Requests.js"
+import { spawnVcpus, sumStats, teardown } from "./Requests.js"
 import type { Metrics } from "./Requests.js"
 
 /** A guest TLB shootdown against a target that is preempted and resumed (§2.4-2.6, thread 1). */
@@ -39,8 +39,9 @@ export const PvFlushRace = Schema.Struct({
    */
   vmmCommands: Schema.optionalWith(Count(0, 1000), { default: () => 0 }),
   /**
-   * The physical CPU each vCPU thread is pinned to (taskset), by vcpu_id; default vCPU i on CPU
-   * i mod pcpus. Threads pinned to one CPU share it through its runqueue.
+   * The physical CPU each vCPU thread is pinned to (taskset), by vcpu_id, the same in every VM;
+   * default vCPU i of VM j on CPU (j * vcpusPerVm + i) mod pcpus. Threads on one CPU share it
+   * through its runqueue.
    */
   pin: Schema.optional(Schema.Array(Count(0, 255)))
 })
@@ -50,28 +51,35 @@ const { Guest, Host, Invariants: Inv } = PvFlush
 
 type Workload = typeof PvFlushRace.Type
 
+/** The physical CPU vCPU `i` of VM `j` runs on: its `pin`, else the next CPU round-robin across the VMs. */
+const cpuIdOf = (s: Scenario, w: Workload, j: number, i: number): number => w.pin?.[i] ?? (j * s.vcpusPerVm + i) % s.pcpus
+
+/** Whether some physical CPU has more than one vCPU thread (then they share it through runqueues). */
+const sharesCpus = (s: Scenario, w: Workload): boolean => {
+  const ids = new Set<number>()
+  for (let j = 0; j < s.vms; j++) for (let i = 0; i < s.vcpusPerVm; i++) ids.add(cpuIdOf(s, w, j, i))
+  return ids.size < s.vms * s.vcpusPerVm
+}
+
 /**
- * Where the vCPU threads run: each target's CPU is shared with a host thread of its own; vCPU
- * threads pinned to one physical CPU (`pin`, or fewer CPUs than vCPUs) share it through a
- * runqueue (round-robin, the slice of `sched`).
+ * Where VM `j`'s vCPU threads run: each target's CPU is shared with a host thread of its own;
+ * vCPU threads on one physical CPU (`pin`, or fewer CPUs than vCPUs) share it through `sched`'s
+ * runqueues (round-robin, the slice of `sched`).
  */
-function* placeVcpus(s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm) {
+function* placeVcpus(s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm, j: number, sched: Scheduler.Scheduler | undefined) {
   const k = host.kernel
   const targets = vm.vcpus.slice(w.initiators)
-  const cpuIds = vm.vcpus.map((_, i) => w.pin?.[i] ?? i % s.pcpus)
-  const sched = new Set(cpuIds).size < s.vcpusPerVm
-    ? new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, host.costs), k, k.randomBetween(0, 0x7fffffff))
-    : undefined
   const cpus = new Map<State.VcpuState, Sched.HostCpu>()
   for (const v of vm.vcpus.slice(0, w.initiators)) if (sched !== undefined) cpus.set(v, sched.cpu)
-  for (const [j, t] of targets.entries()) {
-    const hog = new Hog.Hog(targets.length === 1 ? "hog" : `hog${j}`, w.hogSteps)
+  const prefix = s.vms === 1 ? "" : `${vm.name}.`
+  for (const [n, t] of targets.entries()) {
+    const hog = new Hog.Hog(targets.length === 1 ? `${prefix}hog` : `${prefix}hog${n}`, w.hogSteps)
     yield* Sim.spawn(hog.name, () => hog.body())
     const cpu = hog.cpu(k, w.preemptPercent)
     cpus.set(t, sched === undefined ? cpu : Sched.sharedWith(sched.cpu, cpu))
   }
   const cpuOf = (v: State.VcpuState) => cpus.get(v) ?? Sched.alone
-  return { cpuOf, placement: { cpu: (i: number) => cpuIds[i]!, host: cpuOf, ...(sched !== undefined ? { sched } : {}) } }
+  return { cpuOf, placement: { cpu: (i: number) => cpuIdOf(s, w, j, i), host: cpuOf, ...(sched !== undefined ? { sched } : {}) } }
 }
 
 /** The guest of `pv-flush-race`: initiators' and targets' steps, and the host's exit handling. */
@@ -176,31 +184,48 @@ class Race implements Vcpu.Guest {
   }
 }
 
-/** The VMM's I/O thread: now and then it needs a target's thread in userspace (run_on_cpu). */
-const vmmThread = (s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm, targets: ReadonlyArray<State.VcpuState>) =>
+/** VM `j`'s VMM I/O thread: now and then it needs a target's thread in userspace (run_on_cpu). */
+const vmmThread = (s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm, j: number, targets: ReadonlyArray<State.VcpuState>) =>
   function*() {
-    const io = yield* Vm.hostThread(host, "vmm", s.vcpusPerVm)
+    const io = yield* Vm.hostThread(host, s.vms === 1 ? "vmm" : `${vm.name}.vmm`, s.vms * s.vcpusPerVm + j)
     for (let i = 0; i < w.vmmCommands; i++) {
       yield* Sim.point(200_000)
       yield* Thread.command(vm, targets[i % targets.length]!, new VcpuProtocol.RunOnCpu({ workNs: 1_000 }), io)
     }
   }
 
+/**
+ * `vms` VMs, each with its initiators, targets, host threads and VMM thread; their vCPU threads
+ * share the physical CPUs through one scheduler when some CPU has more than one. The run ends
+ * when every initiator has made its shootdowns; then userspace tears the VMs down.
+ */
 export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
     if (w.kind !== "pv-flush-race") throw new Error(`not a pv-flush-race scenario: ${w.kind}`)
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
-    const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
-    if (sink !== undefined) sink.metrics = () => ({ ...vm.stats })
-    Host.attach(vm)
-    const mm = Guest.makeMm(vm, w.pages)
-    const { cpuOf, placement } = yield* placeVcpus(s, w, host, vm)
-    const race = new Race(w, vm, mm, cpuOf)
-    const actors = yield* spawnVcpus(host, vm, race, placement)
-    if (w.vmmCommands > 0) yield* Sim.spawn("vmm", vmmThread(s, w, host, vm, race.targets))
-    while (race.done < race.initiators.length) yield* Sim.wait(race.finished)
-    const user = yield* Vm.hostThread(host, "userspace", s.vcpusPerVm)
-    yield* teardown(vm, user, actors)
+    const k = host.kernel
+    const vms: Array<Vm.Vm> = []
+    if (sink !== undefined) sink.metrics = () => sumStats(vms)
+    const races: Array<Race> = []
+    const actors: Array<ReadonlyArray<Sim.ActorHandle<number>>> = []
+    let sched: Scheduler.Scheduler | undefined
+    for (let j = 0; j < s.vms; j++) {
+      const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
+      vms.push(vm)
+      Host.attach(vm)
+      const mm = Guest.makeMm(vm, w.pages)
+      if (j === 0 && sharesCpus(s, w)) {
+        sched = new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, host.costs), k, k.randomBetween(0, 0x7fffffff))
+      }
+      const { cpuOf, placement } = yield* placeVcpus(s, w, host, vm, j, sched)
+      const race = new Race(w, vm, mm, cpuOf)
+      races.push(race)
+      actors.push(yield* spawnVcpus(host, vm, race, placement))
+      if (w.vmmCommands > 0) yield* Sim.spawn(s.vms === 1 ? "vmm" : `${vm.name}.vmm`, vmmThread(s, w, host, vm, j, race.targets))
+    }
+    for (const race of races) while (race.done < race.initiators.length) yield* Sim.wait(race.finished)
+    const user = yield* Vm.hostThread(host, "userspace", s.vms * s.vcpusPerVm)
+    for (const [j, vm] of vms.entries()) yield* teardown(vm, user, actors[j]!)
     return sink === undefined ? {} : sink.metrics()
   }
