@@ -211,6 +211,53 @@ describe.each(engines)("Run.run on the %s engine", (engine) => {
       expect(r3.violation?.message).toContain("still hot")
     }))
 
+  it.effect("a fair liveness monitor counts only the steps of the actors that can cool it", () =>
+    Effect.gen(function*() {
+      // The heater runs on without meeting the obligation: a violation after 5 of its steps,
+      // whatever else runs.
+      const heaterRunsOn = function*() {
+        const k = yield* Sim.kernel()
+        const m = k.monitor("LIVE-F", { maxHotSteps: 5, fair: true })
+        const busy = yield* Sim.spawn("busy", function*() {
+          for (let i = 0; i < 50; i++) yield* Sim.point()
+        })
+        const heater = yield* Sim.spawn("heater", function*() {
+          m.hot("owed")
+          for (let i = 0; i < 20; i++) yield* Sim.point()
+          m.cold()
+        })
+        yield* Sim.join(busy)
+        yield* Sim.join(heater)
+      }
+      const r1 = yield* run(heaterRunsOn, { seed: 1 })
+      expect(r1.violation?.invariant).toBe("LIVE-F")
+      expect(r1.violation?.message).toContain("more than 5 steps of main and heater")
+
+      // The heater is starved (it waits for a slow actor) and cools as soon as it runs again: no
+      // violation however many steps the others take, where a plain monitor would report one.
+      const starved = (fair: boolean) =>
+        function*() {
+          const k = yield* Sim.kernel()
+          const m = k.monitor("LIVE-F", { maxHotSteps: 5, fair })
+          const released = Sim.makeWaitQueue("release")
+          let done = false
+          const heater = yield* Sim.spawn("heater", function*() {
+            m.hot("owed")
+            while (!done) yield* Sim.wait(released)
+            m.cold()
+          })
+          const slow = yield* Sim.spawn("slow", function*() {
+            for (let i = 0; i < 50; i++) yield* Sim.point()
+            done = true
+            k.wakeAll(released)
+          })
+          yield* Sim.join(slow)
+          yield* Sim.join(heater)
+        }
+      expect((yield* run(starved(true), { seed: 1 })).outcome).toBe("completed")
+      expect((yield* run(starved(false), { seed: 1 })).violation?.invariant).toBe("LIVE-F")
+    }))
+
   it.effect("step and time bounds stop a run", () =>
     Effect.gen(function*() {
       const forever = function*() {

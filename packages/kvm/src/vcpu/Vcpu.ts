@@ -257,7 +257,7 @@ function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): S
  * -EINTR for a signal (VM teardown here), -EIO for KVM_REQ_VM_DEAD.
  */
 export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
-  const wake1 = vm.kernel.monitor("WAKE-1", { maxHotSteps: WAKE1_MAX_STEPS })
+  const wake1 = vm.kernel.monitor("WAKE-1", { maxHotSteps: WAKE1_MAX_STEPS, fair: true })
   v.ghost.wake1 = wake1
   for (;;) {
     for (const h of vm.hooks.vcpu_run_loop) h(v)
@@ -271,7 +271,11 @@ export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Si
   }
 }
 
-/** The WAKE-1 monitor bound: a wake-up owed to a blocked vCPU must happen within this many steps. */
+/**
+ * The WAKE-1 monitor bound: a wake-up owed to a blocked vCPU must happen within this many steps
+ * of the vCPU thread and the thread that owes it (a fair monitor: a strategy that starves both is
+ * not a lost wake-up).
+ */
 export const WAKE1_MAX_STEPS = 5_000
 
 /** `kvm_emulate_halt`: the guest executed HLT. */

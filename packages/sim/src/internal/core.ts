@@ -127,7 +127,21 @@ export class Monitor {
   reason = ""
   /** @internal index in the core's hot list, or -1 */
   slot = -1
-  constructor(private readonly core: Core, readonly name: string, readonly maxHotSteps: number, readonly maxHotNs: number) {}
+  /** @internal with `fair`: the actor that made the monitor, and the one that made it hot */
+  owner: ActorRecord | undefined
+  heater: ActorRecord | undefined = undefined
+  /** @internal with `fair`: steps granted to the owner or the heater since it became hot */
+  fairSteps = 0
+  constructor(
+    private readonly core: Core,
+    readonly name: string,
+    readonly maxHotSteps: number,
+    readonly maxHotNs: number,
+    readonly fair: boolean,
+    owner: ActorRecord | undefined
+  ) {
+    this.owner = owner
+  }
   /** Marks an obligation pending; the temperature starts counting unless already hot. */
   hot(reason: string): void {
     if (this.isHot) return
@@ -135,6 +149,8 @@ export class Monitor {
     this.hotSinceStep = this.core.steps
     this.hotSinceNs = this.core.now
     this.reason = reason
+    this.heater = this.core.current
+    this.fairSteps = 0
     this.core.heat(this)
   }
   /** Marks the obligation met. */
@@ -281,11 +297,16 @@ export abstract class Core implements StepHost {
 
   /**
    * A liveness monitor: a violation when hot for more than `maxHotSteps` steps or `maxHotNs` of
-   * virtual time, or hot when the run ends.
+   * virtual time, or hot when the run ends. With `fair`, only the steps granted to the actors that
+   * can meet the obligation count toward `maxHotSteps`: the actor that made the monitor and the
+   * one that made it hot. A strategy that starves both (PCT gives some actors no step for
+   * thousands of steps) is then not taken for a liveness bug; one of them running on without
+   * meeting it still is.
    */
-  monitor(name: string, bounds: { readonly maxHotSteps?: number; readonly maxHotNs?: number }): Monitor {
-    return new Monitor(this, name, bounds.maxHotSteps ?? Infinity, bounds.maxHotNs ?? Infinity)
+  monitor(name: string, bounds: { readonly maxHotSteps?: number; readonly maxHotNs?: number; readonly fair?: boolean }): Monitor {
+    return new Monitor(this, name, bounds.maxHotSteps ?? Infinity, bounds.maxHotNs ?? Infinity, bounds.fair === true, this.current)
   }
+
 
   /** The calling actor's name. */
   get actorName(): string {
@@ -399,7 +420,14 @@ export abstract class Core implements StepHost {
     const hot = this.hotMonitors
     for (let i = 0; i < hot.length; i++) {
       const m = hot[i]!
-      if (this.steps - m.hotSinceStep > m.maxHotSteps) {
+      if (m.fair) {
+        const last = this.lastRan
+        if (last !== undefined && (last === m.owner || last === m.heater)) m.fairSteps++
+        if (m.fairSteps > m.maxHotSteps) {
+          const who = m.owner === m.heater || m.heater === undefined ? m.owner?.name : `${m.owner?.name} and ${m.heater.name}`
+          return this.recordViolation(m.name, `hot for more than ${m.maxHotSteps} steps of ${who} (since step ${m.hotSinceStep}: ${m.reason})`, "monitor")
+        }
+      } else if (this.steps - m.hotSinceStep > m.maxHotSteps) {
         return this.recordViolation(m.name, `hot for more than ${m.maxHotSteps} steps (since step ${m.hotSinceStep}: ${m.reason})`, "monitor")
       }
       if (this.now - m.hotSinceNs > m.maxHotNs) {
