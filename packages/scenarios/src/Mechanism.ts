@@ -2,11 +2,12 @@
  * What a mechanism brings to scenarios, in one record: its bug switches (with the settings each
  * needs, from its kvm folder's `Variants.ts`), the invariants it checks, and its workloads — each a
  * scenario file's `workload` schema, the cross-field rules the schema cannot say, the settings
- * that change nothing in it, and its simulation program. `Mechanisms.ts` lists the records: adding
- * a mechanism is its kvm folder, its record here, and one line there.
+ * that change nothing in it, and its simulation program — and its built-in scenarios and the
+ * switch cases that show each switch found. `Mechanisms.ts` lists the records: adding a mechanism
+ * is its kvm folder, its record, and one line there.
  */
-import type { Switch } from "@kvmlab/kvm"
-import type { Sim } from "@kvmlab/sim"
+import type { Switch, Variants } from "@kvmlab/kvm"
+import type { Sim, Strategy } from "@kvmlab/sim"
 import type { Schema } from "effect"
 import type { Scenario } from "./Scenario.js"
 
@@ -48,4 +49,26 @@ export interface Mechanism {
   readonly switches: Readonly<Record<string, Switch.Switch>>
   readonly invariants: ReadonlyArray<string>
   readonly workloads: ReadonlyArray<WorkloadDef<any>>
+  /**
+   * Its built-in scenarios (`kvmlab list`), as scenario files (`Catalogue.builtins` checks them
+   * against the scenario schema; typed loosely here, since that schema is made from the records).
+   */
+  readonly builtins: ReadonlyArray<{ readonly name: string; readonly description: string; readonly [field: string]: unknown }>
+  /** Where each of its switches is found (every switch at least once). */
+  readonly switchCases: ReadonlyArray<SwitchCase>
 }
+
+/**
+ * Where a bug switch applies: a built-in scenario, the settings it needs, the strategy that finds
+ * it soonest, and the invariant the spec (or, where the spec names none, the model) says it breaks.
+ */
+export interface SwitchCase {
+  readonly bug: Variants.Bug
+  readonly scenario: string
+  readonly set: ReadonlyArray<readonly [string, string]>
+  readonly strategy: Strategy.SearchStrategy
+  readonly invariant: string
+}
+
+/** The `random` strategy, for switch cases. */
+export const random = { _tag: "random" } as const

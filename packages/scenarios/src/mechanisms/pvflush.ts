@@ -3,7 +3,7 @@
  * and Peter Zijlstra's IPI_PENDING scheme. Its workloads: `pv-flush-race` and `tlb-shootdown`.
  */
 import { PvFlush, PvFlushVariants } from "@kvmlab/kvm"
-import type { Mechanism, WorkloadDef } from "../Mechanism.js"
+import { random, type Mechanism, type WorkloadDef } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import * as Race from "../workloads/PvFlush.js"
 import * as Shootdown from "../workloads/Shootdown.js"
@@ -56,5 +56,78 @@ export const mechanism = {
   title: "the paravirtual remote TLB flush and the IPI_PENDING scheme (spec §2, thread 1)",
   switches: PvFlushVariants.switches,
   invariants: PvFlush.Invariants.ids,
-  workloads: [pvFlushRace, tlbShootdown]
+  workloads: [pvFlushRace, tlbShootdown],
+  builtins: [
+    {
+      name: "pv-flush-race",
+      description:
+        "A guest initiator remaps a page and shoots down the other vCPU's TLB (flush_tlb_multi) while the target runs, " +
+        "takes timer and emulation exits, is preempted by a host thread sharing its CPU and called back to userspace by the " +
+        "VMM (spec §2.4-2.8, §10.1; PV-1 ... PV-4). " +
+        "Compare flush=native and flush=pv",
+      vms: 1,
+      vcpusPerVm: 2,
+      pcpus: 2,
+      durationNs: 0,
+      variant: { flush: "pv", extraBarriers: "off" },
+      bugs: [],
+      costs: {},
+      workload: { kind: "pv-flush-race", rounds: 4, pages: 2, guestSteps: 3, guestWork: 40, preemptPercent: 50, hogSteps: 3, vmmCommands: 2 }
+    },
+    {
+      name: "pv-flush-two-initiators",
+      description:
+        "Two guest initiators, pinned to one physical CPU, remap the one page of an mm and shoot down the TLB of a " +
+        "third vCPU on the other CPU, with Peter Zijlstra's IPI_PENDING scheme (flush=pv-ipi-pending) and posted " +
+        "interrupts (the target takes the TLB vector without a VM exit); the target is preempted by a host thread and " +
+        "takes exits as in pv-flush-race. What one shared IPI_PENDING bit cannot tell apart (spec §2.9, §10.1; PV-1)",
+      vms: 1,
+      vcpusPerVm: 3,
+      pcpus: 2,
+      durationNs: 0,
+      variant: { flush: "pv-ipi-pending", extraBarriers: "off", apicv: "on" },
+      bugs: [],
+      costs: {},
+      workload: {
+        kind: "pv-flush-race",
+        rounds: 8,
+        initiators: 2,
+        pages: 1,
+        guestSteps: 30,
+        guestWork: 40,
+        preemptPercent: 50,
+        hogSteps: 3,
+        vmmCommands: 2,
+        pin: [0, 0, 1]
+      }
+    },
+    {
+      name: "tlb-shootdown",
+      description:
+        "ebizzy -M-like: every vCPU processes records and now and then unmaps a page, shooting down the TLBs of its " +
+        "VM's other vCPUs; V VMs of M vCPUs share P physical CPUs under a round-robin scheduler (spec §6 N1, thread 1). " +
+        "Run it timed; compare flush=native,pv and vms=1,2,3",
+      vms: 2,
+      vcpusPerVm: 8,
+      pcpus: 8,
+      durationNs: 100_000_000,
+      maxSteps: 5_000,
+      variant: { flush: "pv", extraBarriers: "off" },
+      bugs: [],
+      costs: {},
+      workload: { kind: "tlb-shootdown", pages: 64, workNs: 20_000, shootdownPerTenThousand: 200 }
+    }
+  ],
+  switchCases: [
+    { bug: "B.readCopyWriteback", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: { _tag: "swarm" }, invariant: "PV-1" },
+    { bug: "B.preemptedMidEmulation", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-1" },
+    { bug: "B.noPreemptedCache", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-1" },
+    { bug: "B.reportVoluntaryPut", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-3" },
+    { bug: "P.invertedMaskClear", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
+    { bug: "P.transferWithoutFlushRequest", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
+    { bug: "P.sharedPendingBitABA", scenario: "pv-flush-two-initiators", set: [], strategy: { _tag: "swarm" }, invariant: "PV-1" },
+    // Mutants: the invariants no historical bug breaks, shown to fail (their checks are wired).
+    { bug: "M.waitsForSkipped", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-2" },
+    { bug: "M.stealClockNoRetry", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-4" }
+  ]
 } as const satisfies Mechanism
