@@ -125,7 +125,7 @@ export const mechanism = {
     { bug: "B.reportVoluntaryPut", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-3" },
     { bug: "P.invertedMaskClear", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
     { bug: "P.transferWithoutFlushRequest", scenario: "pv-flush-race", set: [["flush", "pv-ipi-pending"]], strategy: random, invariant: "PV-1" },
-    { bug: "P.sharedPendingBitABA", scenario: "pv-flush-two-initiators", set: [], strategy: { _tag: "swarm" }, invariant: "PV-1" },
+    { bug: "P.sharedPendingBitABA", scenario: "pv-flush-two-initiators", set: [], strategy: random, invariant: "PV-1" },
     // Mutants: the invariants no historical bug breaks, shown to fail (their checks are wired).
     { bug: "M.waitsForSkipped", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-2" },
     { bug: "M.stealClockNoRetry", scenario: "pv-flush-race", set: [["flush", "pv"]], strategy: random, invariant: "PV-4" }
