@@ -1,20 +1,27 @@
 #!/usr/bin/env node
 /**
- * Builds what must be JavaScript: the worker thread of `explore` and `compare` (Node 20's
- * worker_threads cannot load TypeScript, and tsx's loader is not inherited by workers), bundled
- * with esbuild into apps/cli/dist/worker.mjs. Runs at `npm ci` (the root `prepare` script) and
- * `npm run build`; the CLI rebuilds it when a source is newer than the bundle. With `--bench`
- * it also bundles the bench (bench/dist/run.mjs).
+ * Builds what runs as JavaScript, bundled with esbuild: the command (apps/cli/dist/main.mjs: a
+ * start loads one file instead of transpiling the TypeScript sources through tsx) and the worker
+ * thread of `explore` and `compare` (apps/cli/dist/worker.mjs: Node 20's worker_threads cannot
+ * load TypeScript, and tsx's loader is not inherited by workers). Runs at `npm ci` (the root
+ * `prepare` script) and `npm run build`; the bin and the CLI rebuild a bundle when a source is
+ * newer. With `--bench` it also bundles the bench (bench/dist/run.mjs).
  */
 import { build } from "esbuild"
+import { renameSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../", import.meta.url))
 
-const bundle = (entry, outfile) =>
-  build({
+/**
+ * Bundles `entry` into `outfile`, written under a temporary name and renamed into place, so that a
+ * command starting while another rebuilds never loads half a file.
+ */
+const bundle = async (entry, outfile) => {
+  const tmp = `${root}${outfile}.${process.pid}.tmp`
+  await build({
     entryPoints: [`${root}${entry}`],
-    outfile: `${root}${outfile}`,
+    outfile: tmp,
     bundle: true,
     platform: "node",
     format: "esm",
@@ -23,14 +30,19 @@ const bundle = (entry, outfile) =>
     // Bundled CommonJS dependencies (cli-progress and friends) may call require().
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
   })
+  renameSync(tmp, `${root}${outfile}`)
+}
 
 /** The worker thread of `explore` and `compare`. */
 export const buildWorker = () => bundle("apps/cli/src/worker.ts", "apps/cli/dist/worker.mjs")
+
+/** The command itself, so that a start loads one JavaScript file instead of transpiling the sources (bin/kvmlab.mjs). */
+export const buildCli = () => bundle("apps/cli/src/main.ts", "apps/cli/dist/main.mjs")
 
 /** The bench, bundled like the worker so that both run the same kind of code (`npm run bench`). */
 export const buildBench = () => bundle("bench/run.ts", "bench/dist/run.mjs")
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await buildWorker()
+  await Promise.all([buildWorker(), buildCli()])
   if (process.argv.includes("--bench")) await buildBench()
 }
