@@ -116,7 +116,8 @@ export const makeVm = (host: Host, vcpus: number, switches: Switches): Vm => {
   const vm = new Vm(id, `vm${id}`, host.memory, host.kernel, switches, host.costs)
   for (let i = 0; i < vcpus; i++) {
     const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
-    const loc = (field: string) => host.memory.alloc(`${name}.${field}`)
+    const path = name.replace(/vcpu(\d+)$/, "vcpu[$1]")
+    const loc = (field: string) => host.memory.alloc(`${path}.${field}`)
     vm.vcpus.push(new VcpuState(i, name, { mode: loc("mode"), requests: loc("requests"), irr: loc("apic.irr"), rcuwait_task: loc("wait.task"), task_state: loc("task.__state"), thread_flags: loc("task.thread_info.flags") }))
   }
   vm.attach(requests(vm))

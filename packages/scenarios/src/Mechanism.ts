@@ -23,6 +23,8 @@ export type Metrics = Record<string, number>
 /** Where a program puts its metrics, readable after the run however it ended. */
 export interface Sink {
   metrics: () => Metrics
+  /** The names of the run's memory locations, by id (what a trace's loads and stores refer to). */
+  locations?: () => ReadonlyArray<string>
 }
 
 /** One kind of workload. `W` is its decoded `workload` field. */

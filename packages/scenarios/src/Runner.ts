@@ -68,6 +68,8 @@ export interface ScenarioRun {
   readonly token: string
   readonly decisions: ReadonlyArray<number>
   readonly trace: ReadonlyArray<Sim.TraceEvent>
+  /** With a trace: the names of the memory locations its loads and stores refer to, by id. */
+  readonly locations: ReadonlyArray<string>
 }
 
 export interface RunOptions {
@@ -90,7 +92,7 @@ export const boundsOf = (s: Scenario, strategy?: Strategy.Strategy) =>
     ? { maxSteps: Number.MAX_SAFE_INTEGER, maxTimeNs: s.durationNs }
     : { maxSteps: s.maxSteps, ...(s.durationNs > 0 ? { maxTimeNs: s.durationNs } : {}) }
 
-const toRun = (s: Scenario, r: Run.RunResult<Metrics>, metrics: Metrics): ScenarioRun => ({
+const toRun = (s: Scenario, r: Run.RunResult<Metrics>, sink: Sink): ScenarioRun => ({
   scenario: s.name,
   variant: s.variant,
   bugs: s.bugs,
@@ -100,7 +102,7 @@ const toRun = (s: Scenario, r: Run.RunResult<Metrics>, metrics: Metrics): Scenar
   traceHash: r.traceHash,
   steps: r.steps,
   timeNs: r.timeNs,
-  metrics: { ...metrics, steps: r.steps, timeNs: r.timeNs },
+  metrics: { ...sink.metrics(), steps: r.steps, timeNs: r.timeNs },
   violations: r.violation === undefined
     ? []
     : [{ invariant: r.violation.invariant, message: r.violation.message, replay: r.token, step: r.violation.step, timeNs: r.violation.timeNs, actor: r.violation.actor }],
@@ -109,7 +111,8 @@ const toRun = (s: Scenario, r: Run.RunResult<Metrics>, metrics: Metrics): Scenar
     return r.token
   },
   decisions: r.decisions,
-  trace: r.trace
+  trace: r.trace,
+  locations: r.trace.length > 0 ? sink.locations?.() ?? [] : []
 })
 
 /** Runs a scenario once. The default strategy is `timed`: costs advance virtual time. */
@@ -127,7 +130,7 @@ export const run = (s: Scenario, o: RunOptions): Effect.Effect<ScenarioRun, Run.
         ...(o.engine !== undefined ? { engine: o.engine } : {}),
         ...(o.guide !== undefined ? { guide: o.guide } : {})
       }),
-      (r) => toRun(s, r, sink.metrics())
+      (r) => toRun(s, r, sink)
     )
   })
 
@@ -150,7 +153,7 @@ export const replay = (token: string, o: { readonly trace?: boolean; readonly en
       ...(o.trace !== undefined ? { trace: o.trace } : {}),
       ...(o.engine !== undefined ? { engine: o.engine } : {})
     })
-    return toRun(s, r, sink.metrics())
+    return toRun(s, r, sink)
   })
 
 /** One row of a comparison: the settings that differ and the mean metrics over the seeds. */

@@ -6,6 +6,7 @@
  */
 export * as Campaign from "./Campaign.js"
 export * as Catalogue from "./Catalogue.js"
+export * as History from "./History.js"
 export * as Dealer from "./Dealer.js"
 export * as Perfetto from "./Perfetto.js"
 export * as Runner from "./Runner.js"

@@ -27,7 +27,7 @@ export class ShadowMmu {
 
   /** Allocates a shadow page mapping a fresh pfn; returns its id. */
   allocPage(): number {
-    this.pages.push(this.vm.memory.alloc(`sp${this.pages.length}`, this.nextPfn++))
+    this.pages.push(this.vm.memory.alloc(`sp[${this.pages.length}].spte`, this.nextPfn++))
     return this.pages.length - 1
   }
 }
@@ -37,7 +37,7 @@ export const make = (vm: Vm, gfns: number): ShadowMmu => {
   const mmu = new ShadowMmu(vm)
   for (let g = 0; g < gfns; g++) {
     const sp = mmu.allocPage()
-    mmu.root.push(vm.memory.alloc(`root[${g}]`, sp))
+    mmu.root.push(vm.memory.alloc(`root.spte[gfn ${g}]`, sp))
   }
   return mmu
 }

@@ -158,7 +158,7 @@ export const stealTime = (vm: Vm): Extension =>
  * (a csd per other CPU, the call queue) in guest memory, and the extension.
  */
 export const attach = (vm: Vm): void => {
-  for (const v of vm.vcpus) steal.set(v, make(vm.memory, v.name))
-  for (const v of vm.vcpus) smp.set(v, makeSmp(vm.memory, v.name, vm.vcpus.filter((o) => o !== v)))
+  for (const v of vm.vcpus) steal.set(v, make(vm.memory, v.name, v.path))
+  for (const v of vm.vcpus) smp.set(v, makeSmp(vm.memory, v.path, vm.vcpus.filter((o) => o !== v)))
   vm.attach(stealTime(vm))
 }

@@ -53,9 +53,12 @@ export class StealTime {
 /** The steal-time state of each vCPU of a VM with mechanism B. */
 export const steal = new Slot<StealTime>("steal time")
 
-/** Allocates a vCPU's steal-time area (and the §2.9 generations) in guest memory. */
-export const make = (memory: Memory.Memory, name: string): StealTime => {
-  const loc = (field: string) => memory.alloc(`${name}.steal_time.${field}`)
+/**
+ * Allocates the steal-time area (and the §2.9 generations) of the vCPU `name` in guest memory,
+ * its locations named after `path` (`vcpu[1].steal_time.preempted`).
+ */
+export const make = (memory: Memory.Memory, name: string, path = name): StealTime => {
+  const loc = (field: string) => memory.alloc(`${path}.steal_time.${field}`)
   return new StealTime(name, {
     preempted: loc("preempted"),
     version: loc("version"),

@@ -9,7 +9,7 @@
  */
 import type { Sim } from "@kvmlab/sim"
 import type { Vm } from "../Vm.js"
-import { modeName } from "./Protocol.js"
+import { modeName, requestNameOfBit } from "./Protocol.js"
 import * as Mmu from "../mmu/Invariants.js"
 import type { TlbEntry, VcpuState } from "../vcpu/State.js"
 
@@ -23,7 +23,7 @@ export const ids = ["REQ-1", "REQ-2", "TLB-1", ...Mmu.ids, "IPI-1", "WAKE-1"] as
 export const req1 = (k: Sim.Kernel, v: VcpuState): string | undefined => {
   if (k.check("REQ-1", v.ghost.unkicked.size === 0 || v.ghost.kicksDecided > v.kicksHandled)) return undefined
   const [bit, at] = [...v.ghost.unkicked.entries()][0]!
-  return `${v.name} executes guest code with request bit ${bit} pending, though its requester read vcpu->mode at step ${at}, ` +
+  return `${v.name} executes guest code with ${requestNameOfBit(bit)} (bit ${bit}) pending, though its requester read vcpu->mode at step ${at}, ` +
     `sent no IPI, and no IPI is on its way`
 }
 
@@ -79,7 +79,7 @@ export const ipi1 = (k: Sim.Kernel, v: VcpuState, oldMode: number, wait: boolean
 export const wake1Lost = (k: Sim.Kernel, v: VcpuState, requests: number, wakeable: number): string | undefined => {
   const lost = v.ghost.declinedWakes & requests & wakeable
   if (k.check("WAKE-1", lost === 0)) return undefined
-  return `${v.name} sleeps in kvm_vcpu_block with request bit ${Math.log2(lost & -lost)} pending, ` +
+  return `${v.name} sleeps in kvm_vcpu_block with ${requestNameOfBit(Math.log2(lost & -lost))} pending, ` +
     `although its requester's kvm_vcpu_wake_up found it not yet asleep: the wake-up is lost`
 }
 

@@ -60,6 +60,14 @@ export const requestName = (req: number): string => {
   }
 }
 
+/** The request whose bit is `bit` in `vcpu->requests`, by its kernel name. */
+export const requestNameOfBit = (bit: number): string => {
+  for (const req of [KVM_REQ_TLB_FLUSH, KVM_REQ_VM_DEAD, KVM_REQ_UNBLOCK, KVM_REQ_MMU_SYNC, KVM_REQ_CLOCK_UPDATE, KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE]) {
+    if (requestBit(req) === bit) return requestName(req)
+  }
+  return `request bit ${bit}`
+}
+
 /** `vcpu->arch.mp_state`. */
 export const KVM_MP_STATE_RUNNABLE = 0
 export const KVM_MP_STATE_HALTED = 3

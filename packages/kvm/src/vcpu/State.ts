@@ -120,6 +120,14 @@ export class VcpuState implements IpiTarget {
   /** The guest's local APIC. */
   readonly apic: Lapic
 
+  /**
+   * The vCPU as the kernel's data structures name it in traces and memory locations: `vcpu[1]`
+   * (`vm1.vcpu[0]` in a second VM).
+   */
+  get path(): string {
+    return this.name.replace(/vcpu(\d+)$/, "vcpu[$1]")
+  }
+
   constructor(
     readonly vcpu_id: number,
     readonly name: string,

@@ -11,6 +11,7 @@
 import { Costs, Hog, Hypercall, Lapic, Protocol, PvFlush, Sched, Scheduler, State, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
+import type { Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import { Count, Percent } from "../Schemas.js"
 import { spawnVcpus, sumStats, teardown } from "./Requests.js"
@@ -199,14 +200,17 @@ const vmmThread = (s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm, j: number
  * share the physical CPUs through one scheduler when some CPU has more than one. The run ends
  * when every initiator has made its shootdowns; then userspace tears the VMs down.
  */
-export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
+export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
     if (w.kind !== "pv-flush-race") throw new Error(`not a pv-flush-race scenario: ${w.kind}`)
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
     const k = host.kernel
     const vms: Array<Vm.Vm> = []
-    if (sink !== undefined) sink.metrics = () => sumStats(vms)
+    if (sink !== undefined) {
+      sink.metrics = () => sumStats(vms)
+      sink.locations = () => host.memory.locs.map((l) => l.name)
+    }
     const races: Array<Race> = []
     const actors: Array<ReadonlyArray<Sim.ActorHandle<number>>> = []
     let sched: Scheduler.Scheduler | undefined

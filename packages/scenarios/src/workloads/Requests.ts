@@ -10,6 +10,7 @@
 import { Costs, Protocol, Requests, Sched, Scheduler, ShadowMmu, Thread, Variants, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
+import type { Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import { Count, Percent } from "../Schemas.js"
 
@@ -145,7 +146,7 @@ const placeVcpus = (s: Scenario, host: Vm.Host): (j: number) => Placement => {
  * (`placeVcpus`: VM j's vCPUs from CPU j*vcpusPerVm on, wrapping around at `pcpus`); every VM's
  * host threads follow, each on a CPU of its own, then userspace's.
  */
-export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
+export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
     if (w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") throw new Error(`${w.kind} is not a mechanism A workload`)
@@ -156,7 +157,10 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     const host = yield* Vm.makeHost({ pcpus: cpus, costs: Costs.resolve(s.costs) })
     const placement = placeVcpus(s, host)
     const vms: Array<Vm.Vm> = []
-    if (sink !== undefined) sink.metrics = () => sumStats(vms)
+    if (sink !== undefined) {
+      sink.metrics = () => sumStats(vms)
+      sink.locations = () => host.memory.locs.map((l) => l.name)
+    }
     const actors: Array<Sim.ActorHandle<number>> = []
     const threads: Array<Sim.ActorHandle<void>> = []
     for (let j = 0; j < s.vms; j++) {

@@ -9,6 +9,7 @@
 import { Costs, Hypercall, Lapic, Protocol, PvFlush, Scheduler, State, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
+import type { Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import { Count } from "../Schemas.js"
 import type { Metrics } from "./Requests.js"
@@ -137,7 +138,7 @@ function* spawnVcpuThreads(host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, sched: S
 }
 
 /** The host and its scheduler, then each VM: its vCPUs pinned, its ebizzy guest, its vCPU threads; run to durationNs. */
-export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Program<Metrics> =>
+export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
     if (w.kind !== "tlb-shootdown") throw new Error(`not a tlb-shootdown scenario: ${w.kind}`)
@@ -146,7 +147,10 @@ export const program = (s: Scenario, sink?: { metrics: () => Metrics }): Sim.Pro
     const k = host.kernel
     const sched = new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, costs), k, k.randomBetween(0, 0x7fffffff))
     const vms: Array<Vm.Vm> = []
-    if (sink !== undefined) sink.metrics = () => metricsOf(vms, k.now)
+    if (sink !== undefined) {
+      sink.metrics = () => metricsOf(vms, k.now)
+      sink.locations = () => host.memory.locs.map((l) => l.name)
+    }
     let next = 0
     for (let i = 0; i < s.vms; i++) {
       const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
