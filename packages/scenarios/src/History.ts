@@ -7,7 +7,7 @@
  * `kvm_flush_remote_tlbs`, an IPI delivered, a preemption). The violation, when there is one,
  * closes the history, and its step is marked.
  */
-import { Protocol, PvFlush, State } from "@kvmlab/kvm"
+import { Lapic, Protocol, PvFlush, State } from "@kvmlab/kvm"
 import type { ScenarioRun } from "./Runner.js"
 
 const { Protocol: PvProtocol } = PvFlush
@@ -42,6 +42,12 @@ const preemptedBits: ReadonlyArray<readonly [number, string]> = [
   [Math.log2(PvProtocol.KVM_VCPU_IPI_PENDING), "KVM_VCPU_IPI_PENDING"]
 ]
 
+const irrBits: ReadonlyArray<readonly [number, string]> = [
+  [Math.log2(Lapic.CALL_FUNCTION_VECTOR), "CALL_FUNCTION_VECTOR"],
+  [Math.log2(Lapic.TLB_FLUSH_VECTOR), "TLB_FLUSH_VECTOR"],
+  [30, "PI_ON"]
+]
+
 /** A value as the kernel would name it, given the location's name. */
 export const valueOf = (location: string, value: number): string => {
   if (location.endsWith(".mode")) return `${Protocol.modeName(value)} (${value})`
@@ -49,6 +55,7 @@ export const valueOf = (location: string, value: number): string => {
   if (location.endsWith(".task.__state")) return value === State.TASK_RUNNING ? "TASK_RUNNING" : value === State.TASK_INTERRUPTIBLE ? "TASK_INTERRUPTIBLE" : String(value)
   if (location.endsWith(".thread_info.flags")) return bitNames(value, [[State.TIF_SIGPENDING, "TIF_SIGPENDING"]])
   if (location.endsWith(".steal_time.preempted")) return bitNames(value, preemptedBits)
+  if (location.endsWith(".apic.irr")) return bitNames(value, irrBits)
   return String(value)
 }
 
@@ -73,6 +80,16 @@ const describe = (name: string, args: ReadonlyArray<number>, locations: Readonly
       return `VM exit: vcpu ${a}, ${exitReasons[b] ?? `exit reason ${b}`}`
     case "kvm_flush_remote_tlbs":
       return `kvm_flush_remote_tlbs (vm ${a}) begins`
+    case "request":
+      return `kvm_make_request(${Protocol.requestNameOfBit(b)}, vcpu ${a})`
+    case "ipi.send":
+      return `IPI sent to pcpu ${a} (to kick vcpu ${b})`
+    case "apic.ipi":
+      return `guest IPI: vcpu ${a} -> vcpu ${b}, ${bitNames(args[2] ?? 0, irrBits)}`
+    case "guest.tlb_flush":
+      return `guest TLB flushed on vcpu ${a} (flush IPI handler)`
+    case "tlb.flush_guest":
+      return `kvm_vcpu_flush_tlb_guest: vcpu ${a}'s deferred flush (record_steal_time)`
     case "tlb.flush":
       return `kvm_vcpu_flush_tlb_all: vcpu ${a}'s TLB flushed (KVM_REQ_TLB_FLUSH handled)`
     case "ipi.deliver":

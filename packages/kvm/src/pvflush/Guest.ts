@@ -89,7 +89,7 @@ export function* flushGuestTlb(vm: Vm, v: VcpuState, stat: string, event?: strin
   if (event !== undefined) vm.kernel.event(event, [v.vcpu_id])
 }
 
-const localFlush = (vm: Vm, v: VcpuState) => flushGuestTlb(vm, v, "guest_tlb_flushes_ipi")
+const localFlush = (vm: Vm, v: VcpuState) => flushGuestTlb(vm, v, "guest_tlb_flushes_ipi", "guest.tlb_flush")
 
 /**
  * A `try_cmpxchg` loop on `loc`, starting from the value `state` read before: `next` gives the

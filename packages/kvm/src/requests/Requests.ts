@@ -40,6 +40,7 @@ export function* __kvm_make_request(vm: Vm, req: number, v: VcpuState, t: HostTh
 /** `kvm_make_request(req, vcpu)`: the caller usually kicks afterwards. */
 export function* kvm_make_request(vm: Vm, req: number, v: VcpuState, t: HostThread): Sim.Gen<void> {
   yield* __kvm_make_request(vm, req, v, t)
+  vm.kernel.event("request", [v.vcpu_id, requestBit(req)])
   v.ghost.setAt.set(requestBit(req), vm.kernel.steps)
 }
 
@@ -161,6 +162,7 @@ export function* kvm_kick_many_cpus(vm: Vm, mask: ReadonlyArray<KickTarget>, wai
   for (const m of mask) {
     yield* Sim.point(sendNs)
     seqs.push(m.pcpu.post(vm.kernel, m.vcpu))
+    vm.kernel.event("ipi.send", [m.pcpu.id, m.vcpu.vcpu_id])
     vm.count("ipis_sent")
   }
   if (wait) {

@@ -33,6 +33,7 @@ const apicv = (vm: Vm) => vm.switches.variant.apicv === "on"
 export function* kvm_apic_send_ipi(vm: Vm, from: VcpuState, target: VcpuState, vector: number): Sim.Gen<void> {
   yield* Sim.point(vm.costs.ipiSendNs)
   vm.count("guest_ipis_sent")
+  vm.kernel.event("apic.ipi", [from.vcpu_id, target.vcpu_id, vector])
   const t: HostThread = { name: from.name, hw: from.hw, cpu: from.cpu }
   if (apicv(vm)) return yield* vmx_deliver_posted_interrupt(vm, target, vector, t)
   yield* from.hw.atomic_fetch_or(vector, target.apic.irr)
