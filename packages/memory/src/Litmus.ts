@@ -13,10 +13,15 @@
  *   success, load the old value into `%rax` on failure;
  * - the same arithmetic without `lock` on memory: a load then a store, not atomic;
  * - `add|sub|or|and|xor $i|%r,%r`, `inc|dec %r` on registers.
+ *
+ * The condition and a `locations` line may name only the test's threads, registers its code or
+ * init mentions, and locations its code or init mentions (`litmus/Scope.ts`): anything else is an
+ * error at its line, not a variable that silently reads 0.
  */
+import { parseCondition, parseVarText } from "./litmus/Condition.js"
 import { Failure, fail, LitmusParseError, show } from "./litmus/Errors.js"
 import { instrLocs, parseInstr } from "./litmus/Instr.js"
-import { parseCondition, parseVarText, varsOf } from "./litmus/Condition.js"
+import { checkThread, checkVar, type Scope, scopeOf } from "./litmus/Scope.js"
 import type { Instr, LitmusTest, Var } from "./litmus/Syntax.js"
 
 export * from "./litmus/Syntax.js"
@@ -29,7 +34,7 @@ export const parse = (text: string, file: string): LitmusTest | LitmusParseError
   try {
     return parseOrThrow(text, file)
   } catch (e) {
-    if (e instanceof Failure) return new LitmusParseError({ file, line: e.line, expected: e.expected, found: e.found })
+    if (e instanceof Failure) return new LitmusParseError({ file, line: e.line, problem: e.problem })
     throw e
   }
 }
@@ -62,10 +67,11 @@ const parseOrThrow = (raw: string, file: string): LitmusTest => {
   const name = parseHead(at)
   const locations: Array<string> = []
   const noteLoc = noter(locations)
-  const { initLocs, initRegs } = parseInit(at, noteLoc)
+  const { initLocs, initRegs, initRegThreads } = parseInit(at, noteLoc)
   const threads = parseProgram(at, noteLoc)
-  const { condition, observed } = parseTail(at)
-  for (const v of [...varsOf(condition.prop), ...observed]) if (v.kind === "loc") noteLoc(v.loc)
+  const scope = scopeOf(threads, initRegs.keys(), locations)
+  for (const { thread, line } of initRegThreads) checkThread(scope, thread, line, "init")
+  const { condition, observed } = parseTail(at, scope)
   return { name, file, initLocs, initRegs, locations, threads, condition, observed }
 }
 
@@ -81,32 +87,50 @@ const parseHead = (at: Lines): string => {
   return head[1]!
 }
 
+/** The number of line breaks in `s`. */
+const newlines = (s: string): number => s.split("\n").length - 1
+
+/** The `;`-separated items of `text` (which starts at `firstLine`), trimmed, each with its line; empty items dropped. */
+const items = (text: string, firstLine: number): Array<{ readonly text: string; readonly line: number }> => {
+  const out: Array<{ text: string; line: number }> = []
+  let line = firstLine
+  for (const item of text.split(";")) {
+    const t = item.trim()
+    if (t !== "") out.push({ text: t, line: line + newlines(item.slice(0, item.length - item.trimStart().length)) })
+    line += newlines(item)
+  }
+  return out
+}
+
 /** The initial-state block `{ x=1; 0:rax=0; uint64_t y; }`, possibly over several lines. */
 const parseInit = (at: Lines, noteLoc: (loc: string) => void) => {
   const startLine = at.i + 1
-  let text = ""
+  const text: Array<string> = []
   for (;;) {
     if (at.done) fail(startLine, "\"}\" closing the initial-state block", "end of file")
     const close = at.line.indexOf("}")
-    text += " " + (close >= 0 ? at.line.slice(0, close) : at.line)
+    text.push(close >= 0 ? at.line.slice(0, close) : at.line)
     at.i++
     if (close >= 0) break
   }
   const initLocs = new Map<string, number>()
   const initRegs = new Map<string, number>()
-  for (const item of text.replace(/^\s*\{/, "").split(";")) {
-    const t = item.trim()
-    if (t === "") continue
+  /** The thread of each initial register, and its line: checked once the threads are known. */
+  const initRegThreads: Array<{ readonly thread: number; readonly line: number }> = []
+  for (const { text: t, line } of items(text.join("\n").replace(/^\s*\{/, ""), startLine)) {
     const m = /^(?:(?:u?int(?:8|16|32|64)?_t|int|long|uint|unsigned)\s+)?(\d+:)?([A-Za-z_][\w]*)\s*(?:=\s*(-?(?:0x[0-9a-fA-F]+|\d+)))?$/.exec(t)
-    if (m === null) fail(startLine, "an initial value like \"x=1\", \"0:rax=0\" or \"uint64_t x\"", show(t))
+    if (m === null) fail(line, "an initial value like \"x=1\", \"0:rax=0\" or \"uint64_t x\"", show(t))
     const value = m![3] === undefined ? 0 : Number(m![3])
-    if (m![1] !== undefined) initRegs.set(`${m![1].slice(0, -1)}:${m![2]}`, value)
-    else {
+    if (m![1] !== undefined) {
+      const thread = Number(m![1].slice(0, -1))
+      initRegs.set(`${thread}:${m![2]}`, value)
+      initRegThreads.push({ thread, line })
+    } else {
       initLocs.set(m![2]!, value)
       noteLoc(m![2]!)
     }
   }
-  return { initLocs, initRegs }
+  return { initLocs, initRegs, initRegThreads }
 }
 
 /** The thread header `P0 | P1 | ... ;` and the instruction rows under it. */
@@ -133,18 +157,27 @@ const parseProgram = (at: Lines, noteLoc: (loc: string) => void): Array<Array<In
   return threads
 }
 
-/** An optional `locations [x; 0:rax;]`, then the condition (possibly over several lines). */
-const parseTail = (at: Lines) => {
+/**
+ * An optional `locations [x; 0:rax;]`, then the condition (possibly over several lines); every
+ * variable either names must be in the test's scope.
+ */
+const parseTail = (at: Lines, scope: Scope) => {
   const observed: Array<Var> = []
   let rest = at.lines.slice(at.i).join("\n")
-  const restLine = at.i + 1
-  const locs = /^\s*locations\s*\[([^\]]*)\]/.exec(rest)
+  let restLine = at.i + 1
+  const locs = /^(\s*locations\s*\[)([^\]]*)\]/.exec(rest)
   if (locs) {
-    for (const v of locs[1]!.split(";").map((s) => s.trim()).filter((s) => s !== "")) observed.push(parseVarText(v, restLine))
+    for (const { text, line } of items(locs[2]!, restLine + newlines(locs[1]!))) {
+      const v = parseVarText(text, line)
+      checkVar(scope, v, line, "locations")
+      observed.push(v)
+    }
+    restLine += newlines(locs[0])
     rest = rest.slice(locs[0].length)
   }
-  if (/^\s*filter\b/.test(rest)) fail(restLine, "a condition (filter is not supported)", "filter")
-  return { condition: parseCondition(rest, restLine), observed }
+  const filter = /^(\s*)filter\b/.exec(rest)
+  if (filter) fail(restLine + newlines(filter[1]!), "a condition (filter is not supported)", "filter")
+  return { condition: parseCondition(rest, restLine, (v, line, where) => checkVar(scope, v, line, where)), observed }
 }
 
 /** Splits "a | b | c ;" into trimmed cells. */

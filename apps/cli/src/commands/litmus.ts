@@ -2,8 +2,13 @@
  * `kvmlab litmus <file-or-dir>...`: checks litmus tests in herd7's X86_64 dialect under TSO or
  * SC, with the exhaustive engine (every reachable final state) or the actor engine (runs on the
  * simulated STM memory). `--json` prints one object per test per line. A test that does not
- * parse is reported with file, line and what was expected; the others still run, and the exit
- * code is 2.
+ * parse, or whose condition names a thread, register or location it does not have, is reported
+ * with file, line and problem; a test whose search explores more than `--max-states` states is
+ * reported with file and bound. The others still run, and the exit code is 2.
+ *
+ * Bounds: the exhaustive search stops after `--max-states` states. The actor engine first counts
+ * the exhaustive engine's final states (to stop its runs early), so the same bound ends it; its
+ * runs are bounded by `--runs`, each by the kernel's 1,000,000 scheduling steps.
  */
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
@@ -25,6 +30,14 @@ const engine = Options.text("engine").pipe(
 const runs = Options.integer("runs").pipe(Options.withDefault(2000), Options.withDescription("actor engine: runs per test (it stops early once it has the exhaustive engine's state count)"))
 const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("actor engine: base seed"))
 const json = Options.boolean("json").pipe(Options.withDescription("one JSON object per test per line"))
+const maxStates = Options.integer("max-states").pipe(
+  Options.withDefault(Exhaustive.MAX_STATES_DEFAULT),
+  Options.withDescription(
+    `bound per test: a search that explores more than this many states stops, prints "<file>: more than N states explored (bound --max-states N): ..." ` +
+      `on stderr, and the exit code is 2; the actor engine counts the exhaustive states first, so the bound holds for it too ` +
+      `(default ${Exhaustive.MAX_STATES_DEFAULT}, reached in a few seconds; the largest of herd7's 2,595 x86 tests explores 3,035; at most ${Exhaustive.MAX_STATES_LIMIT})`
+  )
+)
 
 /** Every *.litmus file under the given paths, sorted; a missing path is bad input. */
 export const expand = (inputs: ReadonlyArray<string>): Effect.Effect<Array<string>, BadInput, FileSystem.FileSystem | Path.Path> =>
@@ -58,7 +71,14 @@ const table = (rows: ReadonlyArray<Row>): string => {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n")
 }
 
-export const litmus = Command.make("litmus", { paths, model, engine, runs, seed, json }, (o) =>
+/** The one line reporting a test beyond the state bound. */
+const boundLine = (e: Exhaustive.StateBoundExceeded, engine: string): string =>
+  `error: ${e.file}: more than ${e.maxStates} states explored (bound --max-states ${e.maxStates}): ` +
+  `test ${e.test} has ${e.threads} threads and ${e.instructions} instructions` +
+  (engine === "exhaustive" ? "" : ` (--engine ${engine} counts the exhaustive engine's states first)`) +
+  "; raise --max-states or make the test smaller"
+
+export const litmus = Command.make("litmus", { paths, model, engine, runs, seed, json, maxStates }, (o) =>
   Effect.gen(function*() {
     const m = Tso.parseModel(o.model)
     if (m !== "tso" && m !== "sc") return yield* new BadInput({ field: "--model", message: m })
@@ -66,6 +86,9 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
       return yield* new BadInput({ field: "--engine", message: `unknown engine "${o.engine}": expected exhaustive, fast (alias actors) or effect` })
     }
     if (o.runs < 1) return yield* new BadInput({ field: "--runs", message: `must be a positive integer, got ${o.runs}` })
+    if (o.maxStates < 1 || o.maxStates > Exhaustive.MAX_STATES_LIMIT) {
+      return yield* new BadInput({ field: "--max-states", message: `must be a positive integer at most ${Exhaustive.MAX_STATES_LIMIT}, got ${o.maxStates}` })
+    }
     const seedIssue = Prng.seedProblem(o.seed)
     if (seedIssue !== undefined) return yield* new BadInput({ field: "--seed", message: seedIssue })
     const files = yield* expand(o.paths)
@@ -76,6 +99,7 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
     const progress = yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "exhaustive" ? 200 : 5)
     const rows: Array<Row> = []
     let parseErrors = 0
+    let beyondBound = 0
     for (const [i, file] of files.entries()) {
       const shown = path.relative(path.resolve("."), file) || file
       // Found by stat but unreadable: a defect (exit 1), as it was with readFileSync.
@@ -85,7 +109,13 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
         parseErrors++
         yield* Console.error(`error: ${test.message}`)
       } else {
-        const exhaustive = Exhaustive.check(test, m)
+        const exhaustive = Exhaustive.search(test, m, { maxStates: o.maxStates })
+        if (exhaustive instanceof Exhaustive.StateBoundExceeded) {
+          beyondBound++
+          yield* Console.error(boundLine(exhaustive, o.engine))
+          yield* progress.tick(i + 1)
+          continue
+        }
         const { statesVisited: _, ...ex } = exhaustive
         const row: Row = o.engine === "exhaustive"
           ? ex
@@ -102,8 +132,14 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
       yield* Console.log(
         `${files.length} tests (${o.engine}, ${m}) in ${seconds.toFixed(2)} s: ${by("Never")} Never, ${by("Sometimes")} Sometimes, ` +
           `${by("Always")} Always; condition holds in ${rows.filter((r) => r.holds).length}` +
-          (parseErrors > 0 ? `; ${parseErrors} did not parse` : "")
+          (parseErrors > 0 ? `; ${parseErrors} did not parse` : "") +
+          (beyondBound > 0 ? `; ${beyondBound} explored more than --max-states ${o.maxStates} states` : "")
       )
     }
-    yield* exitWith(parseErrors > 0 ? BAD_INPUT : OK)
-  }).pipe(Effect.scoped)).pipe(Command.withDescription("check x86 litmus tests (herd7's X86_64 dialect) under TSO or SC"))
+    yield* exitWith(parseErrors > 0 || beyondBound > 0 ? BAD_INPUT : OK)
+  }).pipe(Effect.scoped)).pipe(Command.withDescription(
+  "check x86 litmus tests (herd7's X86_64 dialect) under TSO or SC. Exit 0 when every test was checked; exit 2 for bad input, " +
+    "one line on stderr per test: a test that does not parse or whose condition names a thread, register or location it does not have " +
+    "(\"<file>:<line>: ...\"), or a test that explores more than --max-states states (\"<file>: more than N states explored ...\"); " +
+    "the other tests still run"
+))

@@ -50,11 +50,18 @@ export const parseVarText = (s: string, line: number): Var => {
   return fail(line, "a register \"0:rax\" or a location \"x\"/\"[x]\"", show(s))
 }
 
-/** A parse of a condition's tokens: the tokens, the position, and the line to report at their end. */
+/** Checks a variable a condition names, given its line and the quantifier (`exists`); fails if the test lacks it. */
+export type VarCheck = (v: Var, line: number, where: string) => void
+
+/**
+ * A parse of a condition's tokens: the tokens, the position, the line to report at their end,
+ * and the check of each variable (set once the quantifier is known).
+ */
 interface Cursor {
   readonly toks: ReadonlyArray<Tok>
   p: number
   readonly lastLine: number
+  onVar: (v: Var, line: number) => void
 }
 
 /** The current token's text, or undefined at the end. */
@@ -143,6 +150,7 @@ const parseUnary = (c: Cursor): Prop => {
 const parseEq = (c: Cursor, t: string): Prop => {
   const line = here(c)
   const v = parseVarText(t, line)
+  c.onVar(v, line)
   c.p++
   expect(c, "=")
   const n = peek(c)
@@ -151,11 +159,15 @@ const parseEq = (c: Cursor, t: string): Prop => {
   return { k: "eq", v, value: Number(n) }
 }
 
-/** Parses `exists (...)`, `~exists (...)` or `forall (...)`. */
-export const parseCondition = (text: string, firstLine: number): Condition => {
+/**
+ * Parses `exists (...)`, `~exists (...)` or `forall (...)`; `check` sees every variable with its
+ * line (by default, none is checked: a condition on its own has no test to name things in).
+ */
+export const parseCondition = (text: string, firstLine: number, check?: VarCheck): Condition => {
   const toks = tokenize(text, firstLine)
-  const c: Cursor = { toks, p: 0, lastLine: toks.length > 0 ? toks[toks.length - 1]!.line : firstLine }
+  const c: Cursor = { toks, p: 0, lastLine: toks.length > 0 ? toks[toks.length - 1]!.line : firstLine, onVar: () => {} }
   const quantifier = parseQuantifier(c)
+  if (check !== undefined) c.onVar = (v, line) => check(v, line, quantifier)
   const prop = parseImp(c)
   if (peek(c) === ";") c.p++
   if (c.p < toks.length) fail(here(c), "the end of the condition", show(peek(c)!))
