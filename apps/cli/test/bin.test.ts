@@ -1,7 +1,8 @@
 /**
- * The one test that starts the real bin (tsx start-up, seconds of CPU): main.ts wires `runCli`
- * to Node's file system and terminal and hands its exit code to the process. Started with
- * `spawn`, never a blocking call, so the vitest worker stays free to answer the runner.
+ * The tests that start the real bin (a process start each): main.ts wires `runCli` to Node's
+ * file system and terminal, hands its exit code to the process, and ends quietly when the reader
+ * of its output goes away (`kvmlab ... | head -1`). Started with `spawn`, never a blocking call,
+ * so the vitest worker stays free to answer the runner.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -34,5 +35,40 @@ describe("the kvmlab bin", () => {
       const bad = yield* spawnBin("run", "nosuch")
       expect(bad.status).toBe(2)
       expect(bad.stderr).toContain(`kvmlab: scenario: no file and no built-in scenario named "nosuch"`)
+    }))
+})
+
+/**
+ * Runs `kvmlab ...args | head -1` in bash, as a user would: a real pipe (64 kB), and a reader
+ * that takes the first line and goes away. Gives the line, the bin's exit code and its stderr.
+ */
+const headOne = (...args: Array<string>) =>
+  Effect.async<{ line: string; status: string; stderr: string }, Error>((resume) => {
+    const p = spawn("bash", ["-c", '"$@" | head -1; echo "exit ${PIPESTATUS[0]}"', "bash", bin, ...args], { cwd: root })
+    let stdout = ""
+    let stderr = ""
+    p.stdout.on("data", (d) => (stdout += d))
+    p.stderr.on("data", (d) => (stderr += d))
+    p.on("error", (e) => resume(Effect.fail(e)))
+    p.on("close", () => {
+      const [line = "", status = ""] = stdout.split("\n")
+      resume(Effect.succeed({ line, status, stderr }))
+    })
+  })
+
+describe("kvmlab ... | head -1", () => {
+  it.live("ends quietly when the reader goes away: exit 0, no EPIPE, no stack", () =>
+    Effect.gen(function*() {
+      // The table is one write of about 430 kB, far more than the pipe holds, so it is still being
+      // written when head exits after the first line: the rest of the write fails with EPIPE.
+      const values = (n: number) => Array.from({ length: n }, (_, i) => i + 1).join(",")
+      const r = yield* headOne(
+        "compare", "request-race", "--vary", `workload.rounds=${values(10)}`, "--vary", `workload.gfns=${values(20)}`,
+        "--vary", "workload.guestWork=24", "--vary", "workload.haltPercent=30", "--vary", "workload.guestSteps=3",
+        "--seeds", "1", "--strategy", "random", "--workers", "1"
+      )
+      expect(r.line).toMatch(/^metric +workload\.rounds=1 workload\.gfns=1 /)
+      expect(r.stderr).not.toMatch(/EPIPE|Error|^\s+at /m)
+      expect(r.status).toBe("exit 0")
     }))
 })

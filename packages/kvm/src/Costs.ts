@@ -6,23 +6,42 @@
  */
 import { Schema } from "effect"
 
-const ns = Schema.Number.pipe(Schema.finite(), Schema.nonNegative())
+/** One virtual second, in nanoseconds. */
+const SECOND_NS = 1_000_000_000
+
+/**
+ * A cost in whole virtual nanoseconds, from 0 to `maxNs`. Every cost has a stated bound, so a
+ * slip such as 1e300 or -5 is refused with the field named, not run as a simulation that never
+ * advances or ends.
+ */
+const ns = (maxNs: number, why: string) =>
+  Schema.Int.pipe(
+    Schema.between(0, maxNs),
+    Schema.annotations({ message: (issue) => ({ message: `expected whole nanoseconds from 0 to ${maxNs} (${why}), got ${typeof issue.actual === "string" ? JSON.stringify(issue.actual) : String(issue.actual)}`, override: true }) })
+  )
+
+/**
+ * An operation's latency or a scheduler period: at most one virtual second, over a thousand
+ * times every default here but pleWindowMaxNs (the periods are 3 and 24 ms, the latencies µs).
+ */
+const upToASecond = ns(SECOND_NS, "at most 1 virtual second")
 
 export const Costs = Schema.Struct({
-  ipiSendNs: ns,
-  ipiDeliveryNs: ns,
-  vmExitNs: ns,
-  vmEntryNs: ns,
-  tlbFlushNs: ns,
-  contextSwitchNs: ns,
-  timeSliceNs: ns,
-  atomicNs: ns,
-  cacheLineTransferNs: ns,
-  guestAccessNs: ns,
-  drainNs: ns,
-  pleWindowNs: ns,
-  pleWindowMaxNs: ns,
-  schedLatencyNs: ns
+  ipiSendNs: upToASecond,
+  ipiDeliveryNs: upToASecond,
+  vmExitNs: upToASecond,
+  vmEntryNs: upToASecond,
+  tlbFlushNs: upToASecond,
+  contextSwitchNs: upToASecond,
+  timeSliceNs: upToASecond,
+  atomicNs: upToASecond,
+  cacheLineTransferNs: upToASecond,
+  guestAccessNs: upToASecond,
+  drainNs: upToASecond,
+  pleWindowNs: upToASecond,
+  /** The default is UINT_MAX cycles at 2.5 GHz (1.72 s); 10 s allows that cap at clocks down to 0.43 GHz. */
+  pleWindowMaxNs: ns(10 * SECOND_NS, "at most 10 virtual seconds: UINT_MAX cycles at 0.43 GHz"),
+  schedLatencyNs: upToASecond
 })
 export type Costs = typeof Costs.Type
 

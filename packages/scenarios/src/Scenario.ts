@@ -54,28 +54,53 @@ const condense = (issues: ReadonlyArray<{ readonly path: string; readonly messag
   return [...byPath].map(([path, messages]) => {
     const literal = messages.map((m) => /^Expected (.+), actual (.+)$/.exec(m))
     if (messages.length > 1 && literal.every((m) => m !== null)) {
+      // An optional field's union also says "Expected undefined": not worth saying.
       const expected = literal.map((m) => m![1]!).filter((x) => x !== "undefined")
-      return { path, message: `expected one of ${expected.join(", ")}, got ${literal[0]![2]}` }
+      return { path, message: expected.length === 1 ? `Expected ${expected[0]}, actual ${literal[0]![2]}` : `expected one of ${expected.join(", ")}, got ${literal[0]![2]}` }
     }
     return { path, message: messages.join("; ") }
   })
 }
 
+/** What a JSON value is, in words, for "expected an object, got ...". */
+const kindOf = (x: unknown): string =>
+  x === null ? "null" : Array.isArray(x) ? "an array" : typeof x === "string" ? "a string" : typeof x === "number" ? "a number" : typeof x === "boolean" ? "a boolean" : typeof x
+
 /** Decodes a scenario from parsed JSON; `source` names the file in errors. */
-export const decode = (input: unknown, source: string): Either.Either<Scenario, ScenarioError> =>
-  Either.mapLeft(decodeEither(input), (e) =>
+export const decode = (input: unknown, source: string): Either.Either<Scenario, ScenarioError> => {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    // The schema would say "Expected Struct (Encoded side)": true, and no help.
+    return Either.left(new ScenarioError({ source, issues: [{ path: "", message: `expected a JSON object (a scenario; kvmlab show request-race prints one), got ${kindOf(input)}` }] }))
+  }
+  return Either.mapLeft(decodeEither(input), (e) =>
     new ScenarioError({
       source,
       issues: condense(ParseResult.ArrayFormatter.formatErrorSync(e).map((i) => ({ path: i.path.map(String).join("."), message: i.message })))
     }))
+}
+
+/**
+ * Why text is not JSON, on one line: where (line and column), and what, without the quoted input
+ * V8 adds ("Unexpected token 'x', "<the text>" is not valid JSON"), which may be binary or long.
+ */
+const notJson = (text: string, e: unknown): string => {
+  const reason = (e instanceof Error ? e.message : String(e)).replace(/, .*is not valid JSON$/s, "").replace(/ in JSON at position \d+.*$/s, "")
+  const at = /at position (\d+)/.exec(e instanceof Error ? e.message : "")
+  if (at === null) return `not JSON: ${reason}`
+  const before = text.slice(0, Number(at[1])).split("\n")
+  return `not JSON: ${reason} at line ${before.length}, column ${before[before.length - 1]!.length + 1}`
+}
 
 /** Parses and decodes JSON text. */
 export const parse = (text: string, source: string): Either.Either<Scenario, ScenarioError> => {
+  if (text.trim() === "") {
+    return Either.left(new ScenarioError({ source, issues: [{ path: "", message: "is empty; a scenario is a JSON object (kvmlab show request-race prints one)" }] }))
+  }
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch (e) {
-    return Either.left(new ScenarioError({ source, issues: [{ path: "", message: `not JSON: ${(e as Error).message}` }] }))
+    return Either.left(new ScenarioError({ source, issues: [{ path: "", message: notJson(text, e) }] }))
   }
   return decode(json, source)
 }

@@ -57,7 +57,9 @@ export const encode = (d: ReplayTokenData): string => {
 export const decode = (token: string): ReplayTokenData | InvalidReplayToken => {
   const fail = (message: string) => new InvalidReplayToken({ message })
   const t = token.trim()
+  if (t === "") return fail(`the token is empty; a replay token starts with "${PREFIX}"`)
   if (!t.startsWith(PREFIX)) return fail(`a replay token starts with "${PREFIX}"`)
+  if (t.length === PREFIX.length) return fail(`the token has nothing after "${PREFIX}"`)
   let bytes: Uint8Array
   try {
     bytes = inflateSync(fromBase64Url(t.slice(PREFIX.length)))

@@ -50,9 +50,15 @@ export class InvalidRunOptions extends Schema.TaggedError<InvalidRunOptions>()("
   message: Schema.String
 }) {}
 
-/** Raised when a replay does not reproduce its token. */
+/**
+ * Raised when a replay does not reproduce its token: the message says where (the step and the
+ * actor the token chose against those runnable, or the steps and trace hash at the end); the
+ * `effect` versions of the token and of this build say whether another build made it.
+ */
 export class ReplayDiverged extends Schema.TaggedError<ReplayDiverged>()("ReplayDiverged", {
-  message: Schema.String
+  message: Schema.String,
+  tokenEffectVersion: Schema.String,
+  effectVersion: Schema.String
 }) {}
 
 /** Everything one run produced. */
@@ -101,7 +107,7 @@ const resolve = (o: RunOptions): Resolved | InvalidRunOptions | ReplayToken.Inva
     if (data instanceof ReplayToken.InvalidReplayToken) return data
     if (o.digest !== undefined && data.digest !== o.digest) {
       return new ReplayToken.InvalidReplayToken({
-        message: `the token was made for ${data.digest || "an unnamed program"}, not ${o.digest || "this one"}`
+        message: `the token was made for another program or scenario (made by another version, or edited): ${digestDifference(data.digest, o.digest)}`
       })
     }
     return { ...data, digest: data.digest, trace, engine, replay: data, guide: undefined }
@@ -121,8 +127,20 @@ const resolve = (o: RunOptions): Resolved | InvalidRunOptions | ReplayToken.Inva
   return { seed: o.seed, strategy, maxSteps, maxTimeNs, digest, trace, engine, replay: undefined, guide: o.guide }
 }
 
+/** Where two digests differ, short enough for one line: a digest can be a whole scenario. */
+const digestDifference = (token: string, here: string): string => {
+  let i = 0
+  while (i < token.length && i < here.length && token[i] === here[i]) i++
+  const at = (d: string) => (i >= d.length ? "its end" : `'${d.slice(i, i + 30)}${d.length > i + 30 ? "…" : ""}'`)
+  return `its digest differs from this one's at character ${i + 1}: the token has ${at(token)} where this one has ${at(here)}`
+}
+
 /** The `effect` version recorded in tokens (traces do not depend on it, but it helps diagnose). */
 export const effectVersion = (): string => ModuleVersion.getCurrentVersion()
+
+/** A divergence's hint when the token was made by another `effect` version. */
+const versionNote = (t: ReplayToken.ReplayTokenData): string =>
+  t.effectVersion === effectVersion() ? "" : ` (the token was made with effect ${t.effectVersion}, this is ${effectVersion()})`
 
 /**
  * Runs a program synchronously under the kernel and returns its result. For hot loops
@@ -149,7 +167,11 @@ const execute = <A>(program: Program<A>, r: Resolved): RunResult<A> => {
     guide: r.guide !== undefined
   }
   const kernel = r.engine === "effect" ? new EffectEngine(options) : new FastEngine(options)
-  kernel.execute(program)
+  try {
+    kernel.execute(program)
+  } catch (e) {
+    throw r.replay !== undefined && e instanceof ReplayDivergence ? new ReplayDivergence(`${e.message}${versionNote(r.replay)}`) : e
+  }
   const invariantChecks: Record<string, number> = {}
   for (const inv of kernel.invariants) invariantChecks[inv.name] = (invariantChecks[inv.name] ?? 0) + inv.checks
   for (const [name, box] of kernel.eventChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + box.n
@@ -188,7 +210,7 @@ const execute = <A>(program: Program<A>, r: Resolved): RunResult<A> => {
 }
 
 const checkReplay = (t: ReplayToken.ReplayTokenData, got: RunResult<unknown>, leftover: number): void => {
-  const version = t.effectVersion === effectVersion() ? "" : ` (the token was made with effect ${t.effectVersion}, this is ${effectVersion()})`
+  const version = versionNote(t)
   if (leftover !== 0) throw new ReplayDivergence(`replay diverged: ${leftover} recorded decisions were not used${version}`)
   if (got.steps !== t.steps || got.traceHash !== t.traceHash) {
     throw new ReplayDivergence(
@@ -211,7 +233,9 @@ export const run = <A>(
     return Effect.try({
       try: () => execute(program, r),
       catch: (e) => {
-        if (e instanceof ReplayDivergence) return new ReplayDiverged({ message: e.message })
+        if (e instanceof ReplayDivergence) {
+          return new ReplayDiverged({ message: e.message, tokenEffectVersion: r.replay?.effectVersion ?? effectVersion(), effectVersion: effectVersion() })
+        }
         throw e
       }
     })

@@ -398,3 +398,38 @@ describe("the two engines", () => {
     }
   })
 })
+
+describe("a replay that does not fit its token says where and why", () => {
+  const r = Run.runSync(program, { seed: 99, digest: "fixture" })
+  const data = ReplayToken.decode(r.token) as ReplayToken.ReplayTokenData
+  const edited = (change: Partial<ReplayToken.ReplayTokenData>) => ReplayToken.encode({ ...data, ...change })
+  const flipped = data.decisions.map((d, i) => (i === 3 ? (d === 1 ? 2 : 1) : d))
+
+  it.effect("the step, the actor the token chose and those runnable; and the effect versions", () =>
+    Effect.gen(function*() {
+      const same = yield* Effect.flip(Run.replay(program, edited({ decisions: flipped })))
+      expect(same._tag).toBe("ReplayDiverged")
+      expect(same.message).toMatch(/^replay diverged at step \d+: the token chooses actor \d+, runnable are \[[\d, ]+\]$/)
+      expect(same).toMatchObject({ tokenEffectVersion: Run.effectVersion(), effectVersion: Run.effectVersion() })
+      const older = yield* Effect.flip(Run.replay(program, edited({ decisions: flipped, effectVersion: "3.10.0" })))
+      expect(older.message).toMatch(/^replay diverged at step \d+: .* \(the token was made with effect 3\.10\.0, this is \d+\.\d+\.\d+\)$/)
+      expect(older).toMatchObject({ tokenEffectVersion: "3.10.0", effectVersion: Run.effectVersion() })
+      const atEnd = yield* Effect.flip(Run.replay(program, edited({ traceHash: "0000000000000000", effectVersion: "3.10.0" })))
+      expect(atEnd.message).toMatch(/^replay diverged: expected \d+ steps and trace 0000000000000000, got \d+ steps and trace [0-9a-f]+ \(the token was made with effect 3\.10\.0/)
+    }))
+
+  it.effect("a token for another program: where the digests part, in one short line", () =>
+    Effect.gen(function*() {
+      const long = JSON.stringify({ name: "a scenario", padding: "x".repeat(5000), vms: 1 })
+      const token = Run.runSync(program, { seed: 1, digest: long }).token
+      const e = yield* Effect.flip(Run.replay(program, token, { digest: long.replace('"vms":1', '"vms":2') }))
+      expect(e._tag).toBe("InvalidReplayToken")
+      expect(e.message).toMatch(/its digest differs from this one's at character 5041: the token has '1}' where this one has '2}'$/)
+      expect(e.message.length).toBeLessThan(300)
+    }))
+
+  it("empty tokens and a bare prefix are told apart from damaged ones", () => {
+    expect((ReplayToken.decode("") as ReplayToken.InvalidReplayToken).message).toBe('the token is empty; a replay token starts with "kvl1."')
+    expect((ReplayToken.decode(" kvl1. ") as ReplayToken.InvalidReplayToken).message).toBe('the token has nothing after "kvl1."')
+  })
+})

@@ -1,83 +1,105 @@
 /**
- * The scenario commands: `list`, `show`, `run`, `explore`, `replay`, `compare`. Each takes a
- * built-in scenario name or a scenario file. Exit 0 when no violation was found, 1 when one was,
- * 2 for bad input (the field and the problem on one line per issue).
+ * The scenario commands: `list`, `show`, `run`, `explore`, `replay`, `shrink`, `compare`. Each
+ * takes a built-in scenario name, a scenario file or a replay token. Exit 0 when no violation was
+ * found, 1 when one was, 2 for bad input: one line naming the option, field, token part or file.
  */
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Variants } from "@kvmlab/kvm"
 import { Campaign, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
-import { Prng, type Run, type Strategy } from "@kvmlab/sim"
-import { Console, Effect, Either } from "effect"
+import { ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
+import { Console, Effect, Either, Option } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
 import * as Files from "../Files.js"
+import * as Inputs from "../Inputs.js"
 import * as Progress from "../Progress.js"
 import { cores, Workers } from "../Workers.js"
 
 const scenarioArg = Args.text({ name: "scenario" }).pipe(Args.withDescription("a built-in scenario name (kvmlab list) or a scenario file"))
 const variant = Options.text("variant").pipe(Options.repeated, Options.withDescription("key=value, e.g. flush=pv or extraBarriers=on; repeatable"))
 const bug = Options.text("bug").pipe(Options.repeated, Options.withDescription(`a bug switch (${Variants.bugNames.join(", ")}); repeatable`))
-const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("seed (base seed for explore and compare)"))
+const seed = Inputs.integer("seed", 0, 0xffff_ffff).pipe(Options.withDefault(1), Options.withDescription("seed, a 32-bit unsigned integer (base seed for explore and compare)"))
 const json = Options.boolean("json").pipe(Options.withDescription("print JSON"))
 /** Which engine runs the model: both give the same trace for the same seed. */
-export const engine = Options.choice("engine", ["fast", "effect"]).pipe(
+export const engine = Inputs.choice("engine", ["fast", "effect"], "engine").pipe(
   Options.withDefault("fast" as const),
   Options.withDescription("fast (default: the kernel steps the model's generators) or effect (the reference: every actor an Effect fiber, state in STM); same results")
 )
-const workers = Options.integer("workers").pipe(
+const workers = Inputs.integer("workers", 1, 256).pipe(
   Options.withDefault(cores()),
-  Options.withDescription(`worker threads (default: the number of cores, ${cores()}); results do not depend on it`)
+  Options.withDescription(`worker threads, 1 to 256 (default: the number of cores, ${cores()}); results do not depend on it`)
 )
-const checkWorkers = (n: number) =>
-  Number.isInteger(n) && n >= 1 && n <= 256 ? Effect.void : Effect.fail(new BadInput({ field: "--workers", message: `must be an integer in [1, 256], got ${n}` }))
+/** pct's depth; the other strategies have none, so giving it with them is an error rather than ignored. */
+const depth = Inputs.integer("depth", 1, 64).pipe(Options.optional, Options.withDescription("pct depth, 1 to 64 (default 3); only pct takes it"))
+
+/** The largest scenario file read: the built-ins are about 1 kB, so a bigger file is a mistake (a trace, a binary). */
+const MAX_SCENARIO_BYTES = 1 << 20
 
 /** Reads a scenario from a file, or a built-in by name. */
 export const load = (ref: string): Effect.Effect<Scenario.Scenario, BadInput, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     // Like existsSync: any error (not only "not found") means there is no file to read.
-    if (yield* Effect.orElseSucceed(fs.exists(ref), () => false)) {
+    const info = yield* Effect.option(fs.stat(ref))
+    if (Option.isSome(info)) {
+      if (info.value.type === "Directory") return yield* new BadInput({ field: ref, message: "is a directory, not a scenario file" })
+      if (info.value.type === "File" && info.value.size > MAX_SCENARIO_BYTES) {
+        return yield* new BadInput({ field: ref, message: `is ${(Number(info.value.size) / (1 << 20)).toFixed(1)} MB; a scenario file is a small JSON object (at most 1 MB; kvmlab show request-race prints one)` })
+      }
       const text = yield* Effect.mapError(Files.readText(ref), (e) => new BadInput({ field: ref, message: Files.describe(e) }))
       return yield* fromEither(Runner.fromText(text, ref))
     }
     const b = Runner.builtin(ref)
     if (b !== undefined) return b
-    return yield* new BadInput({ field: "scenario", message: `no file and no built-in scenario named "${ref}"; built-ins: ${Runner.builtinNames().join(", ")}` })
+    return yield* new BadInput({ field: "scenario", message: `no file and no built-in scenario named ${Inputs.quote(ref)}; built-ins: ${Runner.builtinNames().join(", ")}` })
   })
+
+/** Issues as one message: the missing fields together, then each other path and its problem. */
+const issuesLine = (issues: ReadonlyArray<{ readonly path: string; readonly message: string }>): string => {
+  const missing = issues.filter((i) => i.message === "is missing").map((i) => i.path)
+  const rest = issues.filter((i) => i.message !== "is missing").map((i) => (i.path === "" ? i.message : `${i.path}: ${i.message}`))
+  return [...(missing.length > 1 ? [`missing fields ${missing.join(", ")}`] : missing.map((p) => `${p}: is missing`)), ...rest].join("; ")
+}
 
 const fromEither = <A>(e: Either.Either<A, Scenario.ScenarioError>): Effect.Effect<A, BadInput> =>
   Either.match(e, {
-    onLeft: (err) => Effect.fail(new BadInput({ field: err.issues.length === 1 ? `${err.source}: ${err.issues[0]!.path || "(top level)"}` : err.source, message: err.issues.length === 1 ? err.issues[0]!.message : "\n" + err.message })),
+    onLeft: (err) => Effect.fail(new BadInput({ field: err.source, message: issuesLine(err.issues) })),
     onRight: Effect.succeed
   })
 
 const parseSetting = (field: string, s: string): Effect.Effect<readonly [string, string], BadInput> => {
   const i = s.indexOf("=")
-  return i <= 0
-    ? Effect.fail(new BadInput({ field, message: `expected key=value, got "${s}"` }))
+  return i <= 0 || s.slice(0, i).trim() === ""
+    ? Effect.fail(new BadInput({ field, message: `expected key=value, got ${Inputs.quote(s)}` }))
     : Effect.succeed([s.slice(0, i).trim(), s.slice(i + 1).trim()] as const)
 }
 
-/** The scenario with the command line's --variant and --bug applied. */
+/**
+ * The scenario with the command line's --variant and --bug applied. A problem is blamed on what
+ * caused it: a bug switch that does not fit the scenario on --bug (or on the file, when the file
+ * names it), any other on --variant.
+ */
 const configure = (ref: string, variants: ReadonlyArray<string>, bugs: ReadonlyArray<string>) =>
   Effect.gen(function*() {
     const base = yield* load(ref)
     const set = yield* Effect.forEach(variants, (v) => parseSetting("--variant", v))
     for (const b of bugs) {
       if (!(Variants.bugNames as ReadonlyArray<string>).includes(b)) {
-        return yield* new BadInput({ field: "--bug", message: `unknown bug switch "${b}"; known: ${Variants.bugNames.join(", ")}` })
+        return yield* new BadInput({ field: "--bug", message: `unknown bug switch ${Inputs.quote(b)}; known: ${Variants.bugNames.join(", ")}` })
       }
     }
     const s = yield* fromEither(Scenario.withOverrides(base, { set, bugs }, "--variant"))
-    const checked = yield* fromEither(Runner.validate(s, "--variant"))
-    for (const n of Runner.notes(checked)) yield* Console.error(`note: ${n}`)
-    return checked
+    const checked = Runner.validate(s, "--variant")
+    if (Either.isLeft(checked)) {
+      const [first] = checked.left.issues
+      const bug = /^bugs\.(\d+)$/.exec(first!.path)
+      const index = bug === null ? -1 : Number(bug[1])
+      const field = index < 0 ? "--variant" : index < base.bugs.length ? `${ref}: bugs.${index}` : "--bug"
+      return yield* new BadInput({ field, message: index < 0 ? issuesLine(checked.left.issues) : first!.message })
+    }
+    for (const n of Runner.notes(checked.right)) yield* Console.error(`note: ${n}`)
+    return checked.right
   })
-
-const checkSeed = (n: number) => {
-  const p = Prng.seedProblem(n)
-  return p === undefined ? Effect.void : Effect.fail(new BadInput({ field: "--seed", message: p }))
-}
 
 const print = (s: string) => Console.log(s)
 
@@ -101,16 +123,20 @@ export const show = Command.make("show", { scenario: scenarioArg, json }, (o) =>
 
 // ------------------------------------------------------------------ run
 
-const runStrategy = Options.text("strategy").pipe(Options.withDefault("timed"), Options.withDescription("timed (costs advance virtual time; default), random, pct or swarm"))
+const runStrategy = Inputs.choice("strategy", ["timed", "random", "pct", "swarm"], "strategy").pipe(
+  Options.withDefault("timed" as const),
+  Options.withDescription("timed (costs advance virtual time; default), random, pct or swarm")
+)
 
-const strategyOf = (name: string, depth: number, allowed: ReadonlyArray<string>): Effect.Effect<Strategy.SearchStrategy, BadInput> => {
-  if (!allowed.includes(name)) return Effect.fail(new BadInput({ field: "--strategy", message: `unknown strategy "${name}"; expected ${allowed.join(", ")}` }))
-  if (name === "pct") {
-    if (!Number.isInteger(depth) || depth < 1 || depth > 64) return Effect.fail(new BadInput({ field: "--depth", message: `must be an integer in [1, 64], got ${depth}` }))
-    return Effect.succeed({ _tag: "pct", depth })
-  }
-  return Effect.succeed({ _tag: name as "random" | "timed" | "swarm" })
+/** The strategy named on the command line; --depth belongs to pct alone. */
+const strategyOf = (name: "timed" | "random" | "pct" | "swarm", depth: Option.Option<number>): Effect.Effect<Strategy.SearchStrategy, BadInput> => {
+  if (name === "pct") return Effect.succeed({ _tag: "pct", depth: Option.getOrElse(depth, () => 3) })
+  if (Option.isSome(depth)) return Effect.fail(new BadInput({ field: "--depth", message: `--strategy ${name} ignores it; only pct takes a depth` }))
+  return Effect.succeed({ _tag: name })
 }
+
+/** A failure of the simulation's own option checks, on the option it came from. */
+const runOptionsError = (e: Run.InvalidRunOptions) => new BadInput({ field: `--${e.field}`, message: e.message })
 
 /** A run as `run --json` and `replay --json` print it (`run` also names the outcome). */
 const runJson = (r: Runner.ScenarioRun, withOutcome: boolean) => ({
@@ -128,12 +154,11 @@ const runJson = (r: Runner.ScenarioRun, withOutcome: boolean) => ({
 const violationLines = (vs: ReadonlyArray<Runner.FoundViolation & { readonly run?: number }>) =>
   vs.map((v) => `VIOLATION ${v.invariant}${v.run !== undefined ? ` (run ${v.run})` : ""} at step ${v.step} by ${v.actor}: ${v.message}\n  replay: ${v.replay}`).join("\n")
 
-export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, engine, strategy: runStrategy, depth: Options.integer("depth").pipe(Options.withDefault(3)) }, (o) =>
+export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, engine, strategy: runStrategy, depth }, (o) =>
   Effect.gen(function*() {
-    yield* checkSeed(o.seed)
+    const strategy = yield* strategyOf(o.strategy, o.depth)
     const s = yield* configure(o.scenario, o.variant, o.bug)
-    const strategy = yield* strategyOf(o.strategy, o.depth, ["timed", "random", "pct", "swarm"])
-    const r = yield* Runner.run(s, { seed: o.seed, strategy, engine: o.engine as Run.Engine })
+    const r = yield* Runner.run(s, { seed: o.seed, strategy, engine: o.engine }).pipe(Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e))))
     if (o.json) yield* print(JSON.stringify(runJson(r, true)))
     else {
       yield* print(`${r.scenario} (seed ${r.seed}, ${r.strategy}): ${r.outcome} after ${r.steps} steps, ${r.timeNs} ns virtual; trace ${r.traceHash}`)
@@ -151,23 +176,22 @@ export const explore = Command.make("explore", {
   bug,
   seed,
   json,
-  strategy: Options.text("strategy").pipe(Options.withDefault("random"), Options.withDescription("random (default), pct or swarm")),
-  depth: Options.integer("depth").pipe(Options.withDefault(3), Options.withDescription("pct depth")),
-  runs: Options.integer("runs").pipe(Options.withDefault(2000)),
+  strategy: Inputs.choice("strategy", ["random", "pct", "swarm"], "strategy").pipe(Options.withDefault("random" as const), Options.withDescription("random (default), pct or swarm")),
+  depth,
+  runs: Inputs.integer("runs", 1, 1_000_000_000).pipe(Options.withDefault(2000), Options.withDescription("runs, 1 to 10^9 (default 2000)")),
   all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant")),
   engine,
   workers,
   shrink: Options.boolean("shrink").pipe(Options.withDescription("shrink each violation found to as few steps as possible (see kvmlab shrink)"))
 }, (o) =>
   Effect.gen(function*() {
-    yield* checkSeed(o.seed)
-    yield* checkWorkers(o.workers)
-    if (o.runs < 1) return yield* new BadInput({ field: "--runs", message: `must be a positive integer, got ${o.runs}` })
+    const strategy = yield* strategyOf(o.strategy, o.depth)
     const s = yield* configure(o.scenario, o.variant, o.bug)
-    const strategy = yield* strategyOf(o.strategy, o.depth, ["random", "pct", "swarm"])
     const progress = yield* Progress.make(`explore ${s.name}`, o.runs, 200)
     const dealer = yield* (yield* Workers).dealer(o.workers)
-    const found = yield* Campaign.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, engine: o.engine as Run.Engine, dealer, onProgress: (d) => progress.tick(d) })
+    const found = yield* Campaign.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, engine: o.engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
+      Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e)))
+    )
     const r = o.shrink ? { ...found, violations: yield* Effect.forEach(found.violations, (v) => Effect.map(shrinkToken(v.replay), (k) => ({ ...v, shrunk: k }))) } : found
     if (o.json) {
       yield* print(JSON.stringify({
@@ -206,9 +230,29 @@ export const explore = Command.make("explore", {
 
 // ------------------------------------------------------------------ shrink
 
+/** Why a token that decodes may not replay: said with every divergence. */
+const DIVERGENCE_HINT = "a token diverges when it was made by another kvmlab or Effect version, or edited"
+
+/** A token's scenario that does not decode, with the path in the scenario of each problem. */
+const tokenScenarioError = (e: Scenario.ScenarioError) =>
+  new BadInput({ field: "token", message: `its scenario does not decode: ${e.issues.map((i) => (i.path === "" ? i.message : `${i.path}: ${i.message}`)).join("; ")}` })
+
+/** A token that is not one (empty, damaged, truncated, another format), before anything is run. */
+const checkToken = (token: string): Effect.Effect<void, BadInput> => {
+  const data = ReplayToken.decode(token)
+  return data instanceof ReplayToken.InvalidReplayToken ? Effect.fail(new BadInput({ field: "token", message: data.message })) : Effect.void
+}
+
+/** A token problem found while shrinking: the shrinker reports errors as their text ("Error: replay diverged ..."). */
+const shrinkError = (message: string) => {
+  const m = message.replace(/^(Error|InvalidReplayToken|InvalidRunOptions): /, "")
+  return new BadInput({ field: "token", message: /replay diverged|made for another/.test(m) ? `${m}; ${DIVERGENCE_HINT}` : m })
+}
+
 const shrinkToken = (token: string) =>
-  Shrink.shrink(token).pipe(
-    Effect.catchAll((e) => Effect.fail(new BadInput({ field: "token", message: "issues" in e ? e.issues.map((i) => i.message).join("; ") : e.message })))
+  Effect.zipRight(
+    checkToken(token),
+    Shrink.shrink(token).pipe(Effect.catchAll((e) => Effect.fail("issues" in e ? tokenScenarioError(e) : shrinkError(e.message))))
   )
 
 const shrinkJson = (r: Shrink.ShrinkResult) => ({
@@ -243,22 +287,24 @@ export const replay = Command.make("replay", {
   token: Args.text({ name: "token" }),
   json,
   engine,
-  traceOut: Options.file("trace-out").pipe(Options.optional, Options.withDescription("write a Chrome/Perfetto trace-event JSON file"))
+  traceOut: Options.text("trace-out").pipe(Options.withPseudoName("file"), Options.optional, Options.withDescription("write a Chrome/Perfetto trace-event JSON file"))
 }, (o) =>
   Effect.gen(function*() {
     const tracing = o.traceOut._tag === "Some"
-    const r = yield* Runner.replay(o.token, { trace: tracing, engine: o.engine as Run.Engine }).pipe(
+    yield* checkToken(o.token)
+    const r = yield* Runner.replay(o.token, { trace: tracing, engine: o.engine }).pipe(
       Effect.catchTags({
-        ScenarioError: (e) => Effect.fail(new BadInput({ field: "token", message: e.issues.map((i) => i.message).join("; ") })),
+        ScenarioError: (e) => Effect.fail(tokenScenarioError(e)),
         InvalidReplayToken: (e) => Effect.fail(new BadInput({ field: "token", message: e.message })),
-        InvalidRunOptions: (e) => Effect.fail(new BadInput({ field: "token", message: e.message }))
+        InvalidRunOptions: (e) => Effect.fail(new BadInput({ field: `token ${e.field}`, message: e.message })),
+        ReplayDiverged: (e) => Effect.fail(new BadInput({ field: "token", message: `${e.message}; ${DIVERGENCE_HINT}` }))
       })
     )
     if (o.traceOut._tag === "Some") {
       const file = o.traceOut.value
       const doc = Perfetto.fromTrace(r.trace, { timed: r.strategy === "timed", title: `${r.scenario} seed ${r.seed} ${r.strategy}` })
       const fs = yield* FileSystem.FileSystem
-      yield* Effect.mapError(fs.writeFileString(file, JSON.stringify(doc)), (e) => new BadInput({ field: "--trace-out", message: Files.describe(e) }))
+      yield* Effect.mapError(fs.writeFileString(file, JSON.stringify(doc)), (e) => new BadInput({ field: `--trace-out ${file}`, message: Files.describe(e) }))
     }
     if (o.json) yield* print(JSON.stringify(runJson(r, false)))
     else {
@@ -277,32 +323,54 @@ export const compare = Command.make("compare", {
   variant,
   bug,
   seed,
-  seeds: Options.integer("seeds").pipe(Options.withDefault(3), Options.withDescription("runs per row (metrics are means)")),
-  strategy: Options.text("strategy").pipe(Options.withDefault("timed"), Options.withDescription("timed (default: costs advance virtual time), or random, pct, swarm to compare what schedules do")),
-  depth: Options.integer("depth").pipe(Options.withDefault(3), Options.withDescription("pct depth")),
+  seeds: Inputs.integer("seeds", 1, 1_000_000).pipe(Options.withDefault(3), Options.withDescription("runs per row, 1 to 10^6 (metrics are means; default 3)")),
+  strategy: Inputs.choice("strategy", ["timed", "random", "pct", "swarm"], "strategy").pipe(
+    Options.withDefault("timed" as const),
+    Options.withDescription("timed (default: costs advance virtual time), or random, pct, swarm to compare what schedules do")
+  ),
+  depth,
   json,
   engine,
   workers
 }, (o) =>
   Effect.gen(function*() {
-    yield* checkSeed(o.seed)
-    yield* checkWorkers(o.workers)
-    if (o.seeds < 1) return yield* new BadInput({ field: "--seeds", message: `must be a positive integer, got ${o.seeds}` })
-    if (o.vary.length === 0) return yield* new BadInput({ field: "--vary", message: "give at least one --vary key=v1,v2" })
+    const strategy = yield* strategyOf(o.strategy, o.depth)
+    const vary = yield* varyOf(o.vary, o.seeds)
     const s = yield* configure(o.scenario, o.variant, o.bug)
-    const vary = yield* Effect.forEach(o.vary, (v) =>
-      Effect.map(parseSetting("--vary", v), ([k, vs]) => [k, vs.split(",").map((x) => x.trim()).filter((x) => x !== "")] as const))
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
     const progress = yield* Progress.make(`compare ${s.name}`, combos * o.seeds, 4)
-    const strategy = yield* strategyOf(o.strategy, o.depth, ["timed", "random", "pct", "swarm"])
     const dealer = yield* (yield* Workers).dealer(o.workers)
-    const r = yield* Campaign.compare(s, { vary, seeds: o.seeds, seed: o.seed, strategy, engine: o.engine as Run.Engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
+    const r = yield* Campaign.compare(s, { vary, seeds: o.seeds, seed: o.seed, strategy, engine: o.engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
       Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message })))
     )
     if (o.json) yield* print(JSON.stringify({ rows: r.rows }))
     else yield* print(compareTable(r.rows))
     yield* exitWith(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("run every combination of --vary settings and tabulate the mean metrics, with ratios to the first row"))
+
+/** The most runs one comparison makes (rows times seeds): more is a typo, not a measurement. */
+const MAX_COMPARE_RUNS = 1_000_000
+
+/** The --vary settings: each `key=v1,v2,...` with at least one value, no key or value twice, and a bounded number of runs. */
+const varyOf = (given: ReadonlyArray<string>, seeds: number) =>
+  Effect.gen(function*() {
+    if (given.length === 0) return yield* new BadInput({ field: "--vary", message: "give at least one --vary key=v1,v2" })
+    const vary: Array<readonly [string, ReadonlyArray<string>]> = []
+    for (const v of given) {
+      const [key, list] = yield* parseSetting("--vary", v)
+      const values = list.split(",").map((x) => x.trim()).filter((x) => x !== "")
+      if (values.length === 0) return yield* new BadInput({ field: `--vary ${key}`, message: `give at least one value, as in --vary ${key}=a,b; got ${Inputs.quote(v)}` })
+      if (vary.some(([k]) => k === key)) return yield* new BadInput({ field: `--vary ${key}`, message: "given twice; give one --vary per key, with all its values" })
+      const twice = values.find((x, i) => values.indexOf(x) !== i)
+      if (twice !== undefined) return yield* new BadInput({ field: `--vary ${key}`, message: `value ${Inputs.quote(twice)} given twice` })
+      vary.push([key, values])
+    }
+    const runs = vary.reduce((n, [, vs]) => n * vs.length, seeds)
+    if (runs > MAX_COMPARE_RUNS) {
+      return yield* new BadInput({ field: "--vary", message: `${runs} runs (every combination, times --seeds ${seeds}) is more than ${MAX_COMPARE_RUNS}` })
+    }
+    return vary
+  })
 
 /** Rows as a table: one line per metric, one column per variant, ratios to the first column. */
 export const compareTable = (rows: ReadonlyArray<Runner.CompareRow>): string => {
