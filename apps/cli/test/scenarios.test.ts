@@ -61,6 +61,31 @@ describe("kvmlab run, explore, replay", () => {
       expect(doc.traceEvents.some((x: { ph: string; name: string }) => x.ph === "B" && x.name === "guest")).toBe(true)
     }))
 
+  it.live("replay --history prints the run in the kernel's names; a passing run prints its token, which replays", () =>
+    Effect.gen(function*() {
+      const e = yield* kvmlab("explore", "request-race", "--bug", "A.noEntryBarrier", "--runs", "2000", "--json")
+      const token = JSON.parse(e.stdout).violations[0].replay
+      const h = yield* kvmlab("replay", token, "--history")
+      expect(h.status).toBe(1)
+      const lines = h.stdout.trim().split("\n")
+      expect(lines[0]).toMatch(/^request-race \(seed \d+, random, bugs: A.noEntryBarrier\): violation after \d+ steps$/)
+      expect(h.stdout).toMatch(/store +vcpu\[\d\]\.mode = IN_GUEST_MODE/)
+      expect(h.stdout).toContain("kvm_make_request(KVM_REQ_TLB_FLUSH")
+      expect(lines.at(-1)).toMatch(/^VIOLATION REQ-1 at step \d+ by vcpu\d/)
+      const tail = yield* kvmlab("replay", token, "--history", "--last", "4")
+      expect(tail.stdout.trim().split("\n").filter((l) => /^ +\d+ /.test(l))).toHaveLength(4)
+      const bad = yield* kvmlab("replay", token, "--last", "4")
+      expect(bad.status).toBe(2)
+      expect(bad.stderr).toContain("--last")
+      const ok = yield* kvmlab("run", "request-race", "--strategy", "random", "--seed", "3")
+      expect(ok.status).toBe(0)
+      const passing = /replay: (kvl1\.\S+)/.exec(ok.stdout)?.[1]
+      expect(passing).toBeDefined()
+      const again = yield* kvmlab("replay", passing!, "--history")
+      expect(again.status).toBe(0)
+      expect(again.stdout.split("\n")[0]).toMatch(/: completed after \d+ steps$/)
+    }))
+
   it.live("explore with every switch off exits 0", () =>
     Effect.gen(function*() {
       const e = yield* kvmlab("explore", "lockless-walk", "--runs", "200", "--strategy", "pct", "--depth", "3", "--json")

@@ -6,7 +6,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Variants } from "@kvmlab/kvm"
-import { Campaign, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
+import { Campaign, History, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
 import { Console, Effect, Either, Option } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
@@ -164,6 +164,8 @@ export const run = Command.make("run", { scenario: scenarioArg, variant, bug, se
       yield* print(`${r.scenario} (seed ${r.seed}, ${r.strategy}): ${r.outcome} after ${r.steps} steps, ${r.timeNs} ns virtual; trace ${r.traceHash}`)
       for (const [k, v] of Object.entries(r.metrics)) yield* print(`  ${k.padEnd(28)} ${v}`)
       if (r.violations.length > 0) yield* print(violationLines(r.violations))
+      // Any run, passing or not, can be replayed, traced and read (replay --history).
+      else yield* print(`  replay: ${r.token}`)
     }
     yield* exitWith(r.violations.length > 0 ? FOUND : OK)
   })).pipe(Command.withDescription("run a scenario once"))
@@ -287,10 +289,15 @@ export const replay = Command.make("replay", {
   token: Args.text({ name: "token" }),
   json,
   engine,
-  traceOut: Options.text("trace-out").pipe(Options.withPseudoName("file"), Options.optional, Options.withDescription("write a Chrome/Perfetto trace-event JSON file"))
+  traceOut: Options.text("trace-out").pipe(Options.withPseudoName("file"), Options.optional, Options.withDescription("write a Chrome/Perfetto trace-event JSON file")),
+  history: Options.boolean("history").pipe(
+    Options.withDescription("print the run's history, one step per line, in the kernel's names (locations, values, VM entries and exits, requests, IPIs), the violation last")
+  ),
+  last: Inputs.integer("last", 1, 100_000_000).pipe(Options.optional, Options.withDescription("with --history: only the last N lines of events"))
 }, (o) =>
   Effect.gen(function*() {
-    const tracing = o.traceOut._tag === "Some"
+    if (o.last._tag === "Some" && !o.history) return yield* new BadInput({ field: "--last", message: "only --history takes it" })
+    const tracing = o.traceOut._tag === "Some" || o.history
     yield* checkToken(o.token)
     const r = yield* Runner.replay(o.token, { trace: tracing, engine: o.engine }).pipe(
       Effect.catchTags({
@@ -306,7 +313,8 @@ export const replay = Command.make("replay", {
       const fs = yield* FileSystem.FileSystem
       yield* Effect.mapError(fs.writeFileString(file, JSON.stringify(doc)), (e) => new BadInput({ field: `--trace-out ${file}`, message: Files.describe(e) }))
     }
-    if (o.json) yield* print(JSON.stringify(runJson(r, false)))
+    if (o.history) yield* print(History.render(r, Option.getOrElse(o.last, () => 0)).join("\n"))
+    else if (o.json) yield* print(JSON.stringify(runJson(r, false)))
     else {
       yield* print(`replayed ${r.scenario} (seed ${r.seed}, ${r.strategy}, bugs: ${r.bugs.join(", ") || "none"}): ${r.outcome} after ${r.steps} steps; trace ${r.traceHash}`)
       if (r.violations.length > 0) yield* print(violationLines(r.violations))
