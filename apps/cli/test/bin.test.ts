@@ -72,3 +72,44 @@ describe("kvmlab ... | head -1", () => {
       expect(r.status).toBe("exit 0")
     }))
 })
+
+/**
+ * Starts `kvmlab ...args`, sends `signal` once its stderr shows `ready` (the first progress line:
+ * the exploration is under way, with most of it left), and gives its exit code and stderr.
+ */
+const interrupted = (signal: NodeJS.Signals, ready: RegExp, ...args: Array<string>) =>
+  Effect.async<{ status: number | null; stderr: string }, Error>((resume) => {
+    const p = spawn(bin, args, { cwd: root })
+    let stderr = ""
+    let sent = false
+    p.stdout.resume()
+    p.stderr.on("data", (d) => {
+      stderr += d
+      if (!sent && ready.test(stderr)) {
+        sent = true
+        p.kill(signal)
+      }
+    })
+    p.on("error", (e) => resume(Effect.fail(e)))
+    p.on("close", (status) => resume(Effect.succeed({ status, stderr })))
+  })
+
+describe("Ctrl-C and SIGTERM", () => {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it.live(`${signal} ends an exploration with exit 130 and says how far it got and how to go on`, () =>
+      Effect.gen(function*() {
+        const r = yield* interrupted(signal, /explore request-race: \d+\/50000/, "explore", "request-race", "--runs", "50000", "--seed", "7")
+        expect(r.status).toBe(130)
+        const m = /kvmlab: explore request-race interrupted after (\d+) of 50000 runs; runs 0-(\d+) \(seeds 7-(\d+)\) are all done: go on with --seed (\d+) --runs (\d+)/.exec(r.stderr)
+        expect(m).not.toBeNull()
+        const [done, last, lastSeed, next, left] = m!.slice(1).map(Number) as [number, number, number, number, number]
+        expect(done).toBeGreaterThanOrEqual(5000)
+        expect(done).toBeLessThan(50000)
+        expect(last + 1).toBeLessThanOrEqual(done)
+        expect(lastSeed).toBe(7 + last)
+        expect(next).toBe(lastSeed + 1)
+        expect(left).toBe(50000 - (last + 1))
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      }), 60_000)
+  }
+})

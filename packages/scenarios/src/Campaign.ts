@@ -21,7 +21,11 @@ export interface ExploreOptions {
   readonly engine?: Run.Engine
   /** Default: this thread. */
   readonly dealer?: Dealer.Dealer
-  readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
+  /**
+   * After each block: runs done, runs asked for, and how many runs from the first are all done
+   * (blocks finish out of order on several workers): an interrupted exploration resumes there.
+   */
+  readonly onProgress?: (done: number, total: number, prefix: number) => Effect.Effect<void>
 }
 
 /** One violation an exploration found: which run (run i uses seed `seed + i`), what broke, how to replay. */
@@ -77,6 +81,9 @@ export const explore = (s: Scenario, o: ExploreOptions): Effect.Effect<ScenarioE
     // The lowest violating run seen so far: blocks that start after it are not needed.
     const stopAt = yield* Ref.make(Infinity)
     const done = yield* Ref.make(0)
+    // Blocks finished, by their first run, and the runs from 0 that are all done.
+    const finished = new Set<number>()
+    let prefix = 0
     const results = yield* Effect.forEach(firsts, (first) =>
       Effect.gen(function*() {
         if (first > (yield* Ref.get(stopAt))) return undefined
@@ -97,7 +104,9 @@ export const explore = (s: Scenario, o: ExploreOptions): Effect.Effect<ScenarioE
           yield* Ref.update(stopAt, (x) => Math.min(x, run))
         }
         const n = yield* Ref.updateAndGet(done, (x) => x + b.runs)
-        if (o.onProgress !== undefined) yield* o.onProgress(n, o.runs)
+        finished.add(first)
+        while (finished.has(prefix)) prefix = Math.min(o.runs, prefix + size)
+        if (o.onProgress !== undefined) yield* o.onProgress(n, o.runs, prefix)
         return b
       }), { concurrency: dealer.workers })
     const c = Explore.combine(results.filter((b): b is Explore.BlockResult => b !== undefined), all)

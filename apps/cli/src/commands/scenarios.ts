@@ -172,6 +172,16 @@ export const run = Command.make("run", { scenario: scenarioArg, variant, bug, se
 
 // ------------------------------------------------------------------ explore
 
+/**
+ * What an interrupted exploration had done: runs finished, and the runs from the first that are
+ * all done (blocks finish out of order on several workers), where it can go on.
+ */
+export const interruptedExplore = (name: string, seed: number, runs: number, done: number, prefix: number): string =>
+  `kvmlab: explore ${name} interrupted after ${done} of ${runs} runs; ` +
+  (prefix === 0
+    ? `no block of runs was finished: start again with --seed ${seed}`
+    : `runs 0-${prefix - 1} (seeds ${seed}-${seed + prefix - 1}) are all done: go on with --seed ${seed + prefix} --runs ${runs - prefix}`)
+
 export const explore = Command.make("explore", {
   scenario: scenarioArg,
   variant,
@@ -191,8 +201,24 @@ export const explore = Command.make("explore", {
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const progress = yield* Progress.make(`explore ${s.name}`, o.runs, 200)
     const dealer = yield* (yield* Workers).dealer(o.workers)
-    const found = yield* Campaign.explore(s, { seed: o.seed, runs: o.runs, strategy, all: o.all, engine: o.engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
-      Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e)))
+    let done = 0
+    let prefix = 0
+    const found = yield* Campaign.explore(s, {
+      seed: o.seed,
+      runs: o.runs,
+      strategy,
+      all: o.all,
+      engine: o.engine,
+      dealer,
+      onProgress: (d, _, p) => {
+        done = d
+        prefix = p
+        return progress.tick(d)
+      }
+    }).pipe(
+      Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e))),
+      // Ctrl-C or SIGTERM: what was explored, and how to go on from there (exit 130, main.ts).
+      Effect.onInterrupt(() => Console.error(interruptedExplore(s.name, o.seed, o.runs, done, prefix)))
     )
     const r = o.shrink ? { ...found, violations: yield* Effect.forEach(found.violations, (v) => Effect.map(shrinkToken(v.replay), (k) => ({ ...v, shrunk: k }))) } : found
     if (o.json) {
