@@ -29,6 +29,24 @@ describe("kvmlab list and show", () => {
     }))
 })
 
+describe("kvmlab show --costs", () => {
+  it.live("prints the effective cost table, each figure with its source, and marks the scenario's own", () =>
+    Effect.gen(function*() {
+      const d = yield* kvmlab("show", "request-race", "--costs", "--json")
+      expect(d.status).toBe(0)
+      const rows = JSON.parse(d.stdout) as Array<{ name: string; ns: number; overridden: boolean; source: string }>
+      expect(rows.map((r) => r.name)).toEqual(expect.arrayContaining(["ipiSendNs", "vmExitNs", "timeSliceNs", "pleWindowNs"]))
+      expect(rows.every((r) => !r.overridden && r.source.length > 10 && Number.isInteger(r.ns))).toBe(true)
+      const s = JSON.parse((yield* kvmlab("show", "request-race")).stdout)
+      const file = join(tmp, "costly.json")
+      writeFileSync(file, JSON.stringify({ ...s, costs: { ipiSendNs: 1234 } }))
+      const t = yield* kvmlab("show", file, "--costs")
+      expect(t.status).toBe(0)
+      expect(t.stdout).toMatch(/ipiSendNs +1234 ns \* +this scenario's costs/)
+      expect(t.stdout).toMatch(/vmExitNs +\d+ ns {4}assumption/)
+    }))
+})
+
 describe("kvmlab run, explore, replay", () => {
   it.live("run prints the documented JSON; the same seed gives the same trace hash", () =>
     Effect.gen(function*() {

@@ -5,7 +5,7 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
-import { Variants } from "@kvmlab/kvm"
+import { Costs, Variants } from "@kvmlab/kvm"
 import { Campaign, History, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
 import { Console, Effect, Either, Option } from "effect"
@@ -115,11 +115,33 @@ export const list = Command.make("list", { json }, (o) =>
     for (const r of rows) yield* print(`${r.name.padEnd(16)} ${r.description}`)
   })).pipe(Command.withDescription("list the built-in scenarios"))
 
-export const show = Command.make("show", { scenario: scenarioArg, json }, (o) =>
+/** The cost table a scenario runs with: each figure, whether the file overrides it, and its source. */
+const costTable = (s: Scenario.Scenario) => {
+  const effective = Costs.resolve(s.costs)
+  return (Object.keys(effective) as Array<keyof Costs.Costs>).map((name) => ({
+    name,
+    ns: effective[name],
+    overridden: s.costs[name] !== undefined,
+    source: s.costs[name] !== undefined ? "this scenario's costs" : Costs.sources[name]
+  }))
+}
+
+export const show = Command.make("show", {
+  scenario: scenarioArg,
+  json,
+  costs: Options.boolean("costs").pipe(Options.withDescription("print the effective cost table (virtual ns), each figure with its source, instead of the file"))
+}, (o) =>
   Effect.gen(function*() {
     const s = yield* load(o.scenario)
+    if (o.costs) {
+      const rows = costTable(s)
+      if (o.json) return yield* print(JSON.stringify(rows))
+      const width = Math.max(...rows.map((r) => r.name.length))
+      for (const r of rows) yield* print(`${r.name.padEnd(width)}  ${String(r.ns).padStart(12)} ns${r.overridden ? " *" : "  "}  ${r.source}`)
+      return yield* print(`(* set by the scenario's costs; the others are the defaults)`)
+    }
     yield* print(o.json ? Scenario.canonical(s) : Scenario.toJson(s))
-  })).pipe(Command.withDescription("print a scenario as a file every command accepts"))
+  })).pipe(Command.withDescription("print a scenario as a file every command accepts, or with --costs its effective cost table"))
 
 // ------------------------------------------------------------------ run
 
