@@ -83,7 +83,19 @@ interface Case {
 const R = "request-race"
 const vary = ["--vary", "flush=native,pv"] as const
 
+const L = join(root, "examples/litmus")
+
 const cases: ReadonlyArray<Case> = [
+  // litmus's options and paths.
+  { args: ["litmus", L, "--runs", "abc"], names: /--runs: must be a positive integer/ },
+  { args: ["litmus", L, "--runs", "0"], names: /--runs: must be a positive integer/ },
+  { args: ["litmus", L, "--seed", "-1"], names: /--seed: must be a non-negative integer/ },
+  { args: ["litmus", L, "--seed", "1.5"], names: /--seed: must be a non-negative integer/ },
+  { args: ["litmus", L, "--max-states", "0"], names: /--max-states: must be a positive integer/ },
+  { args: ["litmus", L, "--max-states", "99999999999"], names: /--max-states: must be a positive integer, at most 16000000/ },
+  { args: ["litmus", L, "--engine", "turbo"], names: /--engine: unknown engine "turbo"/ },
+  { args: ["litmus", L, "--model", "arm"], names: /--model: unknown memory model "arm"/ },
+  { args: ["litmus", join(root, "no/such/dir")], names: /no\/such\/dir/ },
   // Scenario files: the file is named, and the field when there is one.
   { args: ["run", file("malformed.json", '{"name": "x", "vms": ')], names: /malformed\.json: not JSON/ },
   { args: ["run", file("truncated.json", text.slice(0, text.length >> 1))], names: /truncated\.json: not JSON: .* at line \d+, column \d+/ },

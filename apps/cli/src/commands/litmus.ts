@@ -13,24 +13,27 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Actors, Exhaustive, Litmus, Tso } from "@kvmlab/memory"
+import { Actors, Exhaustive, Litmus } from "@kvmlab/memory"
 import type { Outcome } from "@kvmlab/memory"
-import { Prng } from "@kvmlab/sim"
 import { Clock, Console, Effect } from "effect"
 import { BAD_INPUT, BadInput, exitWith, OK } from "../Exit.js"
 import * as Files from "../Files.js"
+import * as Inputs from "../Inputs.js"
 import * as Progress from "../Progress.js"
 
 const paths = Args.text({ name: "file-or-dir" }).pipe(Args.atLeast(1), Args.withDescription("litmus files, or folders searched for *.litmus"))
-const model = Options.text("model").pipe(Options.withDefault("tso"), Options.withDescription("memory model: tso or sc"))
-const engine = Options.text("engine").pipe(
-  Options.withDefault("exhaustive"),
+const model = Inputs.choice("model", ["tso", "sc"], "memory model").pipe(Options.withDefault("tso" as const), Options.withDescription("memory model: tso or sc"))
+const engine = Inputs.choice("engine", ["exhaustive", "fast", "actors", "effect"], "engine").pipe(
+  Options.withDefault("exhaustive" as const),
   Options.withDescription("exhaustive (every final state), or the actor engine run on the fast or the effect simulation engine: fast (alias actors) or effect")
 )
-const runs = Options.integer("runs").pipe(Options.withDefault(2000), Options.withDescription("actor engine: runs per test (it stops early once it has the exhaustive engine's state count)"))
-const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("actor engine: base seed"))
+const runs = Inputs.integer("runs", 1, 1_000_000_000).pipe(
+  Options.withDefault(2000),
+  Options.withDescription("actor engine: runs per test, 1 to 10^9 (it stops early once it has the exhaustive engine's state count)")
+)
+const seed = Inputs.integer("seed", 0, 0xffff_ffff).pipe(Options.withDefault(1), Options.withDescription("actor engine: base seed, a 32-bit unsigned integer"))
 const json = Options.boolean("json").pipe(Options.withDescription("one JSON object per test per line"))
-const maxStates = Options.integer("max-states").pipe(
+const maxStates = Inputs.integer("max-states", 1, Exhaustive.MAX_STATES_LIMIT).pipe(
   Options.withDefault(Exhaustive.MAX_STATES_DEFAULT),
   Options.withDescription(
     `bound per test: a search that explores more than this many states stops, prints "<file>: more than N states explored (bound --max-states N): ..." ` +
@@ -80,17 +83,8 @@ const boundLine = (e: Exhaustive.StateBoundExceeded, engine: string): string =>
 
 export const litmus = Command.make("litmus", { paths, model, engine, runs, seed, json, maxStates }, (o) =>
   Effect.gen(function*() {
-    const m = Tso.parseModel(o.model)
-    if (m !== "tso" && m !== "sc") return yield* new BadInput({ field: "--model", message: m })
-    if (!["exhaustive", "actors", "fast", "effect"].includes(o.engine)) {
-      return yield* new BadInput({ field: "--engine", message: `unknown engine "${o.engine}": expected exhaustive, fast (alias actors) or effect` })
-    }
-    if (o.runs < 1) return yield* new BadInput({ field: "--runs", message: `must be a positive integer, got ${o.runs}` })
-    if (o.maxStates < 1 || o.maxStates > Exhaustive.MAX_STATES_LIMIT) {
-      return yield* new BadInput({ field: "--max-states", message: `must be a positive integer at most ${Exhaustive.MAX_STATES_LIMIT}, got ${o.maxStates}` })
-    }
-    const seedIssue = Prng.seedProblem(o.seed)
-    if (seedIssue !== undefined) return yield* new BadInput({ field: "--seed", message: seedIssue })
+    // --model, --engine, --runs, --seed and --max-states are checked where they are declared (Inputs).
+    const m = o.model
     const files = yield* expand(o.paths)
     if (files.length === 0) return yield* new BadInput({ field: "file-or-dir", message: `no *.litmus files under ${o.paths.join(", ")}` })
 
