@@ -11,6 +11,8 @@ import { Console, Context, Effect, Layer, type Scope } from "effect"
 /** One piece of long work in progress: report how many of its units are done. */
 export interface Progress {
   readonly tick: (done: number) => Effect.Effect<void>
+  /** The work is over: a bar is cleared from the terminal, so the results print on a clean line. */
+  readonly done: Effect.Effect<void>
 }
 
 /** Makes the progress display for `total` units of `what`; silent when `total` is below `minTotal`. */
@@ -22,7 +24,8 @@ export class Reporter extends Context.Tag("@kvmlab/cli/Progress/Reporter")<Repor
 export const make = (what: string, total: number, minTotal = 50): Effect.Effect<Progress, never, Reporter | Scope.Scope> =>
   Effect.flatMap(Reporter, (r) => r.make(what, total, minTotal))
 
-const silent: Progress = { tick: () => Effect.void }
+/** No progress at all (`--quiet`, or work too small to report). */
+export const silent: Progress = { tick: () => Effect.void, done: Effect.void }
 
 /** A line on stderr at every tenth of the way, and at the end. */
 const lines = (what: string, total: number): Progress => {
@@ -33,20 +36,25 @@ const lines = (what: string, total: number): Progress => {
         if (done < next && done !== total) return Effect.void
         next = done + Math.ceil(total / 10)
         return Console.error(`${what}: ${done}/${total}`)
-      })
+      }),
+    done: Effect.void
   }
 }
 
-/** A cli-progress bar on the process's stderr, stopped when the scope closes. */
-const bar = (what: string, total: number): Effect.Effect<Progress, never, Scope.Scope> =>
+/**
+ * A cli-progress bar on `stream` (the process's stderr), redrawn up to 10 times a second. `done`
+ * (or the end of the scope, whichever comes first) stops it and clears its line, so whatever
+ * prints next starts at the left margin of an empty line.
+ */
+export const bar = (what: string, total: number, stream: NodeJS.WritableStream = process.stderr): Effect.Effect<Progress, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      const b = new SingleBar({ stream: process.stderr, format: `${what} [{bar}] {value}/{total} {eta}s left` }, Presets.shades_classic)
+      const b = new SingleBar({ stream, format: `${what} [{bar}] {value}/{total} {eta}s left`, clearOnComplete: true, fps: 10, hideCursor: false }, Presets.shades_classic)
       b.start(total, 0)
       return b
     }),
-    (b) => Effect.sync(() => b.stop())
-  ).pipe(Effect.map((b): Progress => ({ tick: (done) => Effect.sync(() => b.update(done)) })))
+    (b) => Effect.sync(() => b.stop()) // stop() after stop() does nothing
+  ).pipe(Effect.map((b): Progress => ({ tick: (done) => Effect.sync(() => b.update(done)), done: Effect.sync(() => b.stop()) })))
 
 /** Progress as lines through the Console, never a bar: for tests and embedders, which capture it. */
 export const layerLines: Layer.Layer<Reporter> = Layer.succeed(Reporter, {

@@ -81,7 +81,9 @@ const boundLine = (e: Exhaustive.StateBoundExceeded, engine: string): string =>
   (engine === "exhaustive" ? "" : ` (--engine ${engine} counts the exhaustive engine's states first)`) +
   "; raise --max-states or make the test smaller"
 
-export const litmus = Command.make("litmus", { paths, model, engine, runs, seed, json, maxStates }, (o) =>
+const quiet = Options.boolean("quiet").pipe(Options.withDescription("no progress on stderr"))
+
+export const litmus = Command.make("litmus", { paths, model, engine, runs, seed, json, maxStates, quiet }, (o) =>
   Effect.gen(function*() {
     // --model, --engine, --runs, --seed and --max-states are checked where they are declared (Inputs).
     const m = o.model
@@ -90,7 +92,7 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
 
     const path = yield* Path.Path
     const start = yield* Clock.currentTimeMillis
-    const progress = yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "exhaustive" ? 200 : 5)
+    const progress = o.quiet ? Progress.silent : yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "exhaustive" ? 200 : 5)
     const rows: Array<Row> = []
     let parseErrors = 0
     let beyondBound = 0
@@ -120,6 +122,7 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
       yield* progress.tick(i + 1)
     }
     const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
+    yield* progress.done
     if (!o.json) {
       if (rows.length > 0) yield* Console.log(table(rows) + "\n")
       const by = (v: string) => rows.filter((r) => r.observation === v).length

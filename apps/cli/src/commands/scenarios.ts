@@ -30,6 +30,12 @@ const workers = Inputs.integer("workers", 1, 256).pipe(
   Options.withDescription(`worker threads, 1 to 256 (default: the number of cores, ${cores()}); results do not depend on it`)
 )
 /** pct's depth; the other strategies have none, so giving it with them is an error rather than ignored. */
+const quiet = Options.boolean("quiet").pipe(Options.withDescription("no progress on stderr"))
+
+/** The progress of `what` on stderr, or none with --quiet. */
+const progressOf = (isQuiet: boolean, what: string, total: number, minTotal: number) =>
+  isQuiet ? Effect.succeed(Progress.silent) : Progress.make(what, total, minTotal)
+
 const depth = Inputs.integer("depth", 1, 64).pipe(Options.optional, Options.withDescription("pct depth, 1 to 64 (default 3); only pct takes it"))
 
 /** The largest scenario file read: the built-ins are about 1 kB, so a bigger file is a mistake (a trace, a binary). */
@@ -216,12 +222,13 @@ export const explore = Command.make("explore", {
   all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant")),
   engine,
   workers,
-  shrink: Options.boolean("shrink").pipe(Options.withDescription("shrink each violation found to as few steps as possible (see kvmlab shrink)"))
+  shrink: Options.boolean("shrink").pipe(Options.withDescription("shrink each violation found to as few steps as possible (see kvmlab shrink)")),
+  quiet
 }, (o) =>
   Effect.gen(function*() {
     const strategy = yield* strategyOf(o.strategy, o.depth)
     const s = yield* configure(o.scenario, o.variant, o.bug)
-    const progress = yield* Progress.make(`explore ${s.name}`, o.runs, 200)
+    const progress = yield* progressOf(o.quiet, `explore ${s.name}`, o.runs, 200)
     const dealer = yield* (yield* Workers).dealer(o.workers)
     let done = 0
     let prefix = 0
@@ -240,8 +247,9 @@ export const explore = Command.make("explore", {
     }).pipe(
       Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e))),
       // Ctrl-C or SIGTERM: what was explored, and how to go on from there (exit 130, main.ts).
-      Effect.onInterrupt(() => Console.error(interruptedExplore(s.name, o.seed, o.runs, done, prefix)))
+      Effect.onInterrupt(() => Effect.zipRight(progress.done, Console.error(interruptedExplore(s.name, o.seed, o.runs, done, prefix))))
     )
+    yield* progress.done
     const r = o.shrink ? { ...found, violations: yield* Effect.forEach(found.violations, (v) => Effect.map(shrinkToken(v.replay), (k) => ({ ...v, shrunk: k }))) } : found
     if (o.json) {
       yield* print(JSON.stringify({
@@ -387,18 +395,20 @@ export const compare = Command.make("compare", {
   depth,
   json,
   engine,
-  workers
+  workers,
+  quiet
 }, (o) =>
   Effect.gen(function*() {
     const strategy = yield* strategyOf(o.strategy, o.depth)
     const vary = yield* varyOf(o.vary, o.seeds)
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
-    const progress = yield* Progress.make(`compare ${s.name}`, combos * o.seeds, 4)
+    const progress = yield* progressOf(o.quiet, `compare ${s.name}`, combos * o.seeds, 4)
     const dealer = yield* (yield* Workers).dealer(o.workers)
     const r = yield* Campaign.compare(s, { vary, seeds: o.seeds, seed: o.seed, strategy, engine: o.engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
       Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message })))
     )
+    yield* progress.done
     if (o.json) yield* print(JSON.stringify({ rows: r.rows }))
     else yield* print(compareTable(r.rows))
     yield* exitWith(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
