@@ -47,6 +47,24 @@ describe("kvmlab show --costs", () => {
     }))
 })
 
+describe("metrics carry their units", () => {
+  it.live("run --json and compare --json give each metric's unit; explore --json states the run/seed rule", () =>
+    Effect.gen(function*() {
+      const r = JSON.parse((yield* kvmlab("run", "tlb-shootdown", "--json")).stdout)
+      expect(Object.keys(r.metricUnits).sort()).toEqual(Object.keys(r.metrics).sort())
+      expect(r.metricUnits.shootdown_wait_ns).toMatch(/^virtual ns, summed/)
+      expect(r.metricUnits.shootdown_wait_p99_ns).toMatch(/99th percentile over the run's shootdowns/)
+      expect(r.metricUnits.records_per_second).toMatch(/per virtual second/)
+      expect(r.metricUnits.ipis_per_shootdown).toMatch(/per shootdown/)
+      expect(r.metricUnits.vm_exits).toMatch(/^count/)
+      const c = JSON.parse((yield* kvmlab("compare", "request-race", "--vary", "extraBarriers=on,off", "--seeds", "2", "--json")).stdout)
+      expect(c.means).toBe("over 2 seeds per row")
+      expect(c.metricUnits.timeNs).toMatch(/virtual ns/)
+      const e = JSON.parse((yield* kvmlab("explore", "request-race", "--runs", "50", "--seed", "9", "--json")).stdout)
+      expect(e.seedOfRun).toMatch(/^run i uses seed 9 \+ i/)
+    }))
+})
+
 describe("kvmlab run, explore, replay", () => {
   it.live("run prints the documented JSON; the same seed gives the same trace hash", () =>
     Effect.gen(function*() {

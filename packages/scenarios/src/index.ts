@@ -7,6 +7,7 @@
 export * as Campaign from "./Campaign.js"
 export * as Catalogue from "./Catalogue.js"
 export * as History from "./History.js"
+export * as Metrics from "./Metrics.js"
 export * as Dealer from "./Dealer.js"
 export * as Perfetto from "./Perfetto.js"
 export * as Runner from "./Runner.js"

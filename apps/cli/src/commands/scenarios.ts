@@ -6,7 +6,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Costs, Variants } from "@kvmlab/kvm"
-import { Campaign, History, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
+import { Campaign, History, Metrics, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
 import { Console, Effect, Either, Option } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
@@ -176,6 +176,7 @@ const runJson = (r: Runner.ScenarioRun, withOutcome: boolean) => ({
   ...(withOutcome ? { outcome: r.outcome } : {}),
   traceHash: r.traceHash,
   metrics: r.metrics,
+  metricUnits: Metrics.unitsOf(r.metrics),
   violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay }))
 })
 
@@ -190,7 +191,7 @@ export const run = Command.make("run", { scenario: scenarioArg, variant, bug, se
     if (o.json) yield* print(JSON.stringify(runJson(r, true)))
     else {
       yield* print(`${r.scenario} (seed ${r.seed}, ${r.strategy}): ${r.outcome} after ${r.steps} steps, ${r.timeNs} ns virtual; trace ${r.traceHash}`)
-      for (const [k, v] of Object.entries(r.metrics)) yield* print(`  ${k.padEnd(28)} ${v}`)
+      for (const [k, v] of Object.entries(r.metrics)) yield* print(`  ${k.padEnd(28)} ${String(v).padStart(12)}  ${Metrics.unitOf(k)}`)
       if (r.violations.length > 0) yield* print(violationLines(r.violations))
       // Any run, passing or not, can be replayed, traced and read (replay --history).
       else yield* print(`  replay: ${r.token}`)
@@ -258,6 +259,7 @@ export const explore = Command.make("explore", {
         engine: r.engine,
         workers: r.workers,
         seed: r.seed,
+        seedOfRun: `run i uses seed ${r.seed} + i (a violation's seed is its run's, and replays alone from its token)`,
         runs: r.runs,
         steps: r.steps,
         distinctTraces: r.distinctTraces,
@@ -409,7 +411,9 @@ export const compare = Command.make("compare", {
       Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message })))
     )
     yield* progress.done
-    if (o.json) yield* print(JSON.stringify({ rows: r.rows }))
+    if (o.json) {
+      yield* print(JSON.stringify({ rows: r.rows, metricUnits: Metrics.unitsOf(Object.assign({}, ...r.rows.map((row) => row.metrics))), means: `over ${o.seeds} seeds per row` }))
+    }
     else yield* print(compareTable(r.rows))
     yield* exitWith(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("run every combination of --vary settings and tabulate the mean metrics, with ratios to the first row"))
@@ -441,16 +445,16 @@ const varyOf = (given: ReadonlyArray<string>, seeds: number) =>
 /** Rows as a table: one line per metric, one column per variant, ratios to the first column. */
 export const compareTable = (rows: ReadonlyArray<Runner.CompareRow>): string => {
   const metrics = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))]
-  const head = ["metric", ...rows.map((r) => Object.entries(r.variant).map(([k, v]) => `${k}=${v}`).join(" "))]
+  const head = ["metric", ...rows.map((r) => Object.entries(r.variant).map(([k, v]) => `${k}=${v}`).join(" ")), "unit (each cell: the mean over the seeds)"]
   const fmt = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(1))
   const body = metrics.map((m) => {
     const first = rows[0]!.metrics[m] ?? 0
     return [m, ...rows.map((r, i) => {
       const x = r.metrics[m] ?? 0
       return i === 0 || first === 0 ? fmt(x) : `${fmt(x)} (${(x / first).toFixed(2)}x)`
-    })]
+    }), Metrics.unitOf(m)]
   })
-  body.push(["violations", ...rows.map((r) => String(r.violations))])
+  body.push(["violations", ...rows.map((r) => String(r.violations)), "runs with a violation"])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
   const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n")

@@ -1,0 +1,21 @@
+/**
+ * What each metric a run reports means, and its unit: every workload counts with `vm.count` and
+ * derives rates and percentiles, so the unit follows from the name's suffix. `compare` shows means
+ * over its seeds of these.
+ */
+
+/** The unit and meaning of the metric `name`. */
+export const unitOf = (name: string): string => {
+  if (name === "timeNs") return "virtual ns: the run's length"
+  if (name === "steps") return "scheduling steps of the run"
+  if (name.endsWith("_per_second")) return "per virtual second, summed over the VMs"
+  if (name.endsWith("_per_shootdown")) return "per shootdown, mean over the run's shootdowns"
+  const pct = /_(p50|p99|max)_ns$/.exec(name)
+  if (pct !== null) return `virtual ns, ${pct[1] === "max" ? "the longest" : pct[1] === "p50" ? "the median" : "the 99th percentile"} over the run's shootdowns`
+  if (name.endsWith("_ns")) return "virtual ns, summed over the run (all vCPUs and VMs)"
+  return "count, summed over the run (all vCPUs and VMs)"
+}
+
+/** The units of every metric in `metrics`, by name. */
+export const unitsOf = (metrics: Readonly<Record<string, number>>): Record<string, string> =>
+  Object.fromEntries(Object.keys(metrics).map((name) => [name, unitOf(name)]))
