@@ -225,7 +225,8 @@ const cases: ReadonlyArray<Case> = [
   { args: ["compare", R, ...vary, "--seeds", ""], names: /--seeds: empty value/ },
   { args: ["compare", R, ...vary, "--workers", "0"], names: /--workers: .*got "0"/ },
   { args: ["compare", R, ...vary, "--seed", "x"], names: /--seed: .*got "x"/ },
-  { args: ["compare", R, ...vary, "--depth", "2"], names: /--depth: --strategy timed ignores it/ },
+  { args: ["compare", R, ...vary, "--depth", "2"], names: /--depth: --strategy random ignores it/ },
+  { args: ["compare", "tlb-shootdown", ...vary, "--depth", "2"], names: /--depth: --strategy timed ignores it/ },
 
   // Strategies and engines.
   { args: ["run", R, "--strategy", "dfs"], names: /--strategy: unknown strategy "dfs"; expected timed, random, pct, swarm/ },

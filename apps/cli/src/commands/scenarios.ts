@@ -391,8 +391,11 @@ export const compare = Command.make("compare", {
   seed,
   seeds: Inputs.integer("seeds", 1, 1_000_000).pipe(Options.withDefault(3), Options.withDescription("runs per row, 1 to 10^6 (metrics are means; default 3)")),
   strategy: Inputs.choice("strategy", ["timed", "random", "pct", "swarm"], "strategy").pipe(
-    Options.withDefault("timed" as const),
-    Options.withDescription("timed (default: costs advance virtual time), or random, pct, swarm to compare what schedules do")
+    Options.optional,
+    Options.withDescription(
+      "timed (costs advance virtual time: the default for a scenario with a virtual duration, like tlb-shootdown), or random, pct, swarm " +
+        "to compare what schedules do (random is the default for the race scenarios, whose runs have no duration: timed runs of a race take one schedule)"
+    )
   ),
   depth,
   json,
@@ -401,9 +404,9 @@ export const compare = Command.make("compare", {
   quiet
 }, (o) =>
   Effect.gen(function*() {
-    const strategy = yield* strategyOf(o.strategy, o.depth)
     const vary = yield* varyOf(o.vary, o.seeds)
     const s = yield* configure(o.scenario, o.variant, o.bug)
+    const strategy = yield* strategyOf(Option.getOrElse(o.strategy, () => (s.durationNs > 0 ? "timed" as const : "random" as const)), o.depth)
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
     const progress = yield* progressOf(o.quiet, `compare ${s.name}`, combos * o.seeds, 4)
     const dealer = yield* (yield* Workers).dealer(o.workers)
