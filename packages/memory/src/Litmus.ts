@@ -19,7 +19,7 @@
  * error at its line, not a variable that silently reads 0.
  */
 import { parseCondition, parseVarText } from "./litmus/Condition.js"
-import { Failure, fail, LitmusParseError, show } from "./litmus/Errors.js"
+import { Failure, fail, LitmusParseError, refuse, show } from "./litmus/Errors.js"
 import { instrLocs, parseInstr } from "./litmus/Instr.js"
 import { checkThread, checkVar, type Scope, scopeOf } from "./litmus/Scope.js"
 import type { Instr, LitmusTest, Var } from "./litmus/Syntax.js"
@@ -134,12 +134,21 @@ const parseInit = (at: Lines, noteLoc: (loc: string) => void) => {
 }
 
 /** The thread header `P0 | P1 | ... ;` and the instruction rows under it. */
+/**
+ * The size of test this parser takes: a litmus test is a handful of threads of a few
+ * instructions (the 2,595 tests of herd7's x86 suite have at most 4 threads and 7 instructions
+ * per thread); anything far beyond is refused at its line rather than explored for minutes.
+ */
+export const MAX_THREADS = 16
+export const MAX_INSTRUCTIONS_PER_THREAD = 256
+
 const parseProgram = (at: Lines, noteLoc: (loc: string) => void): Array<Array<Instr>> => {
   at.skipBlank()
   const header = splitRow(at.line)
   if (header.length === 0 || header.some((h, t) => h !== `P${t}`)) {
     fail(at.i + 1, "a thread header \"P0 | P1 | ... ;\"", show(at.line.trim()))
   }
+  if (header.length > MAX_THREADS) refuse(at.i + 1, `${header.length} threads: at most ${MAX_THREADS} (a litmus test is a handful of threads)`)
   const threads: Array<Array<Instr>> = Array.from({ length: header.length }, () => [])
   for (at.i++; !at.done; at.i++) {
     const l = at.line.trim()
@@ -151,6 +160,9 @@ const parseProgram = (at: Lines, noteLoc: (loc: string) => void): Array<Array<In
       if (cell === "") return
       const instr = parseInstr(cell, at.i + 1)
       for (const loc of instrLocs(instr)) noteLoc(loc)
+      if (threads[t]!.length === MAX_INSTRUCTIONS_PER_THREAD) {
+        refuse(at.i + 1, `thread ${t} has more than ${MAX_INSTRUCTIONS_PER_THREAD} instructions (a litmus test is a few per thread)`)
+      }
       threads[t]!.push(instr)
     })
   }

@@ -68,6 +68,19 @@ describe("litmus parser", () => {
     expect(e.message).toBe(`t.litmus:4: expected an instruction (mov, mfence, lfence, sfence, xchg, lock add/sub/or/and/xor/inc/dec/xadd/cmpxchg, add/sub/or/and/xor/inc/dec), found "frob"`)
   })
 
+  it("refuses a test far beyond litmus size at its line: too many threads, or too many instructions in one", () => {
+    const wide = `X86_64 W\n{ x=0; }\n ${Array.from({ length: 17 }, (_, t) => `P${t}`).join(" | ")} ;\n`
+    const w = err(wide + ` ${Array.from({ length: 17 }, () => "movq $1,(x)").join(" | ")} ;\nexists (0:rax=0)\n`)
+    expect(w.line).toBe(3)
+    expect(w.problem).toBe(`17 threads: at most ${Litmus.MAX_THREADS} (a litmus test is a handful of threads)`)
+    const long = header + " movq $1,(x) | movq (x),%rax ;\n".repeat(Litmus.MAX_INSTRUCTIONS_PER_THREAD + 1) + "exists (1:rax=1)\n"
+    const l = err(long)
+    expect(l.line).toBe(4 + Litmus.MAX_INSTRUCTIONS_PER_THREAD)
+    expect(l.problem).toContain(`thread 0 has more than ${Litmus.MAX_INSTRUCTIONS_PER_THREAD} instructions`)
+    // At the limit, it parses.
+    expect(Litmus.parse(header + " movq $1,(x) | movq (x),%rax ;\n".repeat(Litmus.MAX_INSTRUCTIONS_PER_THREAD) + "exists (1:rax=1)\n", "t.litmus")).not.toBeInstanceOf(Litmus.LitmusParseError)
+  })
+
   it("rejects a missing condition, a bad operand, and a non-x86 test", () => {
     expect(err(header + " movq $1,(x) | movq (x),%rax ;\n").problem).toContain("expected a condition")
     expect(err(header + " movq $1,x | movq (x),%rax ;\nexists (1:rax=0)\n").problem).toContain("expected an operand")
