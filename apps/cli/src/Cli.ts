@@ -55,7 +55,7 @@ const usageLine = (e: ValidationError.ValidationError, argv: ReadonlyArray<strin
 }
 
 /** The options that take no value: an empty argument after one of them is a positional argument. */
-const FLAGS = new Set(["--json", "--all", "--shrink", "--help", "-h", "--version", "--wizard"])
+const FLAGS = new Set(["--json", "--all", "--shrink", "--quiet", "--history", "--costs", "--help", "-h", "--version", "--wizard"])
 
 /**
  * An option given an empty value (`--bug ""`): @effect/cli drops the empty text, so the option

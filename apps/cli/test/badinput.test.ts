@@ -86,6 +86,9 @@ const vary = ["--vary", "flush=native,pv"] as const
 const L = join(root, "examples/litmus")
 
 const cases: ReadonlyArray<Case> = [
+  // An empty argument after a flag is the positional argument, not the flag's value.
+  { args: ["show", "--costs", ""], names: /scenario: no file and no built-in scenario named ""/ },
+  { args: ["explore", "--quiet", ""], names: /scenario: no file and no built-in scenario named ""/ },
   // litmus's options and paths.
   { args: ["litmus", L, "--runs", "abc"], names: /--runs: must be a positive integer/ },
   { args: ["litmus", L, "--runs", "0"], names: /--runs: must be a positive integer/ },
