@@ -27,6 +27,10 @@ export const make = (what: string, total: number, minTotal = 50): Effect.Effect<
 /** No progress at all (`--quiet`, or work too small to report). */
 export const silent: Progress = { tick: () => Effect.void, done: Effect.void }
 
+/** The progress of `what`, or none with `--quiet`. */
+export const unlessQuiet = (quiet: boolean, what: string, total: number, minTotal: number): Effect.Effect<Progress, never, Reporter | Scope.Scope> =>
+  quiet ? Effect.succeed(silent) : make(what, total, minTotal)
+
 /** A line on stderr at every tenth of the way, and at the end. */
 const lines = (what: string, total: number): Progress => {
   let next = Math.ceil(total / 10)

@@ -11,7 +11,7 @@ import { Pcpu } from "./host/Pcpu.js"
 import { requests } from "./requests/Extension.js"
 import type { Bug, Switches } from "./Variants.js"
 import { type Extension, type Hooks, hooksOf, type RequestHandler } from "./vcpu/Extension.js"
-import { VcpuState } from "./vcpu/State.js"
+import { VcpuState, vcpuPath } from "./vcpu/State.js"
 import { requestHandlers } from "./vcpu/Vcpu.js"
 
 /** A host thread that makes requests: its memory thread and `smp_processor_id()`. */
@@ -116,7 +116,7 @@ export const makeVm = (host: Host, vcpus: number, switches: Switches): Vm => {
   const vm = new Vm(id, `vm${id}`, host.memory, host.kernel, switches, host.costs)
   for (let i = 0; i < vcpus; i++) {
     const name = host.vms.length === 0 && vcpus > 0 ? `vcpu${i}` : `vm${id}.vcpu${i}`
-    const path = name.replace(/vcpu(\d+)$/, "vcpu[$1]")
+    const path = vcpuPath(name)
     const loc = (field: string) => host.memory.alloc(`${path}.${field}`)
     vm.vcpus.push(new VcpuState(i, name, { mode: loc("mode"), requests: loc("requests"), irr: loc("apic.irr"), rcuwait_task: loc("wait.task"), task_state: loc("task.__state"), thread_flags: loc("task.thread_info.flags") }))
   }

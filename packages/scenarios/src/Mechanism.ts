@@ -27,6 +27,13 @@ export interface Sink {
   locations?: () => ReadonlyArray<string>
 }
 
+/** Points `sink` (when there is one) at a program's metrics and at its host memory's location names. */
+export const bindSink = (sink: Sink | undefined, memory: { readonly locs: ReadonlyArray<{ readonly name: string }> }, metrics: () => Metrics): void => {
+  if (sink === undefined) return
+  sink.metrics = metrics
+  sink.locations = () => memory.locs.map((l) => l.name)
+}
+
 /** One kind of workload. `W` is its decoded `workload` field. */
 export interface WorkloadDef<W extends { readonly kind: string }> {
   readonly kind: W["kind"]

@@ -92,7 +92,7 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
 
     const path = yield* Path.Path
     const start = yield* Clock.currentTimeMillis
-    const progress = o.quiet ? Progress.silent : yield* Progress.make(`litmus (${o.engine}, ${m})`, files.length, o.engine === "exhaustive" ? 200 : 5)
+    const progress = yield* Progress.unlessQuiet(o.quiet, `litmus (${o.engine}, ${m})`, files.length, o.engine === "exhaustive" ? 200 : 5)
     const rows: Array<Row> = []
     let parseErrors = 0
     let beyondBound = 0

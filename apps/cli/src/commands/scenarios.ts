@@ -32,10 +32,6 @@ const workers = Inputs.integer("workers", 1, 256).pipe(
 /** pct's depth; the other strategies have none, so giving it with them is an error rather than ignored. */
 const quiet = Options.boolean("quiet").pipe(Options.withDescription("no progress on stderr"))
 
-/** The progress of `what` on stderr, or none with --quiet. */
-const progressOf = (isQuiet: boolean, what: string, total: number, minTotal: number) =>
-  isQuiet ? Effect.succeed(Progress.silent) : Progress.make(what, total, minTotal)
-
 const depth = Inputs.integer("depth", 1, 64).pipe(Options.optional, Options.withDescription("pct depth, 1 to 64 (default 3); only pct takes it"))
 
 /** The largest scenario file read: the built-ins are about 1 kB, so a bigger file is a mistake (a trace, a binary). */
@@ -229,7 +225,7 @@ export const explore = Command.make("explore", {
   Effect.gen(function*() {
     const strategy = yield* strategyOf(o.strategy, o.depth)
     const s = yield* configure(o.scenario, o.variant, o.bug)
-    const progress = yield* progressOf(o.quiet, `explore ${s.name}`, o.runs, 200)
+    const progress = yield* Progress.unlessQuiet(o.quiet, `explore ${s.name}`, o.runs, 200)
     const dealer = yield* (yield* Workers).dealer(o.workers)
     let done = 0
     let prefix = 0
@@ -408,7 +404,7 @@ export const compare = Command.make("compare", {
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const strategy = yield* strategyOf(Option.getOrElse(o.strategy, () => (s.durationNs > 0 ? "timed" as const : "random" as const)), o.depth)
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
-    const progress = yield* progressOf(o.quiet, `compare ${s.name}`, combos * o.seeds, 4)
+    const progress = yield* Progress.unlessQuiet(o.quiet, `compare ${s.name}`, combos * o.seeds, 4)
     const dealer = yield* (yield* Workers).dealer(o.workers)
     const r = yield* Campaign.compare(s, { vary, seeds: o.seeds, seed: o.seed, strategy, engine: o.engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
       Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message })))

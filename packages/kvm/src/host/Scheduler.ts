@@ -40,6 +40,13 @@ export const slicePolicy = (sched: "eevdf" | "cfs", costs: Costs): SlicePolicy =
     ? { name: sched, slice: () => costs.timeSliceNs }
     : { name: sched, slice: (n) => Math.max(costs.schedLatencyNs / Math.max(1, n), costs.timeSliceNs) }
 
+/**
+ * The host scheduler of a scenario's `pcpus` CPUs: the slice of `sched`, and the seed of its
+ * search-strategy tick drawn from the run's kernel now.
+ */
+export const forScenario = (k: Sim.Kernel, pcpus: number, sched: "eevdf" | "cfs", costs: Costs): Scheduler =>
+  new Scheduler(pcpus, slicePolicy(sched, costs), k, k.randomBetween(0, 0x7fffffff))
+
 export class Scheduler {
   readonly rqs: Array<Runqueue>
   private readonly prng: Prng.Prng

@@ -90,12 +90,7 @@ export function* kvm_vcpu_wake_up(vm: Vm, v: VcpuState, t: HostThread, req?: num
   }
   v.ready = true // WRITE_ONCE(vcpu->ready, true): a candidate for directed yield
   vm.count("halt_wakeup")
-  // Ghost (WAKE-1): the wake-up happened here, when the task became runnable; the task is no
-  // longer blocked, however long it then waits to run (kvm_vcpu_block says the same when it sees
-  // TASK_RUNNING).
-  v.ghost.blocking = false
-  v.ghost.wakeOwed = false
-  v.ghost.wake1?.cold()
+  v.ghost.woken() // ghost (WAKE-1): the wake-up happened here, when the task became runnable
   return true
 }
 

@@ -35,4 +35,15 @@ export class VcpuGhost {
   declinedWakes = 0
   /** The WAKE-1 monitor of this vCPU (set by vcpu_run). */
   wake1: Sim.Monitor | undefined = undefined
+
+  /**
+   * The task is runnable again (a waker's try_to_wake_up, or the task seeing TASK_RUNNING): the
+   * wake-up WAKE-1 waits for has happened, whatever the wait for a CPU that follows, and until it
+   * sets TASK_INTERRUPTIBLE again the task is not blocked.
+   */
+  woken(): void {
+    this.blocking = false
+    this.wakeOwed = false
+    this.wake1?.cold()
+  }
 }

@@ -21,6 +21,9 @@ export const TASK_INTERRUPTIBLE = 1
 /** `TIF_SIGPENDING`: bit 2 of the task's `thread_info.flags` on x86 (`arch/x86/include/asm/thread_info.h`). */
 export const TIF_SIGPENDING = 2
 
+/** A vCPU named `vcpu1` (`vm1.vcpu0`) as the kernel's data structures name it: `vcpu[1]` (`vm1.vcpu[0]`). */
+export const vcpuPath = (name: string): string => name.replace(/vcpu(\d+)$/, "vcpu[$1]")
+
 
 /**
  * A typed slot for one mechanism's per-vCPU state: `const steal = new Slot<StealTime>("steal
@@ -120,12 +123,9 @@ export class VcpuState implements IpiTarget {
   /** The guest's local APIC. */
   readonly apic: Lapic
 
-  /**
-   * The vCPU as the kernel's data structures name it in traces and memory locations: `vcpu[1]`
-   * (`vm1.vcpu[0]` in a second VM).
-   */
+  /** The vCPU as the kernel's data structures name it in traces and memory locations (`vcpuPath`). */
   get path(): string {
-    return this.name.replace(/vcpu(\d+)$/, "vcpu[$1]")
+    return vcpuPath(this.name)
   }
 
   constructor(

@@ -219,13 +219,9 @@ export function* kvm_vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: 
     yield* kvm_sched_out(vm, v, false)
     yield* host.sleep(v)
     yield* v.hw.smp_cond_load_acquire(v.task_state, (state) => state !== TASK_INTERRUPTIBLE)
-    // Woken: try_to_wake_up made the task runnable, which is what WAKE-1 asks for; the wait for
-    // the CPU that follows is scheduling, not a lost wake-up. Until the task sets
-    // TASK_INTERRUPTIBLE again it is runnable, not blocked: a wake-up then finds it running, and
-    // a request it misses is caught (wake1Lost) when it goes to sleep again.
-    v.ghost.blocking = false
-    v.ghost.wakeOwed = false
-    wake1.cold()
+    // Woken (try_to_wake_up made the task runnable): the wait for the CPU that follows is
+    // scheduling, not a lost wake-up; a request it misses is caught (wake1Lost) when it sleeps again.
+    v.ghost.woken()
     yield* host.wake(v)
     yield* kvm_sched_in(vm, v)
   }

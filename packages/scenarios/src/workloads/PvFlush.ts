@@ -11,7 +11,7 @@
 import { Costs, Hog, Hypercall, Lapic, Protocol, PvFlush, Sched, Scheduler, State, Thread, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
-import type { Sink } from "../Mechanism.js"
+import { bindSink, type Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import { Count, Percent } from "../Schemas.js"
 import { spawnVcpus, sumStats, teardown } from "./Requests.js"
@@ -207,10 +207,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
     const k = host.kernel
     const vms: Array<Vm.Vm> = []
-    if (sink !== undefined) {
-      sink.metrics = () => sumStats(vms)
-      sink.locations = () => host.memory.locs.map((l) => l.name)
-    }
+    bindSink(sink, host.memory, () => sumStats(vms))
     const races: Array<Race> = []
     const actors: Array<ReadonlyArray<Sim.ActorHandle<number>>> = []
     let sched: Scheduler.Scheduler | undefined
@@ -220,7 +217,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
       Host.attach(vm)
       const mm = Guest.makeMm(vm, w.pages)
       if (j === 0 && sharesCpus(s, w)) {
-        sched = new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, host.costs), k, k.randomBetween(0, 0x7fffffff))
+        sched = Scheduler.forScenario(k, s.pcpus, s.variant.sched, host.costs)
       }
       const { cpuOf, placement } = yield* placeVcpus(s, w, host, vm, j, sched)
       const race = new Race(w, vm, mm, cpuOf)

@@ -10,7 +10,7 @@
 import { Costs, Protocol, Requests, Sched, Scheduler, ShadowMmu, Thread, Variants, Vcpu, VcpuProtocol, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
-import type { Sink } from "../Mechanism.js"
+import { bindSink, type Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import { Count, Percent } from "../Schemas.js"
 
@@ -136,7 +136,7 @@ const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bu
 const placeVcpus = (s: Scenario, host: Vm.Host): (j: number) => Placement => {
   if (s.pcpus >= s.vms * s.vcpusPerVm) return (j) => ownCpus(j * s.vcpusPerVm)
   const k = host.kernel
-  const sched = new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, host.costs), k, k.randomBetween(0, 0x7fffffff))
+  const sched = Scheduler.forScenario(k, s.pcpus, s.variant.sched, host.costs)
   return (j) => ({ cpu: (i) => (j * s.vcpusPerVm + i) % s.pcpus, host: () => sched.cpu, sched })
 }
 
@@ -157,10 +157,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
     const host = yield* Vm.makeHost({ pcpus: cpus, costs: Costs.resolve(s.costs) })
     const placement = placeVcpus(s, host)
     const vms: Array<Vm.Vm> = []
-    if (sink !== undefined) {
-      sink.metrics = () => sumStats(vms)
-      sink.locations = () => host.memory.locs.map((l) => l.name)
-    }
+    bindSink(sink, host.memory, () => sumStats(vms))
     const actors: Array<Sim.ActorHandle<number>> = []
     const threads: Array<Sim.ActorHandle<void>> = []
     for (let j = 0; j < s.vms; j++) {

@@ -9,7 +9,7 @@
 import { Costs, Hypercall, Lapic, Protocol, PvFlush, Scheduler, State, Vcpu, Vm } from "@kvmlab/kvm"
 import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
-import type { Sink } from "../Mechanism.js"
+import { bindSink, type Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import { Count } from "../Schemas.js"
 import type { Metrics } from "./Requests.js"
@@ -145,12 +145,9 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
     const costs = Costs.resolve(s.costs)
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs })
     const k = host.kernel
-    const sched = new Scheduler.Scheduler(s.pcpus, Scheduler.slicePolicy(s.variant.sched, costs), k, k.randomBetween(0, 0x7fffffff))
+    const sched = Scheduler.forScenario(k, s.pcpus, s.variant.sched, costs)
     const vms: Array<Vm.Vm> = []
-    if (sink !== undefined) {
-      sink.metrics = () => metricsOf(vms, k.now)
-      sink.locations = () => host.memory.locs.map((l) => l.name)
-    }
+    bindSink(sink, host.memory, () => metricsOf(vms, k.now))
     let next = 0
     for (let i = 0; i < s.vms; i++) {
       const vm = Vm.makeVm(host, s.vcpusPerVm, { variant: s.variant, bugs: new Set(s.bugs) })
