@@ -6,7 +6,7 @@
  * bar is stopped on exit.
  */
 import { Presets, SingleBar } from "cli-progress"
-import { Console, Context, Effect, Layer, type Scope } from "effect"
+import { Console, Context, Effect, Layer, Scope } from "effect"
 
 /** One piece of long work in progress: report how many of its units are done. */
 export interface Progress {
@@ -30,6 +30,45 @@ export const silent: Progress = { tick: () => Effect.void, done: Effect.void }
 /** The progress of `what`, or none with `--quiet`. */
 export const unlessQuiet = (quiet: boolean, what: string, total: number, minTotal: number): Effect.Effect<Progress, never, Reporter | Scope.Scope> =>
   quiet ? Effect.succeed(silent) : make(what, total, minTotal)
+
+/**
+ * Progress made at its first tick: work that ends before its first report (most runs) draws
+ * nothing, long work shows its bar or lines from then on.
+ */
+export const onFirstTick = (make: Effect.Effect<Progress, never, Scope.Scope>): Effect.Effect<Progress, never, Scope.Scope> =>
+  Effect.map(Effect.scope, (scope): Progress => {
+    let made: Progress | undefined
+    return {
+      tick: (done) =>
+        Effect.suspend(() =>
+          made !== undefined ? made.tick(done) : Effect.flatMap(Scope.extend(make, scope), (p) => {
+            made = p
+            return p.tick(done)
+          })
+        ),
+      done: Effect.suspend(() => made?.done ?? Effect.void)
+    }
+  })
+
+/**
+ * A turn of the event loop. Work that runs on this thread (a long run, a litmus search) takes
+ * one between chunks, so a signal (Ctrl-C, SIGTERM) is handled within a chunk: Effect's own
+ * yield runs other fibers but may not let the event loop run for a long time.
+ */
+export const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const t = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(t))
+})
+
+/**
+ * Runs work that pauses now and then (a generator yielding at each pause, returning its result)
+ * to its end, with a turn of the event loop at each pause, so Ctrl-C stops it within a pause.
+ */
+export const stepwise = <A>(chunks: Generator<unknown, A, void>): Effect.Effect<A> =>
+  Effect.suspend(function next(): Effect.Effect<A> {
+    const r = chunks.next()
+    return r.done === true ? Effect.succeed(r.value) : Effect.zipRight(eventLoopTurn, Effect.suspend(next))
+  })
 
 /** A line on stderr at every tenth of the way, and at the end. */
 const lines = (what: string, total: number): Progress => {

@@ -173,7 +173,16 @@ const cases: ReadonlyArray<Case> = [
   { args: ["replay", edited({ digest: "" })], names: /token: its scenario does not decode: is empty/ },
   { args: ["replay", edited({ digest: JSON.stringify({ ...digestObject, vms: 0 }) })], names: /token: its scenario does not decode: vms: / },
   { args: ["replay", token, "extra"], names: /Received unknown argument: 'extra'/ },
-  { args: ["replay"], names: /Missing argument <token>/ },
+  { args: ["replay"], names: /^kvmlab: token: missing: give a replay token, or --token-file FILE$/ },
+  { args: ["shrink"], names: /^kvmlab: token: missing: give a replay token, or --token-file FILE$/ },
+  { args: ["replay", token, "--token-file", file("both.token", token)], names: /--token-file: give a token or --token-file, not both/ },
+  { args: ["replay", "--token-file", file("empty.token", "\n\n")], names: /--token-file \S*empty\.token: is empty; it should hold one replay token/ },
+  { args: ["replay", "--token-file", file("two.token", `${token}\n${clean}\n`)], names: /--token-file \S*two\.token: holds more than one word/ },
+  { args: ["replay", "--token-file", directory], names: /--token-file \S*a-directory: is a directory, not a token file/ },
+  { args: ["replay", "--token-file", join(tmp, "missing.token")], names: /--token-file \S*missing\.token: .*ENOENT/ },
+  { args: ["shrink", "--token-file", file("binary.token", bytes(500, 3))], names: /^kvmlab: (--token-file \S*binary\.token: holds more than one word|token: )/ },
+  { args: ["shrink", "--token-file", file("truncated.token", token.slice(0, middle))], names: /^kvmlab: token: / },
+  { args: ["run", R, "--token-file", directory], names: /--token-file \S*a-directory: .*EISDIR/ },
   { args: ["replay", token, "--engine", "turbo"], names: /--engine: unknown engine "turbo"; expected fast, effect/ },
   { args: ["replay", token, "--trace-out", directory], names: /--trace-out .*a-directory: .*EISDIR/ },
   { args: ["replay", token, "--trace-out", join(tmp, "no/such/dir/trace.json")], names: /--trace-out .*trace\.json: .*ENOENT/ },
@@ -307,6 +316,32 @@ describe("bad input: exit 2 and one line naming what was wrong", () => {
           expect(lines[0]).toMatch(c.names)
           expect(r.stdout).toBe("")
         }
+      }))
+  }
+})
+
+// ------------------------------------------------------------------ litmus files
+
+/** Litmus files a user may give by mistake: each is reported on one `error: <file>...` line, the summary says it did not parse, exit 2. */
+const litmusFiles: ReadonlyArray<{ readonly path: string; readonly names: RegExp }> = [
+  { path: file("binary.litmus", bytes(3000, 7)), names: /^error: \S*binary\.litmus:1: expected a first line "X86_64 <name>"/ },
+  { path: file("huge.litmus", new Uint8Array(5 << 20).fill(0x61)), names: /^error: \S*huge\.litmus: is 5\.0 MB; a litmus test is a small text file \(at most 1 MB\)$/ },
+  { path: file("truncated.litmus", "X86_64 T\n{ x=0; }\n P0 ;\n MOV [x],$1 ;\n"), names: /^error: \S*truncated\.litmus:\d+: / },
+  { path: file("empty.litmus", ""), names: /^error: \S*empty\.litmus:1: expected a first line "X86_64 <name>", found end of file$/ },
+  { path: file("nul.litmus", new Uint8Array(64)), names: /^error: \S*nul\.litmus:1: expected a first line/ }
+]
+
+describe("bad litmus files: exit 2, one line naming the file", () => {
+  for (const c of litmusFiles) {
+    it.live(c.path.slice(tmp.length + 1), () =>
+      Effect.gen(function*() {
+        const r = yield* kvmlab("litmus", c.path)
+        const lines = r.stderr.split("\n").filter((l) => l.trim() !== "")
+        expect(r.status, r.stderr).toBe(2)
+        expect(lines, r.stderr).toHaveLength(1)
+        expect(lines[0]).toMatch(c.names)
+        expect(lines[0]).not.toMatch(controlCharacters)
+        expect(r.stdout).toMatch(/^1 tests \(exhaustive, tso\) in [\d.]+ s: 0 Never, 0 Sometimes, 0 Always; condition holds in 0; 1 did not parse\n$/)
       }))
   }
 })

@@ -7,6 +7,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { kvmlab, root } from "./fixtures/kvmlab.js"
 
@@ -93,6 +95,70 @@ const interrupted = (signal: NodeJS.Signals, ready: RegExp, ...args: Array<strin
     p.on("error", (e) => resume(Effect.fail(e)))
     p.on("close", (status) => resume(Effect.succeed({ status, stderr })))
   })
+
+/** `interrupted`, also giving the bin's stdout (the partial result). */
+const interruptedOut = (signal: NodeJS.Signals, ready: RegExp, ...args: Array<string>) =>
+  Effect.async<{ status: number | null; stdout: string; stderr: string }, Error>((resume) => {
+    const p = spawn(bin, args, { cwd: root })
+    let stdout = ""
+    let stderr = ""
+    let sent = false
+    p.stdout.on("data", (d) => (stdout += d))
+    p.stderr.on("data", (d) => {
+      stderr += d
+      if (!sent && ready.test(stderr)) {
+        sent = true
+        p.kill(signal)
+      }
+    })
+    p.on("error", (e) => resume(Effect.fail(e)))
+    p.on("close", (status) => resume(Effect.succeed({ status, stdout, stderr })))
+  })
+
+describe("Ctrl-C during run, compare and litmus", () => {
+  it.live("SIGINT ends a long run within a chunk: exit 130, the step and virtual time it reached", () =>
+    Effect.gen(function*() {
+      const r = yield* interrupted(
+        "SIGINT", /run tlb-shootdown \(virtual µs\): \d+\/1000000/,
+        "run", "tlb-shootdown", "--variant", "vms=2", "--variant", "vcpusPerVm=64", "--variant", "durationNs=1000000000"
+      )
+      expect(r.status).toBe(130)
+      const m = /kvmlab: run tlb-shootdown interrupted at step (\d+), ([\d.]+) ms of virtual time \(of 1\.000 s\); no violation so far/.exec(r.stderr)
+      expect(m).not.toBeNull()
+      expect(Number(m![1])).toBeGreaterThanOrEqual(50_000) // a progress line comes at a pause, after 50,000 steps
+      expect(Number(m![2])).toBeLessThan(1000)
+      expect(r.stderr).not.toMatch(/\n\s+at /)
+    }), 60_000)
+
+  it.live("SIGINT ends a comparison with the rows whose seeds all ran", () =>
+    Effect.gen(function*() {
+      // One worker runs the 10 seeds of the first row, then the second's; a line every tenth of the
+      // way (3 runs): interrupted at the line after the first row is done.
+      const r = yield* interruptedOut(
+        "SIGINT", /compare tlb-shootdown: 12\/30/,
+        "compare", "tlb-shootdown", "--vary", "vms=1,2,3", "--seeds", "10", "--workers", "1"
+      )
+      expect(r.status).toBe(130)
+      expect(r.stdout).toMatch(/^metric +vms=1/)
+      expect(r.stdout).not.toMatch(/vms=3/)
+      expect(r.stderr).toMatch(/kvmlab: compare tlb-shootdown interrupted after (1[2-9]|2\d) of 30 runs; the [12] of 3 rows whose 10 seeds all ran are shown/)
+    }), 120_000)
+
+  it.live("SIGINT ends a litmus check inside a search of millions of states, with the tests checked before it", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "kvmlab-litmus-")))
+      const small = yield* Effect.promise(() => readFile(join(root, "examples/litmus/SB.litmus"), "utf8"))
+      const huge = yield* Effect.promise(() => readFile(join(root, "apps/cli/test/fixtures/litmus-ten-threads.litmus"), "utf8"))
+      for (const i of [1, 2, 3, 4]) yield* Effect.promise(() => writeFile(join(dir, `a${i}.litmus`), small.replace(/^X86_64 SB$/m, `X86_64 SB${i}`)))
+      yield* Effect.promise(() => writeFile(join(dir, "z.litmus"), huge))
+      // The actor engine reports each test (5 files): the fifth searches up to 16 million states first.
+      const r = yield* interruptedOut("SIGINT", /: 4\/5/, "litmus", dir, "--engine", "fast", "--max-states", "16000000")
+      yield* Effect.promise(() => rm(dir, { recursive: true }))
+      expect(r.status).toBe(130)
+      expect(r.stdout.match(/^SB\d /gm)).toHaveLength(4)
+      expect(r.stderr).toMatch(/kvmlab: litmus interrupted after 4 of 5 tests, in \S*z\.litmus; the 4 checked are in the table/)
+    }), 60_000)
+})
 
 describe("Ctrl-C and SIGTERM", () => {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

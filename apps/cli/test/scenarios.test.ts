@@ -122,6 +122,27 @@ describe("kvmlab run, explore, replay", () => {
       expect(again.stdout.split("\n")[0]).toMatch(/: completed after \d+ steps$/)
     }))
 
+  it.live("--token-file: run and explore write a token that replay and shrink read; a long token is not printed", () =>
+    Effect.gen(function*() {
+      const f = join(tmp, "run.token")
+      const r = yield* kvmlab("run", "request-race", "--seed", "5", "--token-file", f, "--json")
+      const { traceHash, replay } = JSON.parse(r.stdout) as { traceHash: string; replay: string }
+      expect(readFileSync(f, "utf8")).toBe(`${replay}\n`)
+      const again = yield* kvmlab("replay", "--token-file", f, "--json")
+      expect(again.status).toBe(0)
+      expect(JSON.parse(again.stdout).traceHash).toBe(traceHash)
+      const v = join(tmp, "violation.token")
+      const e = yield* kvmlab("explore", "request-race", "--bug", "A.noEntryBarrier", "--token-file", v)
+      expect(e.status).toBe(1)
+      expect(e.stdout).toContain(`replay: written to ${v} (`)
+      const sh = yield* kvmlab("shrink", "--token-file", v, "--json")
+      expect(sh.status).toBe(1)
+      expect(JSON.parse(sh.stdout).invariant).toBe("REQ-1")
+      // A run of 64 vCPUs makes a token of tens of kB: the text result says how to get it instead.
+      const big = yield* kvmlab("run", "tlb-shootdown", "--variant", "vcpusPerVm=16", "--variant", "durationNs=20000000", "--quiet")
+      expect(big.stdout).toMatch(/replay: a token of \d+ characters, not printed; --token-file FILE writes it/)
+    }))
+
   it.live("explore with every switch off exits 0", () =>
     Effect.gen(function*() {
       const e = yield* kvmlab("explore", "lockless-walk", "--runs", "200", "--strategy", "pct", "--depth", "3", "--json")

@@ -102,12 +102,28 @@ export interface ActorsOptions {
 
 /** Runs `test` `runs` times under the kernel and reports the final states reached. */
 export const check = (test: LitmusTest, options: ActorsOptions): LitmusOutcome & { readonly runs: number } => {
+  const chunks = checkInChunks(test, options)
+  for (;;) {
+    const r = chunks.next()
+    if (r.done === true) return r.value
+  }
+}
+
+/** Runs between two pauses of `checkInChunks`. */
+const CHUNK = 64
+
+/**
+ * `check`, pausing every few dozen runs: each pause yields the runs made so far, and the end
+ * returns the result (the same as `check`'s). For a caller that must stay responsive.
+ */
+export function* checkInChunks(test: LitmusTest, options: ActorsOptions): Generator<number, LitmusOutcome & { readonly runs: number }, void> {
   const c = compile(test)
   const builder = new OutcomeBuilder(test)
   const prog = program(c, options.model)
   let i = 0
   for (; i < options.runs; i++) {
     if (options.stopAtStates !== undefined && builder.size >= options.stopAtStates) break
+    if (i > 0 && i % CHUNK === 0) yield i
     const r = Run.runSync(prog, { seed: (options.seed + i) >>> 0, strategy: options.strategy ?? { _tag: "swarm" }, engine: options.engine ?? "fast" })
     if (r.exit === undefined || Exit.isFailure(r.exit)) {
       throw new Error(`${test.name}: run ${i} ended ${r.outcome}: ${r.violation?.message ?? "failure"}`)

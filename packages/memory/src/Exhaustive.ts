@@ -373,6 +373,23 @@ export const check = (test: LitmusTest, model: Model): LitmusOutcome & SearchSta
  * `StateBoundExceeded` once more than `options.maxStates` states were explored.
  */
 export const search = (test: LitmusTest, model: Model, options: SearchOptions = {}): (LitmusOutcome & SearchStats) | StateBoundExceeded => {
+  const chunks = searchInChunks(test, model, options)
+  for (;;) {
+    const r = chunks.next()
+    if (r.done === true) return r.value
+  }
+}
+
+/** Expansions between two pauses of `searchInChunks`: a few milliseconds. */
+const CHUNK = 4096
+
+/**
+ * `search`, pausing every few thousand expansions: each `next()` goes on until the next pause,
+ * which yields the states explored so far, or the end, which returns the result. A caller that
+ * must stay responsive (an app that handles Ctrl-C, a progress display) runs the search this
+ * way; the result is the same.
+ */
+export function* searchInChunks(test: LitmusTest, model: Model, options: SearchOptions = {}): Generator<number, (LitmusOutcome & SearchStats) | StateBoundExceeded, void> {
   const maxStates = options.maxStates ?? MAX_STATES_DEFAULT
   if (!Number.isSafeInteger(maxStates) || maxStates < 1 || maxStates > MAX_STATES_LIMIT) {
     throw new RangeError(`maxStates must be an integer in [1, ${MAX_STATES_LIMIT}], got ${maxStates}`)
@@ -387,7 +404,9 @@ export const search = (test: LitmusTest, model: Model, options: SearchOptions = 
   const visited = new Set<string>([keyOf(init)])
   const stack: Array<Array<number>> = [init]
   const regsOf = (s: Array<number>) => c.initRegs.map((r, t) => s.slice(L.regs[t]!, L.regs[t]! + r.length))
+  let expansions = 0
   while (stack.length > 0) {
+    if (++expansions % CHUNK === 0) yield visited.size
     // One expansion adds at most 2 states per thread, so the set never holds much more than the bound.
     if (visited.size > maxStates) {
       return new StateBoundExceeded({

@@ -78,6 +78,8 @@ const parseOrThrow = (raw: string, file: string): LitmusTest => {
 /** The first line, `X86_64 <name>`; then past the metadata lines to the initial-state block. */
 const parseHead = (at: Lines): string => {
   at.skipBlank()
+  // An empty file (or one of blank lines and comments) ends on its last line.
+  if (at.done) fail(Math.max(1, at.i), "a first line \"X86_64 <name>\"", "end of file")
   const head = at.line.trim().split(/\s+/)
   if (head[0] !== "X86_64" && head[0] !== "X86") fail(at.i + 1, "a first line \"X86_64 <name>\"", show(at.line.trim()))
   if (head[1] === undefined) fail(at.i + 1, "a test name after X86_64", "end of line")

@@ -131,6 +131,11 @@ export interface CompareOptions {
   readonly engine?: Run.Engine
   readonly dealer?: Dealer.Dealer
   readonly onProgress?: (done: number, total: number) => Effect.Effect<void>
+  /**
+   * Called with each row (and its index) once all its seeds are done, rows in any order: what a
+   * caller interrupted part way can still show.
+   */
+  readonly onRow?: (row: CompareRow, index: number) => Effect.Effect<void>
 }
 
 /** Runs every combination of `vary` over `seeds` seeds and averages the metrics per row. */
@@ -151,18 +156,24 @@ export const compare = (
     const engine = o.engine ?? "fast"
     const jobs = scenarios.flatMap((sc, row) => Array.from({ length: o.seeds }, (_, k) => ({ row, sc, seed: (o.seed + k) >>> 0 })))
     const done = yield* Ref.make(0)
-    const results = yield* Effect.forEach(jobs, (j) =>
-      Effect.tap(
-        dealer.compareRun(new CompareRun({ scenario: canonical(j.sc), seed: j.seed, strategy, engine })),
-        () => Effect.flatMap(Ref.updateAndGet(done, (x) => x + 1), (n) => o.onProgress?.(n, jobs.length) ?? Effect.void)
-      ), { concurrency: dealer.workers })
-    const rows: Array<CompareRow> = combos.map((c, row) => {
-      const mine = results.filter((_, i) => jobs[i]!.row === row)
+    type Result = { readonly metrics: Readonly<Record<string, number>>; readonly violations: number }
+    const results: Array<Result | undefined> = jobs.map(() => undefined)
+    const left = combos.map(() => o.seeds)
+    // A row's mean over its seeds, in seed order whatever order the runs ended in.
+    const rowOf = (row: number): CompareRow => {
+      const mine = results.slice(row * o.seeds, (row + 1) * o.seeds) as ReadonlyArray<Result>
       const sums: Metrics = {}
       for (const r of mine) for (const [name, x] of Object.entries(r.metrics)) sums[name] = (sums[name] ?? 0) + x
       const metrics: Metrics = {}
       for (const [name, x] of Object.entries(sums)) metrics[name] = x / o.seeds
-      return { variant: Object.fromEntries(c), metrics, violations: mine.reduce((n, r) => n + r.violations, 0) }
-    })
-    return { rows }
+      return { variant: Object.fromEntries(combos[row]!), metrics, violations: mine.reduce((n, r) => n + r.violations, 0) }
+    }
+    yield* Effect.forEach(jobs, (j, i) =>
+      Effect.flatMap(dealer.compareRun(new CompareRun({ scenario: canonical(j.sc), seed: j.seed, strategy, engine })), (r) =>
+        Effect.suspend(() => {
+          results[i] = r
+          const rowDone = --left[j.row]! === 0 && o.onRow !== undefined ? o.onRow(rowOf(j.row), j.row) : Effect.void
+          return Effect.zipRight(rowDone, Effect.flatMap(Ref.updateAndGet(done, (x) => x + 1), (n) => o.onProgress?.(n, jobs.length) ?? Effect.void))
+        })), { concurrency: dealer.workers, discard: true })
+    return { rows: combos.map((_, row) => rowOf(row)) }
   })

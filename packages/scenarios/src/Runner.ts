@@ -81,6 +81,8 @@ export interface RunOptions {
   readonly engine?: Run.Engine
   /** Follow these decisions where they fit (shrinking); see `Run.RunOptions.guide`. */
   readonly guide?: ReadonlyArray<number>
+  /** Called between chunks of a long run (progress, a turn of the event loop); see `Run.RunOptions.onPause`. */
+  readonly onPause?: (at: Run.RunProgress) => Effect.Effect<void>
 }
 
 /**
@@ -128,7 +130,8 @@ export const run = (s: Scenario, o: RunOptions): Effect.Effect<ScenarioRun, Run.
         ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
         ...(o.trace !== undefined ? { trace: o.trace } : {}),
         ...(o.engine !== undefined ? { engine: o.engine } : {}),
-        ...(o.guide !== undefined ? { guide: o.guide } : {})
+        ...(o.guide !== undefined ? { guide: o.guide } : {}),
+        ...(o.onPause !== undefined ? { onPause: o.onPause } : {})
       }),
       (r) => toRun(s, r, sink)
     )
@@ -144,14 +147,18 @@ export const scenarioOfToken = (token: string): Either.Either<Scenario, Scenario
 }
 
 /** Replays a token, on either engine: the same run, the same trace hash (or a `ReplayDiverged` failure). */
-export const replay = (token: string, o: { readonly trace?: boolean; readonly engine?: Run.Engine } = {}) =>
+export const replay = (
+  token: string,
+  o: { readonly trace?: boolean; readonly engine?: Run.Engine; readonly onPause?: (at: Run.RunProgress) => Effect.Effect<void> } = {}
+) =>
   Effect.gen(function*() {
     const s = yield* Either.match(scenarioOfToken(token), { onLeft: (e) => Effect.fail(e), onRight: (x) => Effect.succeed(x) })
     const sink: Sink = { metrics: () => ({}) }
     const r = yield* Run.replay(program(s, sink), token, {
       digest: canonical(s),
       ...(o.trace !== undefined ? { trace: o.trace } : {}),
-      ...(o.engine !== undefined ? { engine: o.engine } : {})
+      ...(o.engine !== undefined ? { engine: o.engine } : {}),
+      ...(o.onPause !== undefined ? { onPause: o.onPause } : {})
     })
     return toRun(s, r, sink)
   })

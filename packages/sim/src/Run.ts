@@ -5,7 +5,7 @@
  * either engine. `replay` runs a token again and fails loudly when the run diverges from it.
  */
 import { Effect, Exit, ModuleVersion, Schema } from "effect"
-import { type ActorExit, type CoreOptions, type Outcome, ReplayDivergence, type TraceEvent, type Violation } from "./internal/core.js"
+import { type ActorExit, type Core, type CoreOptions, type Outcome, ReplayDivergence, type TraceEvent, type Violation } from "./internal/core.js"
 import { EffectEngine } from "./internal/effect.js"
 import { FastEngine } from "./internal/fast.js"
 import type { Program } from "./Op.js"
@@ -42,6 +42,25 @@ export interface RunOptions {
    * entry: no preference). For shrinking: the run records the decisions it really took.
    */
   readonly guide?: ReadonlyArray<number>
+  /**
+   * `run` only: called between chunks of `pauseEvery` steps with how far the run has come; the
+   * run goes on when it completes, and interrupting it there stops the run. Default:
+   * `Effect.yieldNow()`, so other fibers run and an interruption is seen within a chunk. An app
+   * that must see signals gives the event loop a turn here (and may draw progress). The pauses
+   * change nothing in the run.
+   */
+  readonly onPause?: (at: RunProgress) => Effect.Effect<void>
+  /** `run` only: steps between pauses (default 50,000: tens of milliseconds). */
+  readonly pauseEvery?: number
+}
+
+/** How far a run has come: at a pause of `run`. */
+export interface RunProgress {
+  readonly steps: number
+  readonly timeNs: number
+  /** The run's bounds, to say how much is left. */
+  readonly maxSteps: number
+  readonly maxTimeNs: number
 }
 
 /** Raised for an option that is out of range; `field` names it. */
@@ -83,6 +102,7 @@ export interface RunResult<A> {
 }
 
 const DEFAULT_MAX_STEPS = 1_000_000
+const DEFAULT_PAUSE_EVERY = 50_000
 
 interface Resolved {
   readonly seed: number
@@ -150,13 +170,16 @@ const versionNote = (t: ReplayToken.ReplayTokenData): string =>
 export const runSync = <A>(program: Program<A>, options: RunOptions): RunResult<A> => {
   const r = resolve(options)
   if (!("seed" in r)) throw r
-  return execute(program, r)
+  const kernel = begin(program, r)
+  divergence(r, () => kernel.advance())
+  return finish<A>(kernel, r)
 }
 
 const toExit = <A>(e: ActorExit | undefined): Exit.Exit<A, unknown> | undefined =>
   e === undefined ? undefined : e._tag === "success" ? Exit.succeed(e.value as A) : Exit.die(e.error)
 
-const execute = <A>(program: Program<A>, r: Resolved): RunResult<A> => {
+/** The kernel of the run, its main program started. */
+const begin = (program: Program<unknown>, r: Resolved): Core => {
   const options: CoreOptions = {
     seed: r.seed,
     strategy: r.strategy,
@@ -167,11 +190,21 @@ const execute = <A>(program: Program<A>, r: Resolved): RunResult<A> => {
     guide: r.guide !== undefined
   }
   const kernel = r.engine === "effect" ? new EffectEngine(options) : new FastEngine(options)
+  divergence(r, () => kernel.start(program))
+  return kernel
+}
+
+/** Runs `f`, naming the token's effect version in a replay's divergence. */
+const divergence = <B>(r: Resolved, f: () => B): B => {
   try {
-    kernel.execute(program)
+    return f()
   } catch (e) {
     throw r.replay !== undefined && e instanceof ReplayDivergence ? new ReplayDivergence(`${e.message}${versionNote(r.replay)}`) : e
   }
+}
+
+/** The result of a run that has ended; for a replay, checked against its token. */
+const finish = <A>(kernel: Core, r: Resolved): RunResult<A> => {
   const invariantChecks: Record<string, number> = {}
   for (const inv of kernel.invariants) invariantChecks[inv.name] = (invariantChecks[inv.name] ?? 0) + inv.checks
   for (const [name, box] of kernel.eventChecks) invariantChecks[name] = (invariantChecks[name] ?? 0) + box.n
@@ -230,20 +263,32 @@ export const run = <A>(
   Effect.suspend((): Effect.Effect<RunResult<A>, InvalidRunOptions | ReplayToken.InvalidReplayToken | ReplayDiverged> => {
     const r = resolve(options)
     if (!("seed" in r)) return Effect.fail(r)
-    return Effect.try({
-      try: () => execute(program, r),
-      catch: (e) => {
-        if (e instanceof ReplayDivergence) {
-          return new ReplayDiverged({ message: e.message, tokenEffectVersion: r.replay?.effectVersion ?? effectVersion(), effectVersion: effectVersion() })
-        }
-        throw e
+    const every = options.pauseEvery ?? DEFAULT_PAUSE_EVERY
+    if (!Number.isSafeInteger(every) || every < 1) return Effect.fail(new InvalidRunOptions({ field: "pauseEvery", message: `must be a positive integer, got ${every}` }))
+    const onPause = options.onPause ?? (() => Effect.yieldNow())
+    const diverged = (e: unknown) => {
+      if (e instanceof ReplayDivergence) {
+        return new ReplayDiverged({ message: e.message, tokenEffectVersion: r.replay?.effectVersion ?? effectVersion(), effectVersion: effectVersion() })
       }
-    })
+      throw e
+    }
+    return Effect.acquireUseRelease(
+      Effect.try({ try: () => begin(program, r), catch: diverged }),
+      (kernel) =>
+        Effect.gen(function*() {
+          while (!(yield* Effect.try({ try: () => divergence(r, () => kernel.advance(kernel.steps + every)), catch: diverged }))) {
+            yield* onPause({ steps: kernel.steps, timeNs: kernel.now, maxSteps: r.maxSteps, maxTimeNs: r.maxTimeNs })
+          }
+          return yield* Effect.try({ try: () => finish<A>(kernel, r), catch: diverged })
+        }),
+      // A run stopped at a pause (interrupted) frees what its engine holds; an ended run already has.
+      (kernel) => Effect.sync(() => kernel.abort())
+    )
   })
 
 /** Replays a token against `program`; the same as `run` with the `replay` strategy. */
 export const replay = <A>(
   program: Program<A>,
   token: string,
-  options?: { readonly trace?: boolean; readonly digest?: string; readonly engine?: Engine }
+  options?: Pick<RunOptions, "trace" | "digest" | "engine" | "onPause" | "pauseEvery">
 ) => run(program, { seed: 0, strategy: { _tag: "replay", token }, ...options })

@@ -35,6 +35,24 @@ describe.each(engines)("Run.run on the %s engine", (engine) => {
     expect(otherSeed).not.toBe(other)
   })
 
+  it.effect("pauses every pauseEvery steps change nothing in the run; interrupting at a pause stops it", () =>
+    Effect.gen(function*() {
+      const whole = Run.runSync(interleave(3, 10), { seed: 5, engine })
+      const pauses: Array<number> = []
+      const paused = yield* run(interleave(3, 10), { seed: 5, pauseEvery: 3, onPause: (at) => Effect.sync(() => pauses.push(at.steps)) })
+      expect(paused.traceHash).toBe(whole.traceHash)
+      expect(paused.steps).toBe(whole.steps)
+      expect(pauses.length).toBe(Math.ceil(whole.steps / 3) - 1)
+      expect(pauses.every((s, i) => s === 3 * (i + 1))).toBe(true)
+      // Stopped at the second pause: no result, and nothing of the run goes on afterwards.
+      let calls = 0
+      const stopped = yield* Effect.exit(run(interleave(3, 10), { seed: 5, pauseEvery: 3, onPause: () => (++calls === 2 ? Effect.interrupt : Effect.void) }))
+      expect(Exit.isInterrupted(stopped)).toBe(true)
+      expect(calls).toBe(2)
+      const bad = yield* Effect.flip(run(interleave(3, 10), { seed: 5, pauseEvery: 0 }))
+      expect(bad).toMatchObject({ _tag: "InvalidRunOptions", field: "pauseEvery" })
+    }))
+
   it.effect("different seeds give different schedules", () =>
     Effect.gen(function*() {
       const hashes = new Set<string>()

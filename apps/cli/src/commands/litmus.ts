@@ -81,6 +81,9 @@ const boundLine = (e: Exhaustive.StateBoundExceeded, engine: string): string =>
   (engine === "exhaustive" ? "" : ` (--engine ${engine} counts the exhaustive engine's states first)`) +
   "; raise --max-states or make the test smaller"
 
+/** The largest litmus file read: herd7's largest x86 test is about 2 kB. */
+const MAX_LITMUS_BYTES = 1 << 20
+
 const quiet = Options.boolean("quiet").pipe(Options.withDescription("no progress on stderr"))
 
 export const litmus = Command.make("litmus", { paths, model, engine, runs, seed, json, maxStates, quiet }, (o) =>
@@ -96,31 +99,51 @@ export const litmus = Command.make("litmus", { paths, model, engine, runs, seed,
     const rows: Array<Row> = []
     let parseErrors = 0
     let beyondBound = 0
-    for (const [i, file] of files.entries()) {
+    let current = ""
+    // Ctrl-C or SIGTERM: the tests checked so far, and where it stopped (exit 130, main.ts).
+    const interrupted = Effect.gen(function*() {
+      yield* progress.done
+      if (!o.json && rows.length > 0) yield* Console.log(table(rows) + "\n")
+      yield* Console.error(
+        `kvmlab: litmus interrupted after ${rows.length + parseErrors + beyondBound} of ${files.length} tests, in ${current}; ` +
+          `the ${rows.length} checked ${o.json ? "are printed above" : "are in the table"}`
+      )
+    })
+    yield* Effect.onInterrupt(Effect.forEach(files, (file, i) => Effect.gen(function*() {
       const shown = path.relative(path.resolve("."), file) || file
-      // Found by stat but unreadable: a defect (exit 1), as it was with readFileSync.
+      current = shown
+      // A litmus test is a few hundred bytes: a file of megabytes is a mistake (a trace, a binary), refused before it is read.
+      const size = Number((yield* Effect.orDie(Effect.flatMap(FileSystem.FileSystem, (fs) => fs.stat(file)))).size)
+      // Found by stat but unreadable: a defect (exit 3), as it was with readFileSync.
+      if (size > MAX_LITMUS_BYTES) {
+        parseErrors++
+        yield* Console.error(`error: ${shown}: is ${(size / (1 << 20)).toFixed(1)} MB; a litmus test is a small text file (at most 1 MB)`)
+        return yield* progress.tick(i + 1)
+      }
       const text = yield* Effect.orDie(Files.readText(file))
       const test = Litmus.parse(text, shown)
       if (test instanceof Litmus.LitmusParseError) {
         parseErrors++
         yield* Console.error(`error: ${test.message}`)
       } else {
-        const exhaustive = Exhaustive.search(test, m, { maxStates: o.maxStates })
+        // Both engines pause every few milliseconds, so Ctrl-C stops even a search of a million states.
+        const exhaustive = yield* Progress.stepwise(Exhaustive.searchInChunks(test, m, { maxStates: o.maxStates }))
         if (exhaustive instanceof Exhaustive.StateBoundExceeded) {
           beyondBound++
           yield* Console.error(boundLine(exhaustive, o.engine))
-          yield* progress.tick(i + 1)
-          continue
+          return yield* progress.tick(i + 1)
         }
         const { statesVisited: _, ...ex } = exhaustive
         const row: Row = o.engine === "exhaustive"
           ? ex
-          : Actors.check(test, { model: m, runs: o.runs, seed: o.seed, stopAtStates: exhaustive.states.length, engine: o.engine === "effect" ? "effect" : "fast" })
+          : yield* Progress.stepwise(
+            Actors.checkInChunks(test, { model: m, runs: o.runs, seed: o.seed, stopAtStates: exhaustive.states.length, engine: o.engine === "effect" ? "effect" : "fast" })
+          )
         rows.push(row)
         if (o.json) yield* Console.log(JSON.stringify({ ...row, model: m, engine: o.engine }))
       }
       yield* progress.tick(i + 1)
-    }
+    }), { discard: true }), () => interrupted)
     const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
     yield* progress.done
     if (!o.json) {

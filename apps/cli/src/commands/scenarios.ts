@@ -171,29 +171,131 @@ const runJson = (r: Runner.ScenarioRun, withOutcome: boolean) => ({
   strategy: r.strategy,
   ...(withOutcome ? { outcome: r.outcome } : {}),
   traceHash: r.traceHash,
+  // run's own token: any run, passing or not, replays from it (replay's input is its token).
+  ...(withOutcome ? { replay: r.token } : {}),
   metrics: r.metrics,
   metricUnits: Metrics.unitsOf(r.metrics),
   violations: r.violations.map((v) => ({ invariant: v.invariant, message: v.message, replay: v.replay }))
 })
 
-const violationLines = (vs: ReadonlyArray<Runner.FoundViolation & { readonly run?: number }>) =>
-  vs.map((v) => `VIOLATION ${v.invariant}${v.run !== undefined ? ` (run ${v.run})` : ""} at step ${v.step} by ${v.actor}: ${v.message}\n  replay: ${v.replay}`).join("\n")
+/** The longest token printed in a text result; a longer one would fill screens (long runs of many vCPUs make tokens of tens of kB). */
+const MAX_PRINTED_TOKEN = 2000
 
-export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, engine, strategy: runStrategy, depth }, (o) =>
+/** The `replay:` line of a result: the token, or where it was written, or why it was not printed. */
+const tokenLine = (token: string, written: string | undefined): string =>
+  written !== undefined
+    ? `replay: written to ${written} (${token.length} characters; kvmlab replay --token-file ${written})`
+    : token.length > MAX_PRINTED_TOKEN
+    ? `replay: a token of ${token.length} characters, not printed; --token-file FILE writes it (--json prints it)`
+    : `replay: ${token}`
+
+const violationLines = (vs: ReadonlyArray<Runner.FoundViolation & { readonly run?: number }>, written?: string) =>
+  vs.map((v, i) =>
+    `VIOLATION ${v.invariant}${v.run !== undefined ? ` (run ${v.run})` : ""} at step ${v.step} by ${v.actor}: ${v.message}\n  ${tokenLine(v.replay, i === 0 ? written : undefined)}`
+  ).join("\n")
+
+/** The largest token file read: a token of a billion-step run is far smaller. */
+const MAX_TOKEN_FILE_BYTES = 64 << 20
+
+/** --token-file where a command writes a token. */
+const tokenFileOut = (what: string) => Options.text("token-file").pipe(Options.withPseudoName("file"), Options.optional, Options.withDescription(`write ${what} to this file (one line)`))
+
+/** Writes `token` to the --token-file, if one was given; gives the file's name. */
+const writeToken = (file: Option.Option<string>, token: string | undefined): Effect.Effect<string | undefined, BadInput, FileSystem.FileSystem> =>
+  Option.isNone(file) || token === undefined
+    ? Effect.succeed(undefined)
+    : Effect.flatMap(FileSystem.FileSystem, (fs) =>
+      fs.writeFileString(file.value, `${token}\n`).pipe(
+        Effect.mapError((e) => new BadInput({ field: `--token-file ${file.value}`, message: Files.describe(e) })),
+        Effect.as(file.value)
+      ))
+
+/** A token given on the command line, or read from --token-file: exactly one of them. */
+const tokenIn = {
+  token: Args.text({ name: "token" }).pipe(Args.optional, Args.withDescription("a replay token (or give --token-file)")),
+  tokenFile: Options.text("token-file").pipe(Options.withPseudoName("file"), Options.optional, Options.withDescription("read the token from this file (as run --token-file writes it)"))
+}
+
+const readToken = (o: { readonly token: Option.Option<string>; readonly tokenFile: Option.Option<string> }): Effect.Effect<string, BadInput, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    if (Option.isSome(o.token) && Option.isSome(o.tokenFile)) return yield* new BadInput({ field: "--token-file", message: "give a token or --token-file, not both" })
+    if (Option.isSome(o.token)) return o.token.value
+    if (Option.isNone(o.tokenFile)) return yield* new BadInput({ field: "token", message: "missing: give a replay token, or --token-file FILE" })
+    const file = o.tokenFile.value
+    const fs = yield* FileSystem.FileSystem
+    const info = yield* Effect.mapError(fs.stat(file), (e) => new BadInput({ field: `--token-file ${file}`, message: Files.describe(e) }))
+    if (info.type === "Directory") return yield* new BadInput({ field: `--token-file ${file}`, message: "is a directory, not a token file" })
+    if (info.size > MAX_TOKEN_FILE_BYTES) return yield* new BadInput({ field: `--token-file ${file}`, message: `is ${(Number(info.size) / (1 << 20)).toFixed(1)} MB; a token file holds one token (at most 64 MB)` })
+    const text = (yield* Effect.mapError(Files.readText(file), (e) => new BadInput({ field: `--token-file ${file}`, message: Files.describe(e) }))).trim()
+    if (text === "") return yield* new BadInput({ field: `--token-file ${file}`, message: "is empty; it should hold one replay token" })
+    if (/\s/.test(text)) return yield* new BadInput({ field: `--token-file ${file}`, message: "holds more than one word; a token file holds one replay token on one line" })
+    return text
+  })
+
+const maxSteps = Inputs.integer("max-steps", 1, Number.MAX_SAFE_INTEGER).pipe(
+  Options.optional,
+  Options.withDescription(
+    "bound on scheduling steps, honoured by every strategy (default: the scenario's maxSteps, 50000 unless the file sets it, for random, pct and swarm; " +
+      "none for a timed run of a scenario with a virtual duration, which ends at its durationNs); a run that reaches it ends as step-bound"
+  )
+)
+
+/** Virtual nanoseconds as a person reads them. */
+const virtual = (ns: number): string =>
+  ns >= 1e9 ? `${(ns / 1e9).toFixed(3)} s` : ns >= 1e6 ? `${(ns / 1e6).toFixed(3)} ms` : ns >= 1e3 ? `${(ns / 1e3).toFixed(3)} µs` : `${ns} ns`
+
+/**
+ * A long run's progress, from its first pause (50,000 steps): in virtual time for a timed run of
+ * a scenario with a duration, in steps otherwise; and at every pause a turn of the event loop, so
+ * Ctrl-C stops the run within a chunk. `at` is how far it came, for the interrupted message.
+ */
+const runProgress = (what: string, s: Scenario.Scenario, timed: boolean, stepBound: number, quiet: boolean) =>
+  Effect.gen(function*() {
+    const reporter = yield* Progress.Reporter
+    const progress = quiet
+      ? Progress.silent
+      : yield* Progress.onFirstTick(reporter.make(timed ? `${what} (virtual µs)` : `${what} (steps)`, timed ? Math.ceil(s.durationNs / 1000) : stepBound, 0))
+    const at = { steps: 0, timeNs: 0 }
+    const onPause = (p: Run.RunProgress) => {
+      at.steps = p.steps
+      at.timeNs = p.timeNs
+      return Effect.zipRight(progress.tick(timed ? Math.floor(p.timeNs / 1000) : p.steps), Progress.eventLoopTurn)
+    }
+    const interrupted = (command: string) =>
+      Effect.zipRight(
+        progress.done,
+        Console.error(
+          `kvmlab: ${command} ${s.name} interrupted at step ${at.steps}, ${virtual(at.timeNs)} of virtual time` +
+            `${timed ? ` (of ${virtual(s.durationNs)})` : ""}; no violation so far; a run does not resume: start it again (a smaller scenario, or --max-steps, ends sooner)`
+        )
+      )
+    return { progress, onPause, interrupted }
+  })
+
+export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, engine, strategy: runStrategy, depth, maxSteps, quiet, tokenFile: tokenFileOut("the run's replay token") }, (o) =>
   Effect.gen(function*() {
     const strategy = yield* strategyOf(o.strategy, o.depth)
     const s = yield* configure(o.scenario, o.variant, o.bug)
-    const r = yield* Runner.run(s, { seed: o.seed, strategy, engine: o.engine }).pipe(Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e))))
+    const timed = strategy._tag === "timed" && s.durationNs > 0
+    const stepBound = Option.getOrElse(o.maxSteps, () => Runner.boundsOf(s, strategy).maxSteps)
+    const { progress, onPause, interrupted } = yield* runProgress(`run ${s.name}`, s, timed, stepBound, o.quiet)
+    const r = yield* Runner.run(s, { seed: o.seed, strategy, engine: o.engine, onPause, ...(Option.isSome(o.maxSteps) ? { maxSteps: o.maxSteps.value } : {}) }).pipe(
+      Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e))),
+      Effect.onInterrupt(() => interrupted("run"))
+    )
+    yield* progress.done
+    const written = yield* writeToken(o.tokenFile, r.token)
     if (o.json) yield* print(JSON.stringify(runJson(r, true)))
     else {
       yield* print(`${r.scenario} (seed ${r.seed}, ${r.strategy}): ${r.outcome} after ${r.steps} steps, ${r.timeNs} ns virtual; trace ${r.traceHash}`)
+      if (r.outcome === "step-bound") yield* print(`  the run reached its step bound, ${stepBound} steps (${Option.isSome(o.maxSteps) ? "--max-steps" : "the scenario's maxSteps; raise it with --max-steps"})`)
       for (const [k, v] of Object.entries(r.metrics)) yield* print(`  ${k.padEnd(28)} ${String(v).padStart(12)}  ${Metrics.unitOf(k)}`)
-      if (r.violations.length > 0) yield* print(violationLines(r.violations))
+      if (r.violations.length > 0) yield* print(violationLines(r.violations, written))
       // Any run, passing or not, can be replayed, traced and read (replay --history).
-      else yield* print(`  replay: ${r.token}`)
+      else yield* print(`  ${tokenLine(r.token, written)}`)
     }
     yield* exitWith(r.violations.length > 0 ? FOUND : OK)
-  })).pipe(Command.withDescription("run a scenario once"))
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("run a scenario once"))
 
 // ------------------------------------------------------------------ explore
 
@@ -220,7 +322,8 @@ export const explore = Command.make("explore", {
   engine,
   workers,
   shrink: Options.boolean("shrink").pipe(Options.withDescription("shrink each violation found to as few steps as possible (see kvmlab shrink)")),
-  quiet
+  quiet,
+  tokenFile: tokenFileOut("the first violation's replay token (shrunk, with --shrink)")
 }, (o) =>
   Effect.gen(function*() {
     const strategy = yield* strategyOf(o.strategy, o.depth)
@@ -248,6 +351,8 @@ export const explore = Command.make("explore", {
     )
     yield* progress.done
     const r = o.shrink ? { ...found, violations: yield* Effect.forEach(found.violations, (v) => Effect.map(shrinkToken(v.replay), (k) => ({ ...v, shrunk: k }))) } : found
+    const first = r.violations[0]
+    const written = yield* writeToken(o.tokenFile, first === undefined ? undefined : "shrunk" in first ? (first.shrunk as Shrink.ShrinkResult).token : first.replay)
     if (o.json) {
       yield* print(JSON.stringify({
         scenario: r.scenario,
@@ -278,8 +383,8 @@ export const explore = Command.make("explore", {
       yield* print(`${r.scenario} ${r.strategy} (${r.engine} engine, ${r.workers} worker${r.workers === 1 ? "" : "s"}): ${r.runs} runs, ${r.distinctTraces} distinct traces, ${r.runsPerSecond} runs/s, ${r.stepsPerSecond} steps/s`)
       yield* print(`  outcomes: ${Object.entries(r.outcomes).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(`  checks:   ${Object.entries(r.invariantChecks).map(([k, n]) => `${k} ${n}`).join(", ")}`)
-      yield* print(r.violations.length === 0 ? "  no violation" : violationLines(r.violations))
-      for (const v of r.violations) if ("shrunk" in v) yield* print(shrinkLines(v.shrunk as Shrink.ShrinkResult))
+      yield* print(r.violations.length === 0 ? "  no violation" : violationLines(r.violations, o.shrink ? undefined : written))
+      for (const [i, v] of r.violations.entries()) if ("shrunk" in v) yield* print(shrinkLines(v.shrunk as Shrink.ShrinkResult, i === 0 ? written : undefined))
     }
     yield* exitWith(r.violations.length > 0 ? FOUND : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("run a scenario under many seeds; stop at the first violation unless --all"))
@@ -323,16 +428,16 @@ const shrinkJson = (r: Shrink.ShrinkResult) => ({
   candidates: r.candidates
 })
 
-const shrinkLines = (r: Shrink.ShrinkResult) =>
+const shrinkLines = (r: Shrink.ShrinkResult, written?: string) =>
   `SHRUNK ${r.invariant}: ${r.stepsBefore} -> ${r.stepsAfter} steps, ${r.preemptionsBefore} -> ${r.preemptionsAfter} preemptions` +
-  `${r.changes.length > 0 ? `; scenario ${r.changes.join(", ")}` : ""} (${r.candidates} candidate runs)\n  ${r.message}\n  replay: ${r.token}`
+  `${r.changes.length > 0 ? `; scenario ${r.changes.join(", ")}` : ""} (${r.candidates} candidate runs)\n  ${r.message}\n  ${tokenLine(r.token, written)}`
 
 export const shrink = Command.make("shrink", {
-  token: Args.text({ name: "token" }).pipe(Args.withDescription("a replay token whose run breaks an invariant")),
+  ...tokenIn,
   json
 }, (o) =>
   Effect.gen(function*() {
-    const r = yield* shrinkToken(o.token)
+    const r = yield* shrinkToken(yield* readToken(o))
     yield* print(o.json ? JSON.stringify(shrinkJson(r)) : shrinkLines(r))
     yield* exitWith(FOUND)
   })).pipe(Command.withDescription("shrink a violating run to a token that breaks the same invariant in as few steps as it can find"))
@@ -340,7 +445,7 @@ export const shrink = Command.make("shrink", {
 // ------------------------------------------------------------------ replay
 
 export const replay = Command.make("replay", {
-  token: Args.text({ name: "token" }),
+  ...tokenIn,
   json,
   engine,
   traceOut: Options.text("trace-out").pipe(Options.withPseudoName("file"), Options.optional, Options.withDescription("write a Chrome/Perfetto trace-event JSON file")),
@@ -352,8 +457,12 @@ export const replay = Command.make("replay", {
   Effect.gen(function*() {
     if (o.last._tag === "Some" && !o.history) return yield* new BadInput({ field: "--last", message: "only --history takes it" })
     const tracing = o.traceOut._tag === "Some" || o.history
-    yield* checkToken(o.token)
-    const r = yield* Runner.replay(o.token, { trace: tracing, engine: o.engine }).pipe(
+    const token = yield* readToken(o)
+    yield* checkToken(token)
+    let at = 0
+    const onPause = (p: Run.RunProgress) => Effect.zipRight(Effect.sync(() => (at = p.steps)), Progress.eventLoopTurn)
+    const r = yield* Runner.replay(token, { trace: tracing, engine: o.engine, onPause }).pipe(
+      Effect.onInterrupt(() => Console.error(`kvmlab: replay interrupted at step ${at}`)),
       Effect.catchTags({
         ScenarioError: (e) => Effect.fail(tokenScenarioError(e)),
         InvalidReplayToken: (e) => Effect.fail(new BadInput({ field: "token", message: e.message })),
@@ -406,8 +515,31 @@ export const compare = Command.make("compare", {
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
     const progress = yield* Progress.unlessQuiet(o.quiet, `compare ${s.name}`, combos * o.seeds, 4)
     const dealer = yield* (yield* Workers).dealer(o.workers)
-    const r = yield* Campaign.compare(s, { vary, seeds: o.seeds, seed: o.seed, strategy, engine: o.engine, dealer, onProgress: (d) => progress.tick(d) }).pipe(
-      Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message })))
+    const finished: Array<readonly [number, Runner.CompareRow]> = []
+    let runsDone = 0
+    const r = yield* Campaign.compare(s, {
+      vary,
+      seeds: o.seeds,
+      seed: o.seed,
+      strategy,
+      engine: o.engine,
+      dealer,
+      onProgress: (d) => Effect.zipRight(Effect.sync(() => (runsDone = d)), progress.tick(d)),
+      onRow: (row, i) => Effect.sync(() => finished.push([i, row]))
+    }).pipe(
+      Effect.catchTag("ScenarioError", (e) => Effect.fail(new BadInput({ field: `--vary ${e.issues[0]?.path ?? ""}`, message: e.issues[0]?.message ?? e.message }))),
+      // Ctrl-C or SIGTERM: the rows whose seeds were all run, and how far it got (exit 130, main.ts).
+      Effect.onInterrupt(() =>
+        Effect.gen(function*() {
+          yield* progress.done
+          const rows = [...finished].sort(([a], [b]) => a - b).map(([, row]) => row)
+          if (rows.length > 0) yield* print(o.json ? JSON.stringify({ rows, interrupted: true, means: `over ${o.seeds} seeds per row` }) : compareTable(rows))
+          yield* Console.error(
+            `kvmlab: compare ${s.name} interrupted after ${runsDone} of ${combos * o.seeds} runs; ` +
+              (rows.length === 0 ? "no row had all its seeds run" : `the ${rows.length} of ${combos} rows whose ${o.seeds} seeds all ran are shown`)
+          )
+        })
+      )
     )
     yield* progress.done
     if (o.json) {

@@ -9,7 +9,7 @@
  * earliest timer or deadline. Blocking waits are wait queues the core sees, so quiescence with
  * blocked actors and no timer is a deadlock, not a hang.
  */
-import type { Blocked, Gen, Step, StepHost, WaitQueueRef } from "../Op.js"
+import type { Blocked, Gen, Program, Step, StepHost, WaitQueueRef } from "../Op.js"
 import { Prng } from "../Prng.js"
 import type { SearchStrategy } from "../Strategy.js"
 import { TraceHash } from "../TraceHash.js"
@@ -439,25 +439,50 @@ export abstract class Core implements StepHost {
   /** Runs the granted actor until it parks, blocks, finishes or halts. */
   protected abstract grant(a: ActorRecord): void
 
-  /** Runs the actors from `root` (actor 0) to completion, a violation, a deadlock or a bound. */
-  protected loop(root: ActorRecord): void {
+  /** Makes `main` actor 0, ready to run: the run starts at the first `advance`. */
+  abstract start(main: Program<unknown>): void
+
+  /**
+   * Runs the actors until the run ends (true) or `pauseAt` steps have been taken (false). A run
+   * paused this way goes on with the next call exactly as if it had not paused (the pause comes
+   * before anything of the next step), so a caller can give the event loop a turn, report
+   * progress or stop between calls. An engine that holds resources frees them when the run ends
+   * here, or at `abort`.
+   */
+  abstract advance(pauseAt?: number): boolean
+
+  /** Gives up a paused run: nothing runs after this. */
+  abort(): void {}
+
+  /** Runs `main` to its end. */
+  execute(main: Program<unknown>): void {
+    this.start(main)
+    this.advance()
+  }
+
+  /**
+   * Runs the actors from `root` (actor 0) to completion, a violation, a deadlock or a bound
+   * (true), or until `pauseAt` steps have been taken (false).
+   */
+  protected loop(root: ActorRecord, pauseAt: number): boolean {
     const runnable = this.runnable
     const maxSteps = this.options.maxSteps
     for (;;) {
-      if (this.violation !== undefined) return
+      if (this.steps >= pauseAt) return false
+      if (this.violation !== undefined) return true
       if (root.state === ActorState.Done) {
         const hot = this.hotMonitors[0]
         if (hot !== undefined) this.recordViolation(hot.name, `still hot when the run ended (since step ${hot.hotSinceStep}: ${hot.reason})`, "monitor")
-        return
+        return true
       }
       if (this.invariants.length > 0 || this.hotMonitors.length > 0) {
         this.checkInvariants()
-        if (this.violation !== undefined) return
+        if (this.violation !== undefined) return true
       }
-      if (runnable.length === 0 && !this.advanceTime()) return
+      if (runnable.length === 0 && !this.advanceTime()) return true
       if (this.steps >= maxSteps) {
         this.outcome = "step-bound"
-        return
+        return true
       }
       this.steps++
       let a: ActorRecord

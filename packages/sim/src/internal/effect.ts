@@ -47,18 +47,33 @@ export class EffectEngine extends Core {
     this.clock = makeClock(this)
   }
 
-  /** Runs `main` as actor 0. */
-  execute(main: Program<unknown>): void {
+  /** Makes `main` actor 0: its fiber, waiting for its first grant. */
+  start(main: Program<unknown>): void {
     const root = this.newActor("main")
     this.root = root
     this.makeReady(root, 0)
     this.fibers[root.id] = Effect.runFork(this.actorFiber(root, main), { scheduler: this.scheduler })
     try {
       this.drain()
-      this.loop(root)
-    } finally {
+    } catch (e) {
       this.teardown()
+      throw e
     }
+  }
+
+  /** Runs until the end or `pauseAt`; the actors' fibers are interrupted when the run ends (or throws). */
+  advance(pauseAt = Infinity): boolean {
+    let ended = true
+    try {
+      ended = this.loop(this.root!, pauseAt)
+    } finally {
+      if (ended) this.teardown()
+    }
+    return ended
+  }
+
+  override abort(): void {
+    this.teardown()
   }
 
   rootExit(): ActorExit | undefined {
@@ -190,6 +205,7 @@ export class EffectEngine extends Core {
   }
 
   private teardown(): void {
+    if (this.tearingDown) return
     this.tearingDown = true
     for (const a of this.actors) {
       const f = this.fibers[a.id]

@@ -18,11 +18,13 @@ export class FastEngine extends Core {
     super(options)
   }
 
-  /** Runs `main` as actor 0. */
-  execute(main: Program<unknown>): void {
-    const root = this.spawnActor("main", main)
-    this.root = root
-    this.loop(root)
+  /** Makes `main` actor 0. */
+  start(main: Program<unknown>): void {
+    this.root = this.spawnActor("main", main)
+  }
+
+  advance(pauseAt = Infinity): boolean {
+    return this.loop(this.root!, pauseAt)
   }
 
   rootExit(): ActorExit | undefined {
