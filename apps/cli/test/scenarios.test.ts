@@ -95,6 +95,10 @@ describe("kvmlab run, explore, replay", () => {
       const names = doc.traceEvents.filter((x: { name: string }) => x.name === "thread_name").map((x: { args: { name: string } }) => x.args.name)
       expect(names).toEqual(expect.arrayContaining(["vcpu0", "vcpu1", "pcpu0", "pcpu1"]))
       expect(doc.traceEvents.some((x: { ph: string; name: string }) => x.ph === "B" && x.name === "guest")).toBe(true)
+      // The violation is marked across every track, at its step (a random run: steps on the time axis).
+      const marks = doc.traceEvents.filter((x: { name: string }) => x.name.startsWith("VIOLATION"))
+      expect(marks).toEqual([expect.objectContaining({ name: "VIOLATION REQ-2", ph: "i", s: "g", ts: found.violations[0].steps })])
+      expect(marks[0].args.message).toBe(found.violations[0].message)
     }))
 
   it.live("replay --history prints the run in the kernel's names; a passing run prints its token, which replays", () =>

@@ -13,7 +13,8 @@ interface TraceEventJson {
   readonly ts: number
   readonly pid: number
   readonly tid: number
-  readonly s?: "t"
+  /** Instant scope: "t" the thread's track, "g" global (across every track). */
+  readonly s?: "t" | "g"
   readonly args?: Record<string, unknown>
 }
 
@@ -35,8 +36,15 @@ const trackOf = (actor: string, tracks: Map<string, { pid: number; tid: number }
   return t
 }
 
-/** Converts a run's trace to trace-event JSON. */
-export const fromTrace = (trace: ReadonlyArray<Sim.TraceEvent>, o: { readonly timed: boolean; readonly title: string }) => {
+/**
+ * Converts a run's trace to trace-event JSON. A violation, when the run broke an invariant, is
+ * marked where it happened: a global instant event (a line across every track in the UI) named
+ * `VIOLATION <invariant>`, on the track of the actor that found it, with the message.
+ */
+export const fromTrace = (
+  trace: ReadonlyArray<Sim.TraceEvent>,
+  o: { readonly timed: boolean; readonly title: string; readonly violation?: Omit<Sim.Violation, "timeNs"> & { readonly timeNs: number } | undefined }
+) => {
   const tracks = new Map<string, { pid: number; tid: number }>()
   const events: Array<TraceEventJson> = []
   const ts = (e: Sim.TraceEvent) => (o.timed ? e.timeNs / 1000 : e.step)
@@ -46,6 +54,17 @@ export const fromTrace = (trace: ReadonlyArray<Sim.TraceEvent>, o: { readonly ti
     else if (e.name === "guest.exit") {
       events.push({ name: "guest", ph: "E", ts: ts(e), ...track, args: { exitReason: e.args[1] } })
     } else events.push({ name: e.name, ph: "i", s: "t", ts: ts(e), ...track, args: { args: e.args, actor: e.actor, step: e.step } })
+  }
+  const v = o.violation
+  if (v !== undefined) {
+    events.push({
+      name: `VIOLATION ${v.invariant}`,
+      ph: "i",
+      s: "g",
+      ts: o.timed ? v.timeNs / 1000 : v.step,
+      ...trackOf(v.actor, tracks),
+      args: { invariant: v.invariant, message: v.message, actor: v.actor, step: v.step }
+    })
   }
   const meta: Array<TraceEventJson> = [{ name: "process_name", ph: "M", ts: 0, pid: HOST_PID, tid: 0, args: { name: "host" } }]
   const pids = new Set<number>()

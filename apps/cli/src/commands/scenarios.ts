@@ -472,7 +472,7 @@ export const replay = Command.make("replay", {
     )
     if (o.traceOut._tag === "Some") {
       const file = o.traceOut.value
-      const doc = Perfetto.fromTrace(r.trace, { timed: r.strategy === "timed", title: `${r.scenario} seed ${r.seed} ${r.strategy}` })
+      const doc = Perfetto.fromTrace(r.trace, { timed: r.strategy === "timed", title: `${r.scenario} seed ${r.seed} ${r.strategy}`, violation: r.violations[0] })
       const fs = yield* FileSystem.FileSystem
       yield* Effect.mapError(fs.writeFileString(file, JSON.stringify(doc)), (e) => new BadInput({ field: `--trace-out ${file}`, message: Files.describe(e) }))
     }
