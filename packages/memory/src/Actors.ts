@@ -68,7 +68,7 @@ function* thread(c: Compiled, t: number, cpu: Cpu, locs: ReadonlyArray<Memory.Lo
 }
 
 /** The program of one run: spawn the threads, join them, drain, return the final registers and memory. */
-export const program = (c: Compiled, model: Model) =>
+export const program = (c: Compiled, model: Model): Sim.Program<{ regs: Array<Array<number>>; mem: Array<number> }> =>
   function*() {
     const memory = Memory.make(yield* Sim.kernel(), { model })
     const locs = c.test.locations.map((name, i) => memory.alloc(name, c.initMem[i]!))
