@@ -1,0 +1,180 @@
+/**
+ * What the service keeps, in SQL (SQLite on one host, PostgreSQL when several share the work):
+ * jobs, and the result of each shard of a job as it completes. A shard's result is written once
+ * (its primary key is the job and the shard index; a second write of the same shard, from a
+ * message delivered again after a crash, changes nothing), so a completed shard is never lost
+ * and never counted twice, and a job's progress and result are always what its stored shards
+ * say. The cluster keeps its own tables (messages, runners) in the same database.
+ */
+import { Migrator, SqlClient } from "@effect/sql"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Explore } from "@kvmlab/sim"
+import { WorkerProtocol } from "@kvmlab/scenarios"
+import { Context, Effect, Layer, Option, Schema } from "effect"
+
+/** The tables: created once, by the migrator, in every database the service uses. */
+export const migrations = Migrator.fromRecord({
+  "0001_jobs": Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.all([
+      sql`CREATE TABLE kvmlab_jobs (
+        id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        block TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        runs_total INTEGER NOT NULL,
+        shard_size INTEGER NOT NULL,
+        shards_total INTEGER NOT NULL,
+        error TEXT
+      )`,
+      sql`CREATE TABLE kvmlab_shards (
+        job_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        runs INTEGER NOT NULL,
+        stops INTEGER NOT NULL,
+        invariants TEXT NOT NULL,
+        result TEXT NOT NULL,
+        PRIMARY KEY (job_id, idx)
+      )`
+    ], { discard: true }))
+})
+
+/** A job's row, as stored. */
+export interface JobRow {
+  readonly id: string
+  readonly seq: number
+  readonly kind: "explore"
+  /** The scenario's name. */
+  readonly scenario: string
+  /** The job's spec as submitted (JSON of `Schemas.JobSpec`'s encoded form). */
+  readonly spec: string
+  /** What every shard runs: the `ExploreBlock` payload less `first` and `count`, as JSON. */
+  readonly block: string
+  readonly state: "queued" | "running" | "done" | "failed" | "cancelled"
+  readonly createdAt: string
+  readonly runsTotal: number
+  readonly shardSize: number
+  readonly shardsTotal: number
+  readonly error: string | null
+}
+
+/** A job's stored shards, summed: how far it has come. */
+export interface Tally {
+  readonly shardsDone: number
+  readonly runsDone: number
+  /** The lowest shard index whose block found a violation (which ends an exploration without `all`). */
+  readonly firstStop: number | undefined
+  /** Stored shards with an index up to `firstStop` (all of them when there is none). */
+  readonly shardsThroughStop: number
+  /** The invariants broken in the stored shards (up to `firstStop` without `all`). */
+  readonly invariants: ReadonlyArray<string>
+}
+
+const BlockJson = Schema.parseJson(WorkerProtocol.BlockResult)
+const decodeBlock = Schema.decodeUnknownSync(BlockJson)
+const encodeBlock = Schema.encodeSync(BlockJson)
+
+const toRow = (r: Record<string, unknown>): JobRow => ({
+  id: String(r.id),
+  seq: Number(r.seq),
+  kind: "explore",
+  scenario: String(r.scenario),
+  spec: String(r.spec),
+  block: String(r.block),
+  state: String(r.state) as JobRow["state"],
+  createdAt: String(r.created_at),
+  runsTotal: Number(r.runs_total),
+  shardSize: Number(r.shard_size),
+  shardsTotal: Number(r.shards_total),
+  error: r.error === null || r.error === undefined ? null : String(r.error)
+})
+
+export class Store extends Context.Tag("@kvmlab/service/Store")<Store, {
+  readonly insertJob: (job: Omit<JobRow, "seq">) => Effect.Effect<JobRow, SqlError>
+  readonly job: (id: string) => Effect.Effect<Option.Option<JobRow>, SqlError>
+  readonly jobs: (o: { readonly state?: JobRow["state"] | undefined; readonly offset: number; readonly limit: number }) => Effect.Effect<{ readonly rows: ReadonlyArray<JobRow>; readonly total: number }, SqlError>
+  /** Moves a job to `state` unless it has already ended (done, failed, cancelled); true when it moved. */
+  readonly setState: (id: string, state: JobRow["state"], error?: string) => Effect.Effect<boolean, SqlError>
+  /** Stores a shard's result; false when it was stored already (a message delivered again). */
+  readonly putShard: (id: string, idx: number, block: Explore.BlockResult) => Effect.Effect<boolean, SqlError>
+  /** How far a job has come; without `all`, nothing after the first violating shard counts. */
+  readonly tally: (id: string, all: boolean) => Effect.Effect<Tally, SqlError>
+  /** The stored blocks of a job, in shard order. */
+  readonly blocks: (id: string) => Effect.Effect<ReadonlyArray<Explore.BlockResult>, SqlError>
+  /** Jobs not yet ended: what a restarted service goes on with. */
+  readonly unfinished: Effect.Effect<ReadonlyArray<JobRow>, SqlError>
+}>() {}
+
+export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effect(
+  Store,
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const job = (id: string) => Effect.map(sql`SELECT * FROM kvmlab_jobs WHERE id = ${id}`, (rs) => Option.map(Option.fromNullable(rs[0]), toRow))
+    return {
+      insertJob: (j) =>
+        sql.withTransaction(Effect.gen(function*() {
+          const [{ n }] = (yield* sql`SELECT COALESCE(MAX(seq), 0) + 1 AS n FROM kvmlab_jobs`) as unknown as [{ n: number }]
+          yield* sql`INSERT INTO kvmlab_jobs ${
+            sql.insert({
+              id: j.id,
+              seq: Number(n),
+              kind: j.kind,
+              scenario: j.scenario,
+              spec: j.spec,
+              block: j.block,
+              state: j.state,
+              created_at: j.createdAt,
+              runs_total: j.runsTotal,
+              shard_size: j.shardSize,
+              shards_total: j.shardsTotal,
+              error: j.error
+            })
+          }`
+          return { ...j, seq: Number(n) }
+        })),
+      job,
+      jobs: (o) =>
+        Effect.gen(function*() {
+          const where = o.state === undefined ? sql`1 = 1` : sql`state = ${o.state}`
+          const rows = yield* sql`SELECT * FROM kvmlab_jobs WHERE ${where} ORDER BY seq DESC LIMIT ${o.limit} OFFSET ${o.offset}`
+          const [{ n }] = (yield* sql`SELECT COUNT(*) AS n FROM kvmlab_jobs WHERE ${where}`) as unknown as [{ n: number }]
+          return { rows: rows.map(toRow), total: Number(n) }
+        }),
+      setState: (id, state, error) =>
+        Effect.map(
+          sql`UPDATE kvmlab_jobs SET state = ${state}, error = ${error ?? null}
+              WHERE id = ${id} AND state NOT IN ('done', 'failed', 'cancelled') RETURNING id`,
+          (rs) => rs.length > 0
+        ),
+      putShard: (id, idx, block) =>
+        Effect.map(
+          sql`INSERT INTO kvmlab_shards (job_id, idx, runs, stops, invariants, result)
+              VALUES (${id}, ${idx}, ${block.runs}, ${block.violations.length > 0 ? 1 : 0}, ${block.violations.map((v) => v.invariant).join(",")},
+                      ${encodeBlock(block as typeof WorkerProtocol.BlockResult.Type)})
+              ON CONFLICT (job_id, idx) DO NOTHING RETURNING idx`,
+          (rs) => rs.length > 0
+        ),
+      tally: (id, all) =>
+        Effect.gen(function*() {
+          const rs = yield* sql`SELECT idx, runs, stops, invariants FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`
+          const shards = rs.map((r) => ({ idx: Number(r.idx), runs: Number(r.runs), stops: Number(r.stops) === 1, invariants: String(r.invariants) }))
+          const firstStop = shards.find((s) => s.stops)?.idx
+          const counted = all || firstStop === undefined ? shards : shards.filter((s) => s.idx <= firstStop)
+          const invariants = [...new Set(counted.flatMap((s) => (s.invariants === "" ? [] : s.invariants.split(","))))].sort()
+          return {
+            shardsDone: shards.length,
+            runsDone: counted.reduce((n, s) => n + s.runs, 0),
+            firstStop,
+            shardsThroughStop: counted.length,
+            invariants
+          }
+        }),
+      blocks: (id) =>
+        Effect.map(sql`SELECT result FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`, (rs) => rs.map((r) => decodeBlock(r.result) as Explore.BlockResult)),
+      unfinished: Effect.map(sql`SELECT * FROM kvmlab_jobs WHERE state IN ('queued', 'running') ORDER BY seq`, (rs) => rs.map(toRow))
+    }
+  })
+)

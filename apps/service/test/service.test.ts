@@ -1,0 +1,122 @@
+/**
+ * The service end to end over HTTP, in-process: a test server on a free port, the typed client
+ * derived from `@kvmlab/api`, a SQLite file in a temporary folder, the cluster's single runner
+ * and real worker threads. An exploration submitted to the service gives the same violations
+ * and replay tokens as `Campaign.explore` with the same seed and runs; its progress events
+ * arrive in order and end at 100%; bad requests are 400s naming the field; mutations without
+ * the token are 401s.
+ */
+import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { NodeContext, NodeHttpServer } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Api, Schemas } from "@kvmlab/api"
+import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import { Effect, Either, Layer, Stream } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Service from "../src/Service.js"
+
+const TOKEN = "test-token"
+
+const server = (data: string) =>
+  Service.layer({ data, workers: 2, token: TOKEN, version: "test" }).pipe(
+    Layer.provideMerge(NodeHttpServer.layerTest),
+    Layer.provide(NodeContext.layer)
+  )
+
+/** The typed client, with or without the token. */
+const client = (token: string | undefined) =>
+  HttpApiClient.make(Api.KvmlabApi, {
+    transformClient: token === undefined ? undefined : HttpClient.mapRequest(HttpClientRequest.bearerToken(token))
+  })
+
+/** The progress events of a job, as the SSE stream sends them (id and data). */
+const events = (id: string) =>
+  Effect.gen(function*() {
+    const http = yield* HttpClient.HttpClient
+    const res = yield* http.get(`/api/jobs/${id}/events`)
+    const text = yield* res.stream.pipe(Stream.decodeText(), Stream.mkString)
+    return text.split("\n\n").filter((b) => b.trim() !== "").map((block) => {
+      const id = /^id: (.*)$/m.exec(block)?.[1]
+      const data = /^data: (.*)$/m.exec(block)?.[1]
+      return { id: Number(id), progress: JSON.parse(data ?? "null") as { percent: number; runsDone: number; state: string; violations: number } }
+    })
+  })
+
+describe("the service", () => {
+  it.scopedLive("an exploration over HTTP finds what kvmlab explore finds, with progress to 100%", () =>
+    Effect.gen(function*() {
+      const api = yield* client(TOKEN)
+      const job = yield* api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race", bugs: ["A.noEntryBarrier"], seed: 7, runs: 3000, all: true }) })
+      expect(job.state).toMatch(/queued|running/)
+      expect(job.shardsTotal).toBeGreaterThan(1)
+      const evs = yield* events(job.id)
+      
+      expect(evs.map((e) => e.id)).toEqual(evs.map((_, i) => i + 1))
+      const runs = evs.map((e) => e.progress.runsDone)
+      expect([...runs].sort((a, b) => a - b)).toEqual(runs)
+      expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done", runsDone: 3000 })
+      const result = yield* api.jobs.result({ path: { id: job.id } })
+
+      const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
+      const local = yield* Campaign.explore(s, { seed: 7, runs: 3000, strategy: { _tag: "random" }, all: true })
+      expect(result.runs).toBe(local.runs)
+      expect(result.distinctTraces).toBe(local.distinctTraces)
+      expect(result.violations.map((v) => [v.invariant, v.run, v.count, v.replay])).toEqual(local.violations.map((v) => [v.invariant, v.run, v.count, v.replay]))
+      expect(result.violations.length).toBeGreaterThan(0)
+      const again = yield* api.jobs.get({ path: { id: job.id } })
+      expect(again).toMatchObject({ state: "done", runsDone: 3000, shardsDone: job.shardsTotal, violations: local.violations.length })
+      const page = yield* api.jobs.list({ urlParams: {} })
+      expect(page.jobs.map((j) => j.id)).toContain(job.id)
+    }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
+
+  it.scopedLive("without all, the exploration stops at the first violation, as kvmlab explore does", () =>
+    Effect.gen(function*() {
+      const api = yield* client(TOKEN)
+      const job = yield* api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race", bugs: ["A.noEntryBarrier"], seed: 1, runs: 20000 }) })
+      const evs = yield* events(job.id)
+      expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done" })
+      const result = yield* api.jobs.result({ path: { id: job.id } })
+      const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
+      const local = yield* Campaign.explore(s, { seed: 1, runs: 20000, strategy: { _tag: "random" } })
+      expect(result.violations.map((v) => [v.invariant, v.run, v.replay])).toEqual(local.violations.map((v) => [v.invariant, v.run, v.replay]))
+      expect(result.runs).toBe(local.runs)
+      expect(result.runs).toBeLessThan(20000)
+    }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
+
+  it.scopedLive("bad requests are 400s naming the field; mutations without the token are 401s", () =>
+    Effect.gen(function*() {
+      const api = yield* client(TOKEN)
+      const noToken = yield* client(undefined)
+      const unauthorized = yield* Effect.flip(noToken.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race" }) }))
+      expect(unauthorized).toMatchObject({ _tag: "Unauthorized" })
+      const wrong = yield* client("nope")
+      expect(yield* Effect.flip(wrong.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race" }) }))).toMatchObject({ _tag: "Unauthorized", message: "wrong bearer token" })
+      const unknown = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "nosuch" }) }))
+      expect(unknown).toMatchObject({ _tag: "BadRequest", field: "scenario" })
+      const bug = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race", bugs: ["X"] }) }))
+      expect(bug).toMatchObject({ _tag: "BadRequest", field: "bugs" })
+      const depth = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race", depth: 2 }) }))
+      expect(depth).toMatchObject({ _tag: "BadRequest", field: "depth" })
+      const missing = yield* Effect.flip(api.jobs.get({ path: { id: "no-such-job" } }))
+      expect(missing).toMatchObject({ _tag: "NotFound" })
+      // Raw requests: a field the schema does not have, a value out of range, garbage JSON.
+      const http = yield* HttpClient.HttpClient
+      const post = (body: string) =>
+        Effect.flatMap(
+          http.execute(HttpClientRequest.post("/api/jobs").pipe(HttpClientRequest.bearerToken(TOKEN), HttpClientRequest.bodyText(body, "application/json"))),
+          (r) => Effect.map(r.text, (text) => ({ status: r.status, text }))
+        )
+      const excess = yield* post(JSON.stringify({ _tag: "explore", scenario: "request-race", rnus: 5 }))
+      expect(excess.status).toBe(400)
+      expect(excess.text).toContain("rnus")
+      const huge = yield* post(JSON.stringify({ _tag: "explore", scenario: "request-race", runs: 1e12 }))
+      expect(huge.status).toBe(400)
+      expect(huge.text).toContain("runs")
+      const garbage = yield* post("{not json")
+      expect(garbage.status).toBe(400)
+      const health = yield* api.health.health()
+      expect(health.status).toBe("ok")
+    }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
+})

@@ -1,0 +1,126 @@
+/**
+ * The values the kvmlab service takes and gives, as Schemas: what a job asks for, a job's state,
+ * its progress and its results. Limits are part of the schema (runs, seeds, list lengths, text
+ * sizes), so a request beyond them is a 400 naming the field before anything runs, and unknown
+ * fields are refused rather than silently dropped.
+ */
+import { Schema } from "effect"
+
+/** Refuse fields a schema does not declare: a misspelt option must not be ignored. */
+const strict = { parseOptions: { onExcessProperty: "error" } } as const
+
+/** A 32-bit unsigned seed, as the command line takes it. */
+export const Seed = Schema.Int.pipe(Schema.between(0, 0xffff_ffff))
+
+/** The most runs one exploration makes through the service (the command line's bound). */
+export const MAX_RUNS = 1_000_000_000
+/** The most runs of one comparison (rows times seeds). */
+export const MAX_COMPARE_RUNS = 1_000_000
+
+/** A built-in scenario's name, or a scenario file's JSON object (validated by the server, with field paths). */
+export const ScenarioRef = Schema.Union(
+  Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
+  Schema.Record({ key: Schema.String, value: Schema.Unknown })
+).annotations({ description: "a built-in scenario's name (GET /api/scenarios), or a scenario file as a JSON object" })
+
+/** `key=value` settings, as `--variant` takes them. */
+const Settings = Schema.Record({ key: Schema.String.pipe(Schema.maxLength(100)), value: Schema.String.pipe(Schema.maxLength(100)) })
+
+const Bugs = Schema.Array(Schema.String.pipe(Schema.maxLength(100))).pipe(Schema.maxItems(32))
+
+/** What an exploration job asks for: the same as `kvmlab explore`'s options. */
+export class ExploreSpec extends Schema.TaggedClass<ExploreSpec>()("explore", {
+  scenario: ScenarioRef,
+  variant: Schema.optionalWith(Settings, { default: () => ({}) }),
+  bugs: Schema.optionalWith(Bugs, { default: () => [] }),
+  seed: Schema.optionalWith(Seed, { default: () => 1 }),
+  runs: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, MAX_RUNS)), { default: () => 2000 }),
+  strategy: Schema.optionalWith(Schema.Literal("random", "pct", "swarm"), { default: () => "random" as const }),
+  depth: Schema.optional(Schema.Int.pipe(Schema.between(1, 64))),
+  all: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}) {}
+
+/** What a job asks for (the kinds the service runs); a field it does not declare is refused. */
+export const JobSpec = Schema.Union(ExploreSpec).annotations(strict)
+export type JobSpec = typeof JobSpec.Type
+
+export const JobState = Schema.Literal("queued", "running", "done", "failed", "cancelled")
+export type JobState = typeof JobState.Type
+
+/** A job as the service reports it. */
+export class Job extends Schema.Class<Job>("Job")({
+  id: Schema.String,
+  kind: Schema.Literal("explore"),
+  state: JobState,
+  /** The scenario's name (a file's `name` field). */
+  scenario: Schema.String,
+  spec: JobSpec,
+  /** When it was submitted, ISO 8601. */
+  createdAt: Schema.String,
+  runsTotal: Schema.Number,
+  /** Runs whose results are stored: each shard's runs count once, when its result is written. */
+  runsDone: Schema.Number,
+  shardsTotal: Schema.Number,
+  shardsDone: Schema.Number,
+  /** Violations found so far (one per invariant unless `all`). */
+  violations: Schema.Number,
+  /** Why a failed job failed. */
+  error: Schema.optional(Schema.String)
+}) {}
+
+/** One violation an exploration found: the run and seed, what broke, and the token that replays it. */
+export class FoundViolation extends Schema.Class<FoundViolation>("FoundViolation")({
+  invariant: Schema.String,
+  message: Schema.String,
+  replay: Schema.String,
+  run: Schema.Number,
+  seed: Schema.Number,
+  steps: Schema.Number,
+  count: Schema.Number
+}) {}
+
+/** An exploration's result, as `kvmlab explore --json` prints it (less the wall-clock rates, which depend on the machine). */
+export class ExploreResult extends Schema.Class<ExploreResult>("ExploreResult")({
+  scenario: Schema.String,
+  strategy: Schema.String,
+  seed: Schema.Number,
+  runs: Schema.Number,
+  steps: Schema.Number,
+  distinctTraces: Schema.Number,
+  violations: Schema.Array(FoundViolation),
+  outcomes: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  invariantChecks: Schema.Record({ key: Schema.String, value: Schema.Number })
+}) {}
+
+/** A job's progress, as each Server-Sent Event carries it. */
+export class Progress extends Schema.Class<Progress>("Progress")({
+  id: Schema.String,
+  state: JobState,
+  runsDone: Schema.Number,
+  runsTotal: Schema.Number,
+  /** 0 to 100. */
+  percent: Schema.Number,
+  violations: Schema.Number,
+  /** Runs per second since the job started, wall clock; 0 before the first shard. */
+  runsPerSecond: Schema.Number,
+  /** Seconds left at that rate; absent until there is a rate. */
+  etaSeconds: Schema.optional(Schema.Number)
+}) {}
+
+/** A scenario in the catalogue. */
+export class ScenarioSummary extends Schema.Class<ScenarioSummary>("ScenarioSummary")({
+  name: Schema.String,
+  kind: Schema.String,
+  vms: Schema.Number,
+  vcpusPerVm: Schema.Number,
+  pcpus: Schema.Number,
+  description: Schema.String
+}) {}
+
+/** A page of the job list. */
+export class JobPage extends Schema.Class<JobPage>("JobPage")({
+  jobs: Schema.Array(Job),
+  total: Schema.Number,
+  offset: Schema.Number,
+  limit: Schema.Number
+}) {}
