@@ -96,6 +96,7 @@ const JobsLive = HttpApiBuilder.group(Api.KvmlabApi, "jobs", (h) =>
       .handle("cancel", ({ path }) => orDie(jobs.cancel(path.id)))
       .handle("result", ({ path }) => orDie(jobs.result(path.id)))
       .handleRaw("events", ({ path }) => Effect.catchTag(events(path.id), "NotFound", (e) => Effect.fail(e)))
+      .handle("trace", ({ path }) => orDie(jobs.trace(path.id, path.n)))
   }))
 
 const HealthLive = HttpApiBuilder.group(Api.KvmlabApi, "health", (h) =>

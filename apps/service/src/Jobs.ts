@@ -12,7 +12,7 @@ import { ClusterSchema, Entity, type Sharding } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Api, Schemas } from "@kvmlab/api"
-import { Dealer, Runner, Scenario, WorkerProtocol } from "@kvmlab/scenarios"
+import { Dealer, Perfetto, Runner, Scenario, WorkerProtocol } from "@kvmlab/scenarios"
 import { Explore, type Strategy } from "@kvmlab/sim"
 import { Clock, Context, Effect, Either, Layer, Option, Schedule, Schema, Stream } from "effect"
 import { type JobRow, Store } from "./Store.js"
@@ -147,6 +147,8 @@ export class Jobs extends Context.Tag("@kvmlab/service/Jobs")<Jobs, {
   readonly list: (o: { readonly state?: Schemas.JobState | undefined; readonly offset: number; readonly limit: number }) => Effect.Effect<Schemas.JobPage, SqlError>
   readonly cancel: (id: string) => Effect.Effect<Schemas.Job, Api.NotFound | SqlError>
   readonly result: (id: string) => Effect.Effect<Schemas.ExploreResult, Api.NotFound | SqlError>
+  /** The Perfetto trace of a job's violation `n` (0 is the first), made by replaying its token with tracing on. */
+  readonly trace: (id: string, n: number) => Effect.Effect<unknown, Api.NotFound | SqlError>
   /**
    * The job's progress: a snapshot whenever it changes (polled from the store, which every
    * runner writes), until the job ends; the last element is its end.
@@ -200,6 +202,26 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
         { discard: true, concurrency: 16 }
       ).pipe(Effect.orDie)
 
+    /** A job's answer: its stored blocks merged in seed order. */
+    const resultOf = (id: string) =>
+      provide(Effect.gen(function*() {
+        const row = yield* getRow(id)
+        const spec = Schema.decodeUnknownSync(BlockSpec)(row.block)
+        const c = Explore.combine(yield* store.blocks(id), spec.all)
+        const job = Schema.decodeUnknownSync(Schema.parseJson(Schemas.JobSpec))(row.spec)
+        return new Schemas.ExploreResult({
+          scenario: row.scenario,
+          strategy: job.strategy === "pct" ? `pct:${job.depth ?? 3}` : job.strategy,
+          seed: job.seed,
+          runs: c.runs,
+          steps: c.steps,
+          distinctTraces: c.distinctTraces,
+          violations: c.violations.map((v) => new Schemas.FoundViolation({ invariant: v.invariant, message: v.message, replay: v.replay, run: v.run, seed: v.seed, steps: v.steps, count: v.count })),
+          outcomes: c.outcomes,
+          invariantChecks: c.invariantChecks
+        })
+      }))
+
     return {
       submit,
       get: (id) => provide(Effect.flatMap(getRow(id), view)),
@@ -214,24 +236,15 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
           yield* store.setState(id, "cancelled")
           return yield* Effect.flatMap(getRow(id), view)
         })),
-      result: (id) =>
-        provide(Effect.gen(function*() {
-          const row = yield* getRow(id)
-          const spec = Schema.decodeUnknownSync(BlockSpec)(row.block)
-          const c = Explore.combine(yield* store.blocks(id), spec.all)
-          const job = Schema.decodeUnknownSync(Schema.parseJson(Schemas.JobSpec))(row.spec)
-          return new Schemas.ExploreResult({
-            scenario: row.scenario,
-            strategy: job.strategy === "pct" ? `pct:${job.depth ?? 3}` : job.strategy,
-            seed: job.seed,
-            runs: c.runs,
-            steps: c.steps,
-            distinctTraces: c.distinctTraces,
-            violations: c.violations.map((v) => new Schemas.FoundViolation({ invariant: v.invariant, message: v.message, replay: v.replay, run: v.run, seed: v.seed, steps: v.steps, count: v.count })),
-            outcomes: c.outcomes,
-            invariantChecks: c.invariantChecks
-          })
-        })),
+      result: (id) => resultOf(id),
+      trace: (id, n) =>
+        Effect.gen(function*() {
+          const r = yield* resultOf(id)
+          const v = r.violations[n]
+          if (v === undefined) return yield* new Api.NotFound({ what: "violation", message: `job ${id} has ${r.violations.length} violation${r.violations.length === 1 ? "" : "s"}; no violation ${n}` })
+          const run = yield* Runner.replay(v.replay, { trace: true }).pipe(Effect.orDie)
+          return Perfetto.fromTrace(run.trace, { timed: run.strategy === "timed", title: `${run.scenario} seed ${run.seed} ${run.strategy}`, violation: run.violations[0] })
+        }),
       progress: (id) => {
         const snapshot = provide(Effect.gen(function*() {
           const row = yield* getRow(id)

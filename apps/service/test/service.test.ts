@@ -67,6 +67,9 @@ describe("the service", () => {
       expect(result.violations.length).toBeGreaterThan(0)
       const again = yield* api.jobs.get({ path: { id: job.id } })
       expect(again).toMatchObject({ state: "done", runsDone: 3000, shardsDone: job.shardsTotal, violations: local.violations.length })
+      const trace = (yield* api.jobs.trace({ path: { id: job.id, n: 0 } })) as { traceEvents: Array<{ name: string }> }
+      expect(trace.traceEvents.some((e) => e.name === `VIOLATION ${result.violations[0]!.invariant}`)).toBe(true)
+      expect(yield* Effect.flip(api.jobs.trace({ path: { id: job.id, n: 99 } }))).toMatchObject({ _tag: "NotFound", what: "violation" })
       const page = yield* api.jobs.list({ urlParams: {} })
       expect(page.jobs.map((j) => j.id)).toContain(job.id)
     }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))

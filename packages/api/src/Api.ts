@@ -32,6 +32,7 @@ export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("Autho
 }) {}
 
 const jobId = HttpApiSchema.param("id", Schema.String.pipe(Schema.pattern(/^[0-9a-z-]{1,64}$/)))
+const violationIndex = HttpApiSchema.param("n", Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 10_000)))
 const scenarioName = HttpApiSchema.param("name", Schema.String.pipe(Schema.maxLength(200)))
 
 /** The text of an event stream (each event's data is a `Progress` as JSON). */
@@ -70,6 +71,11 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
   .add(HttpApiEndpoint.post("cancel")`/api/jobs/${jobId}/cancel`.addSuccess(Job).addError(NotFound).middleware(Authorization))
   .add(HttpApiEndpoint.get("result")`/api/jobs/${jobId}/result`.addSuccess(ExploreResult).addError(NotFound).addError(HttpApiError.Conflict))
   .add(HttpApiEndpoint.get("events")`/api/jobs/${jobId}/events`.addSuccess(EventStream).addError(NotFound))
+  .add(
+    HttpApiEndpoint.get("trace")`/api/jobs/${jobId}/violations/${violationIndex}/trace`
+      .addSuccess(Schema.Unknown.annotations({ description: "Chrome/Perfetto trace-event JSON of the violation's run (open it in ui.perfetto.dev)" }))
+      .addError(NotFound)
+  )
   .annotate(OpenApi.Description, "Campaigns: submit, list, follow (Server-Sent Events, resumable with Last-Event-ID), cancel, results")
 {}
 
