@@ -8,7 +8,7 @@ import { HttpApiBuilder, HttpApiSwagger, HttpServerRequest, HttpServerResponse }
 import { Sse } from "@effect/experimental"
 import { Api, Schemas } from "@kvmlab/api"
 import { Runner, Scenario } from "@kvmlab/scenarios"
-import { Clock, Context, Effect, Either, Layer, Redacted, Schema, Stream } from "effect"
+import { Clock, Context, Effect, Either, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { Jobs } from "./Jobs.js"
 
 /** The token mutating requests must carry, and how job ids are made. */
@@ -108,8 +108,11 @@ export const ApiLive = HttpApiBuilder.api(Api.KvmlabApi).pipe(
   Layer.provide(AuthorizationLive)
 )
 
-/** Everything the server serves: the API, `/openapi.json`, `/docs`. */
-export const HttpLive = HttpApiBuilder.serve().pipe(
+/** The largest request body read: a scenario file is about 1 kB, a job spec less. */
+export const MAX_BODY_BYTES = 1 << 20
+
+/** Everything the server serves: the API, `/openapi.json`, `/docs`. Bodies over `MAX_BODY_BYTES` are refused. */
+export const HttpLive = HttpApiBuilder.serve((app) => HttpServerRequest.withMaxBodySize(app, Option.some(MAX_BODY_BYTES))).pipe(
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(ApiLive)

@@ -1,133 +1,212 @@
 /**
- * Campaigns on `@effect/cluster`. An exploration of N runs is cut into shards of consecutive
- * runs (by seed range: shard i runs i*size .. i*size+size-1 with seeds seed+run), and each shard
- * is a persisted message to its own `ExploreShard` entity (`<job>:<shard>`), so the cluster
- * spreads shards over its runners, delivers each at least once (again after a crash), and a
- * runner that dies has its shards run elsewhere. A shard's handler runs its block on the runner's
- * worker threads and writes the result (`Store.putShard`: once; a second delivery changes
- * nothing). The job's answer is `Explore.combine` of its stored blocks in shard order, the same
- * merge `kvmlab explore` makes, so it does not depend on how shards were spread.
+ * Campaigns on `@effect/cluster`. A job is cut into shards, and each shard is a persisted
+ * message to its own `CampaignShard` entity (`<job>:<shard>`), so the cluster spreads shards over
+ * its runners, delivers each at least once (again after a crash), and a runner that dies has its
+ * shards run elsewhere. A shard's handler runs its part on the runner's worker threads and writes
+ * the result (`Store.putShard`: once; a second delivery changes nothing).
+ *
+ * - An exploration of N runs: shard i is runs i*size .. i*size+size-1 (seeds seed+run), one
+ *   `ExploreBlock`; the answer is `Explore.combine` of the stored blocks in shard order, the same
+ *   merge `kvmlab explore` makes, so it does not depend on how shards were spread. Without `all`,
+ *   shards after the first that found a violation are not needed.
+ * - A comparison: shard i is row i (the i-th combination of `vary`), its `seeds` runs in seed
+ *   order; the row's metrics are the means over its seeds, summed in seed order as `kvmlab
+ *   compare` sums them.
  */
 import { ClusterSchema, Entity, type Sharding } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Api, Schemas } from "@kvmlab/api"
-import { Dealer, Perfetto, Runner, Scenario, WorkerProtocol } from "@kvmlab/scenarios"
+import { type Dealer, Metrics, Perfetto, Runner, Scenario, WorkerProtocol } from "@kvmlab/scenarios"
 import { Explore, type Strategy } from "@kvmlab/sim"
 import { Clock, Context, Effect, Either, Layer, Option, Schedule, Schema, Stream } from "effect"
-import { type JobRow, Store } from "./Store.js"
+import { type JobRow, type ShardResult, Store } from "./Store.js"
 
 /** One shard of a job, as a persisted cluster message. */
-export const ExploreShard = Entity.make("ExploreShard", [
+export const CampaignShard = Entity.make("CampaignShard", [
   Rpc.make("Run", { payload: { job: Schema.String, shard: Schema.Int } }).annotate(ClusterSchema.Persisted, true)
 ])
 
 /** Where a runner makes its runs: its worker threads (`Dealer` of `@kvmlab/scenarios`). */
 export class Runs extends Context.Tag("@kvmlab/service/Runs")<Runs, Dealer.Dealer>() {}
 
-/** The most runs one shard holds: small enough that progress moves and work spreads, large enough that messages stay few. */
+/** The most runs one exploration shard holds: small enough that progress moves and work spreads, large enough that messages stay few. */
 export const MAX_SHARD_RUNS = 1000
 
-/** Runs per shard: about 32 shards per campaign, at most `MAX_SHARD_RUNS`. The answer does not depend on it. */
+/** Runs per exploration shard: about 32 shards per campaign, at most `MAX_SHARD_RUNS`. The answer does not depend on it. */
 export const shardSize = (runs: number): number => Math.max(1, Math.min(MAX_SHARD_RUNS, Math.ceil(runs / 32)))
-
-/** What every shard of a job runs, stored with the job: an `ExploreBlock` less its range. */
-const BlockSpec = Schema.parseJson(Schema.Struct({
-  scenario: Schema.String,
-  seed: Schema.Int,
-  strategy: Schema.Unknown,
-  all: Schema.Boolean,
-  engine: Schema.Literal("fast", "effect")
-}))
 
 /** How often a progress stream looks at the store. */
 const PROGRESS_POLL = "250 millis"
 
+/** What every shard of a job runs, stored with the job. */
+const Plan = Schema.parseJson(Schema.Union(
+  // An `ExploreBlock` less its range.
+  Schema.TaggedStruct("explore", {
+    scenario: Schema.String,
+    seed: Schema.Int,
+    strategy: Schema.Unknown,
+    all: Schema.Boolean,
+    engine: Schema.Literal("fast", "effect")
+  }),
+  // The scenario of each row (canonical JSON, in the order of the combinations), and the runs of each.
+  Schema.TaggedStruct("compare", {
+    rows: Schema.Array(Schema.Struct({ variant: Schema.Record({ key: Schema.String, value: Schema.String }), scenario: Schema.String })),
+    seed: Schema.Int,
+    seeds: Schema.Int,
+    strategy: Schema.Unknown,
+    engine: Schema.Literal("fast", "effect")
+  })
+))
+type Plan = typeof Plan.Type
+
+const planOf = (row: JobRow): Plan => Schema.decodeUnknownSync(Plan)(row.block)
+/** Whether every shard counts (a comparison; an exploration with `all`), or the job ends at the first violation. */
+const allOf = (plan: Plan): boolean => plan._tag === "compare" || plan.all
+
 const ended = (state: JobRow["state"]) => state === "done" || state === "failed" || state === "cancelled"
 
-/** The scenario a job asks for, with its variant settings and bug switches applied; bad input names its field. */
-const scenarioOf = (spec: Schemas.ExploreSpec): Either.Either<Scenario.Scenario, Api.BadRequest> => {
-  const bad = (field: string, message: string) => Either.left(new Api.BadRequest({ field, message }))
-  let base: Scenario.Scenario
-  if (typeof spec.scenario === "string") {
-    const b = Runner.builtin(spec.scenario)
-    if (b === undefined) return bad("scenario", `no built-in scenario named ${JSON.stringify(spec.scenario)}; built-ins: ${Runner.builtinNames().join(", ")}`)
-    base = b
-  } else {
-    const parsed = Either.flatMap(Scenario.parse(JSON.stringify(spec.scenario), "scenario"), (s) => Runner.validate(s, "scenario"))
-    if (Either.isLeft(parsed)) return issueOf(parsed.left, "scenario")
-    base = parsed.right
-  }
-  const s = Either.flatMap(Scenario.withOverrides(base, { set: Object.entries(spec.variant), bugs: spec.bugs }, "variant"), (x) => Runner.validate(x, "variant"))
-  return Either.isLeft(s) ? issueOf(s.left, "variant") : Either.right(s.right)
-}
-
 /** A scenario problem as a 400: the first issue, its path under the request's field. */
-const issueOf = (e: Scenario.ScenarioError, field: string): Either.Either<never, Api.BadRequest> => {
+const issueOf = (e: Scenario.ScenarioError, field: string): Api.BadRequest => {
   const first = e.issues[0]
   const path = first?.path ?? ""
   const where = /^bugs\.\d+$/.test(path) ? "bugs" : path === "" ? field : `${field}.${path}`
-  return Either.left(new Api.BadRequest({ field: where, message: first?.message ?? e.message }))
+  return new Api.BadRequest({ field: where, message: first?.message ?? e.message })
 }
 
-/** A job as the API reports it, from its row and its stored shards. */
-const view = (row: JobRow) =>
+/** The scenario a job asks for, with its variant settings and bug switches applied; bad input names its field. */
+const scenarioOf = (spec: Schemas.JobSpec): Either.Either<Scenario.Scenario, Api.BadRequest> => {
+  let base: Scenario.Scenario
+  if (typeof spec.scenario === "string") {
+    const b = Runner.builtin(spec.scenario)
+    if (b === undefined) {
+      return Either.left(new Api.BadRequest({ field: "scenario", message: `no built-in scenario named ${JSON.stringify(spec.scenario)}; built-ins: ${Runner.builtinNames().join(", ")}` }))
+    }
+    base = b
+  } else {
+    const parsed = Either.flatMap(Scenario.parse(JSON.stringify(spec.scenario), "scenario"), (s) => Runner.validate(s, "scenario"))
+    if (Either.isLeft(parsed)) return Either.left(issueOf(parsed.left, "scenario"))
+    base = parsed.right
+  }
+  const s = Either.flatMap(Scenario.withOverrides(base, { set: Object.entries(spec.variant), bugs: spec.bugs }, "variant"), (x) => Runner.validate(x, "variant"))
+  return Either.mapLeft(s, (e) => issueOf(e, "variant"))
+}
+
+/** The search strategy a spec names; `depth` belongs to pct alone. */
+const strategyOf = (name: "timed" | "random" | "pct" | "swarm", depth: number | undefined): Either.Either<Strategy.SearchStrategy, Api.BadRequest> =>
+  depth !== undefined && name !== "pct"
+    ? Either.left(new Api.BadRequest({ field: "depth", message: `strategy ${name} ignores it; only pct takes a depth` }))
+    : Either.right(name === "pct" ? { _tag: "pct", depth: depth ?? 3 } : { _tag: name })
+
+/** The most runs of one comparison (rows times seeds), as `kvmlab compare` bounds it. */
+const MAX_COMPARE_RUNS = Schemas.MAX_COMPARE_RUNS
+
+/** A comparison's plan: every combination of `vary` validated as a scenario. */
+const comparePlan = (spec: Schemas.CompareSpec, s: Scenario.Scenario) =>
   Effect.gen(function*() {
-    const store = yield* Store
-    const spec = Schema.decodeUnknownSync(Schema.parseJson(Schemas.JobSpec))(row.spec)
-    const t = yield* store.tally(row.id, spec.all)
-    return new Schemas.Job({
-      id: row.id,
-      kind: row.kind,
-      state: row.state,
-      scenario: row.scenario,
-      spec,
-      createdAt: row.createdAt,
-      runsTotal: row.runsTotal,
-      runsDone: t.runsDone,
-      shardsTotal: row.shardsTotal,
-      shardsDone: t.shardsDone,
-      violations: t.invariants.length,
-      ...(row.error !== null ? { error: row.error } : {})
-    })
+    const vary = Object.entries(spec.vary)
+    if (vary.length === 0) return yield* new Api.BadRequest({ field: "vary", message: "give at least one setting to vary, as in {\"vms\": [\"1\", \"2\"]}" })
+    for (const [key, values] of vary) {
+      const twice = values.find((x, i) => values.indexOf(x) !== i)
+      if (twice !== undefined) return yield* new Api.BadRequest({ field: `vary.${key}`, message: `value ${JSON.stringify(twice)} given twice` })
+    }
+    const total = vary.reduce((n, [, vs]) => n * vs.length, spec.seeds)
+    if (total > MAX_COMPARE_RUNS) {
+      return yield* new Api.BadRequest({ field: "vary", message: `${total} runs (every combination, times seeds ${spec.seeds}) is more than ${MAX_COMPARE_RUNS}` })
+    }
+    const strategy = yield* strategyOf(spec.strategy ?? (s.durationNs > 0 ? "timed" : "random"), spec.depth)
+    const rows = []
+    for (const c of Runner.combinations(vary)) {
+      const checked = Either.flatMap(Scenario.withOverrides(s, { set: c }, "vary"), (x) => Runner.validate(x, "vary"))
+      if (Either.isLeft(checked)) return yield* issueOf(checked.left, "vary")
+      rows.push({ variant: Object.fromEntries(c), scenario: Scenario.canonical(checked.right) })
+    }
+    return { plan: { _tag: "compare" as const, rows, seed: spec.seed, seeds: spec.seeds, strategy, engine: "fast" as const }, runs: rows.length * spec.seeds, shardSize: spec.seeds, shards: rows.length }
   })
 
-const notFound = (id: string) => new Api.NotFound({ what: "job", message: `no job ${id}` })
-
-const getRow = (id: string) => Effect.flatMap(Store, (s) => Effect.flatMap(s.job(id), Option.match({ onNone: () => Effect.fail(notFound(id)), onSome: Effect.succeed })))
+/** An exploration's plan: the strategy as every shard runs it (PCT's run length calibrated once, as `kvmlab explore` does). */
+const explorePlan = (spec: Schemas.ExploreSpec, s: Scenario.Scenario) =>
+  Effect.gen(function*() {
+    const strategy = yield* strategyOf(spec.strategy, spec.depth)
+    const digest = Scenario.canonical(s)
+    const resolved = yield* Effect.try({
+      try: () => Explore.runStrategy(Runner.program(s), { seed: spec.seed, strategy, digest, all: spec.all, ...Runner.boundsOf(s, strategy) }),
+      catch: (e) => new Api.BadRequest({ field: "strategy", message: e instanceof Error ? e.message : String(e) })
+    })
+    const size = shardSize(spec.runs)
+    return {
+      plan: { _tag: "explore" as const, scenario: digest, seed: spec.seed, strategy: resolved, all: spec.all, engine: "fast" as const },
+      runs: spec.runs,
+      shardSize: size,
+      shards: Math.ceil(spec.runs / size)
+    }
+  })
 
 /** The shards a job still needs: without `all`, none after the first that found a violation. */
 const needed = (row: JobRow, all: boolean, firstStop: number | undefined) => (all || firstStop === undefined ? row.shardsTotal : firstStop + 1)
 
+/** Runs shard `shard` of an exploration: one block of consecutive runs. */
+const exploreShard = (row: JobRow, plan: Extract<Plan, { _tag: "explore" }>, shard: number) =>
+  Effect.gen(function*() {
+    const first = shard * row.shardSize
+    const block = yield* (yield* Runs).exploreBlock(
+      new WorkerProtocol.ExploreBlock({
+        scenario: plan.scenario,
+        seed: plan.seed,
+        strategy: plan.strategy as Strategy.Strategy,
+        all: plan.all,
+        engine: plan.engine,
+        first,
+        count: Math.min(row.shardSize, row.runsTotal - first)
+      })
+    )
+    const encoded = Schema.encodeSync(Schema.parseJson(WorkerProtocol.BlockResult))(block as typeof WorkerProtocol.BlockResult.Type)
+    return {
+      runs: block.runs,
+      stops: block.violations.length > 0,
+      invariants: block.violations.map((v) => v.invariant),
+      violations: block.violations.reduce((n, v) => n + v.count, 0),
+      result: encoded
+    } satisfies ShardResult
+  })
+
+/** What a comparison's row stores: the metrics summed in seed order, and the runs with a violation. */
+const RowSums = Schema.parseJson(Schema.Struct({ sums: Schema.Record({ key: Schema.String, value: Schema.Number }), violations: Schema.Int }))
+
+/** Runs shard `shard` of a comparison: row `shard`, each of its seeds in turn. */
+const compareShard = (plan: Extract<Plan, { _tag: "compare" }>, shard: number) =>
+  Effect.gen(function*() {
+    const dealer = yield* Runs
+    const row = plan.rows[shard]!
+    const sums: Record<string, number> = {}
+    let violations = 0
+    for (let k = 0; k < plan.seeds; k++) {
+      const r = yield* dealer.compareRun(new WorkerProtocol.CompareRun({ scenario: row.scenario, seed: (plan.seed + k) >>> 0, strategy: plan.strategy as Strategy.Strategy, engine: plan.engine }))
+      for (const [name, x] of Object.entries(r.metrics)) sums[name] = (sums[name] ?? 0) + x
+      violations += r.violations
+    }
+    return { runs: plan.seeds, stops: false, invariants: [], violations, result: Schema.encodeSync(RowSums)({ sums, violations }) } satisfies ShardResult
+  })
+
 /**
- * Runs one shard: unless its job has ended, or (without `all`) a lower shard already found the
- * violation that ends it. Writes the result, then ends the job when every shard it needs is in.
+ * Runs one shard: unless its job has ended, or (an exploration without `all`) a lower shard
+ * already found the violation that ends it. Writes the result, then ends the job when every
+ * shard it needs is in.
  */
 export const runShard = (job: string, shard: number) =>
   Effect.gen(function*() {
     const store = yield* Store
     const row = Option.getOrUndefined(yield* store.job(job))
-    if (row === undefined || ended(row.state)) return
-    const spec = Schema.decodeUnknownSync(BlockSpec)(row.block)
-    const before = yield* store.tally(job, spec.all)
-    if (shard >= needed(row, spec.all, before.firstStop)) return
+    if (row === undefined || ended(row.state) || shard < 0 || shard >= row.shardsTotal) return
+    const plan = planOf(row)
+    const all = allOf(plan)
+    const before = yield* store.tally(job, all)
+    if (shard >= needed(row, all, before.firstStop)) return
     if (row.state === "queued") yield* store.setState(job, "running")
-    const first = shard * row.shardSize
-    const dealer = yield* Runs
-    const block = yield* dealer.exploreBlock(
-      new WorkerProtocol.ExploreBlock({
-        scenario: spec.scenario,
-        seed: spec.seed,
-        strategy: spec.strategy as Strategy.Strategy,
-        all: spec.all,
-        engine: spec.engine,
-        first,
-        count: Math.min(row.shardSize, row.runsTotal - first)
-      })
-    )
-    yield* store.putShard(job, shard, block)
-    const after = yield* store.tally(job, spec.all)
-    if (after.shardsThroughStop >= needed(row, spec.all, after.firstStop)) yield* store.setState(job, "done")
+    const result = plan._tag === "explore" ? yield* exploreShard(row, plan, shard) : yield* compareShard(plan, shard)
+    yield* store.putShard(job, shard, result)
+    const after = yield* store.tally(job, all)
+    if (after.shardsThroughStop >= needed(row, all, after.firstStop)) yield* store.setState(job, "done")
   }).pipe(
     // A shard that cannot run (a worker's error) fails its job with the reason; the job is not retried forever.
     Effect.catchTag("WorkerRequestError", (e) => Effect.flatMap(Store, (s) => s.setState(job, "failed", e.message))),
@@ -135,7 +214,7 @@ export const runShard = (job: string, shard: number) =>
   )
 
 /** The entity on a runner: each message runs its shard. */
-export const shardEntityLayer = ExploreShard.toLayer(Effect.gen(function*() {
+export const shardEntityLayer = CampaignShard.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<Store | Runs>()
   return { Run: ({ payload }) => Effect.provide(runShard(payload.job, payload.shard), context) }
 }))
@@ -146,8 +225,8 @@ export class Jobs extends Context.Tag("@kvmlab/service/Jobs")<Jobs, {
   readonly get: (id: string) => Effect.Effect<Schemas.Job, Api.NotFound | SqlError>
   readonly list: (o: { readonly state?: Schemas.JobState | undefined; readonly offset: number; readonly limit: number }) => Effect.Effect<Schemas.JobPage, SqlError>
   readonly cancel: (id: string) => Effect.Effect<Schemas.Job, Api.NotFound | SqlError>
-  readonly result: (id: string) => Effect.Effect<Schemas.ExploreResult, Api.NotFound | SqlError>
-  /** The Perfetto trace of a job's violation `n` (0 is the first), made by replaying its token with tracing on. */
+  readonly result: (id: string) => Effect.Effect<Schemas.JobResult, Api.NotFound | SqlError>
+  /** The Perfetto trace of an exploration's violation `n` (0 is the first), made by replaying its token with tracing on. */
   readonly trace: (id: string, n: number) => Effect.Effect<unknown, Api.NotFound | SqlError>
   /**
    * The job's progress: a snapshot whenever it changes (polled from the store, which every
@@ -160,38 +239,30 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
   Jobs,
   Effect.gen(function*() {
     const store = yield* Store
-    const makeClient = yield* ExploreShard.client
-    const provide = <A, E>(e: Effect.Effect<A, E, Store>) => Effect.provideService(e, Store, store)
+    const makeClient = yield* CampaignShard.client
+    const notFound = (id: string) => new Api.NotFound({ what: "job", message: `no job ${id}` })
+    const getRow = (id: string) => Effect.flatMap(store.job(id), Option.match({ onNone: () => Effect.fail(notFound(id)), onSome: Effect.succeed }))
+    const specOf = (row: JobRow) => Schema.decodeUnknownSync(Schema.parseJson(Schemas.JobSpec))(row.spec)
 
-    const submit = (spec: Schemas.JobSpec, now: string, id: string) =>
+    /** A job as the API reports it, from its row and its stored shards. */
+    const view = (row: JobRow) =>
       Effect.gen(function*() {
-        const s = yield* scenarioOf(spec)
-        if (spec.depth !== undefined && spec.strategy !== "pct") {
-          return yield* new Api.BadRequest({ field: "depth", message: `strategy ${spec.strategy} ignores it; only pct takes a depth` })
-        }
-        const strategy: Strategy.SearchStrategy = spec.strategy === "pct" ? { _tag: "pct", depth: spec.depth ?? 3 } : { _tag: spec.strategy }
-        const digest = Scenario.canonical(s)
-        // The strategy as every shard runs it (PCT's run length calibrated once), as `kvmlab explore` does.
-        const resolved = yield* Effect.try({
-          try: () => Explore.runStrategy(Runner.program(s), { seed: spec.seed, strategy, digest, all: spec.all, ...Runner.boundsOf(s, strategy) }),
-          catch: (e) => new Api.BadRequest({ field: "strategy", message: e instanceof Error ? e.message : String(e) })
+        const plan = planOf(row)
+        const t = yield* store.tally(row.id, allOf(plan))
+        return new Schemas.Job({
+          id: row.id,
+          kind: row.kind,
+          state: row.state,
+          scenario: row.scenario,
+          spec: specOf(row),
+          createdAt: row.createdAt,
+          runsTotal: row.runsTotal,
+          runsDone: t.runsDone,
+          shardsTotal: row.shardsTotal,
+          shardsDone: t.shardsDone,
+          violations: plan._tag === "explore" ? t.invariants.length : t.violations,
+          ...(row.error !== null ? { error: row.error } : {})
         })
-        const size = shardSize(spec.runs)
-        const row = yield* store.insertJob({
-          id,
-          kind: "explore",
-          scenario: s.name,
-          spec: JSON.stringify(Schema.encodeSync(Schemas.JobSpec)(spec)),
-          block: Schema.encodeSync(BlockSpec)({ scenario: digest, seed: spec.seed, strategy: resolved, all: spec.all, engine: "fast" }),
-          state: "queued",
-          createdAt: now,
-          runsTotal: spec.runs,
-          shardSize: size,
-          shardsTotal: Math.ceil(spec.runs / size),
-          error: null
-        })
-        yield* dispatch(row)
-        return yield* provide(view(row))
       })
 
     /** Sends every shard of a job to its entity (persisted; a shard already stored is skipped by its handler). */
@@ -202,17 +273,57 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
         { discard: true, concurrency: 16 }
       ).pipe(Effect.orDie)
 
-    /** A job's answer: its stored blocks merged in seed order. */
-    const resultOf = (id: string) =>
-      provide(Effect.gen(function*() {
+    const submit = (spec: Schemas.JobSpec, now: string, id: string) =>
+      Effect.gen(function*() {
+        const s = yield* scenarioOf(spec)
+        const p = spec._tag === "explore" ? yield* explorePlan(spec, s) : yield* comparePlan(spec, s)
+        const row = yield* store.insertJob({
+          id,
+          kind: spec._tag,
+          scenario: s.name,
+          spec: JSON.stringify(Schema.encodeSync(Schemas.JobSpec)(spec)),
+          block: Schema.encodeSync(Plan)(p.plan),
+          state: "queued",
+          createdAt: now,
+          runsTotal: p.runs,
+          shardSize: p.shardSize,
+          shardsTotal: p.shards,
+          error: null
+        })
+        yield* dispatch(row)
+        return yield* view(row)
+      })
+
+    /** A job's answer: an exploration's stored blocks merged in seed order, or a comparison's rows. */
+    const resultOf = (id: string): Effect.Effect<Schemas.JobResult, Api.NotFound | SqlError> =>
+      Effect.gen(function*() {
         const row = yield* getRow(id)
-        const spec = Schema.decodeUnknownSync(BlockSpec)(row.block)
-        const c = Explore.combine(yield* store.blocks(id), spec.all)
-        const job = Schema.decodeUnknownSync(Schema.parseJson(Schemas.JobSpec))(row.spec)
+        const plan = planOf(row)
+        const spec = specOf(row)
+        const shards = yield* store.results(id)
+        if (plan._tag === "compare") {
+          const sums = shards.map((r) => Schema.decodeUnknownSync(RowSums)(r))
+          const rows = plan.rows.slice(0, sums.length).map((r, i) =>
+            new Schemas.CompareRow({
+              variant: r.variant,
+              metrics: Object.fromEntries(Object.entries(sums[i]!.sums).map(([name, x]) => [name, x / plan.seeds])),
+              violations: sums[i]!.violations
+            })
+          )
+          return new Schemas.CompareResult({
+            scenario: row.scenario,
+            strategy: (plan.strategy as { _tag: string; depth?: number })._tag + ((plan.strategy as { depth?: number }).depth !== undefined ? `:${(plan.strategy as { depth: number }).depth}` : ""),
+            seeds: plan.seeds,
+            rows,
+            metricUnits: Metrics.unitsOf(Object.assign({}, ...rows.map((r) => r.metrics)))
+          })
+        }
+        const blocks = shards.map((r) => Schema.decodeUnknownSync(Schema.parseJson(WorkerProtocol.BlockResult))(r) as Explore.BlockResult)
+        const c = Explore.combine(blocks, plan.all)
         return new Schemas.ExploreResult({
           scenario: row.scenario,
-          strategy: job.strategy === "pct" ? `pct:${job.depth ?? 3}` : job.strategy,
-          seed: job.seed,
+          strategy: spec._tag === "explore" && spec.strategy === "pct" ? `pct:${spec.depth ?? 3}` : spec.strategy ?? "random",
+          seed: spec.seed,
           runs: c.runs,
           steps: c.steps,
           distinctTraces: c.distinctTraces,
@@ -220,52 +331,51 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
           outcomes: c.outcomes,
           invariantChecks: c.invariantChecks
         })
-      }))
+      })
 
     return {
       submit,
-      get: (id) => provide(Effect.flatMap(getRow(id), view)),
+      get: (id) => Effect.flatMap(getRow(id), view),
       list: (o) =>
-        provide(Effect.gen(function*() {
+        Effect.gen(function*() {
           const page = yield* store.jobs(o)
           return new Schemas.JobPage({ jobs: yield* Effect.forEach(page.rows, view), total: page.total, offset: o.offset, limit: o.limit })
-        })),
+        }),
       cancel: (id) =>
-        provide(Effect.gen(function*() {
+        Effect.gen(function*() {
           yield* getRow(id)
           yield* store.setState(id, "cancelled")
           return yield* Effect.flatMap(getRow(id), view)
-        })),
-      result: (id) => resultOf(id),
+        }),
+      result: resultOf,
       trace: (id, n) =>
         Effect.gen(function*() {
           const r = yield* resultOf(id)
+          if (r._tag !== "explore") return yield* new Api.NotFound({ what: "violation", message: `job ${id} is a comparison: its runs have metrics, not counterexamples` })
           const v = r.violations[n]
           if (v === undefined) return yield* new Api.NotFound({ what: "violation", message: `job ${id} has ${r.violations.length} violation${r.violations.length === 1 ? "" : "s"}; no violation ${n}` })
           const run = yield* Runner.replay(v.replay, { trace: true }).pipe(Effect.orDie)
           return Perfetto.fromTrace(run.trace, { timed: run.strategy === "timed", title: `${run.scenario} seed ${run.seed} ${run.strategy}`, violation: run.violations[0] })
         }),
       progress: (id) => {
-        const snapshot = provide(Effect.gen(function*() {
+        const snapshot = Effect.gen(function*() {
           const row = yield* getRow(id)
-          const spec = Schema.decodeUnknownSync(BlockSpec)(row.block)
-          const t = yield* store.tally(id, spec.all)
-          const need = needed(row, spec.all, t.firstStop)
-          const runsTotal = Math.min(row.runsTotal, need * row.shardSize)
+          const all = allOf(planOf(row))
+          const t = yield* store.tally(id, all)
+          const runsTotal = Math.min(row.runsTotal, needed(row, all, t.firstStop) * row.shardSize)
           const seconds = Math.max(0, ((yield* Clock.currentTimeMillis) - Date.parse(row.createdAt)) / 1000)
           const rate = seconds > 0 ? t.runsDone / seconds : 0
-          const finished = ended(row.state)
           return new Schemas.Progress({
             id,
             state: row.state,
             runsDone: t.runsDone,
             runsTotal,
             percent: row.state === "done" ? 100 : Math.min(99, Math.floor((100 * t.runsDone) / Math.max(1, runsTotal))),
-            violations: t.invariants.length,
+            violations: row.kind === "explore" ? t.invariants.length : t.violations,
             runsPerSecond: Math.round(rate),
-            ...(!finished && rate > 0 ? { etaSeconds: Math.round((runsTotal - t.runsDone) / rate) } : {})
+            ...(!ended(row.state) && rate > 0 ? { etaSeconds: Math.round((runsTotal - t.runsDone) / rate) } : {})
           })
-        }))
+        })
         return Stream.repeatEffectWithSchedule(snapshot, Schedule.spaced(PROGRESS_POLL)).pipe(
           Stream.changesWith((a, b) => a.runsDone === b.runsDone && a.state === b.state && a.violations === b.violations),
           Stream.takeUntil((p) => ended(p.state))

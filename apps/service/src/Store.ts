@@ -8,9 +8,7 @@
  */
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Explore } from "@kvmlab/sim"
-import { WorkerProtocol } from "@kvmlab/scenarios"
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 
 /** The tables: created once, by the migrator, in every database the service uses. */
 export const migrations = Migrator.fromRecord({
@@ -36,6 +34,7 @@ export const migrations = Migrator.fromRecord({
         runs INTEGER NOT NULL,
         stops INTEGER NOT NULL,
         invariants TEXT NOT NULL,
+        violations INTEGER NOT NULL,
         result TEXT NOT NULL,
         PRIMARY KEY (job_id, idx)
       )`
@@ -46,12 +45,12 @@ export const migrations = Migrator.fromRecord({
 export interface JobRow {
   readonly id: string
   readonly seq: number
-  readonly kind: "explore"
+  readonly kind: "explore" | "compare"
   /** The scenario's name. */
   readonly scenario: string
   /** The job's spec as submitted (JSON of `Schemas.JobSpec`'s encoded form). */
   readonly spec: string
-  /** What every shard runs: the `ExploreBlock` payload less `first` and `count`, as JSON. */
+  /** What every shard runs (`Jobs`' plan), as JSON. */
   readonly block: string
   readonly state: "queued" | "running" | "done" | "failed" | "cancelled"
   readonly createdAt: string
@@ -59,6 +58,18 @@ export interface JobRow {
   readonly shardSize: number
   readonly shardsTotal: number
   readonly error: string | null
+}
+
+/** What a shard stores: its runs, whether it ends an exploration, what it broke, and its result as JSON. */
+export interface ShardResult {
+  readonly runs: number
+  /** A violation that ends an exploration without `all`. */
+  readonly stops: boolean
+  /** The invariants broken (an exploration's). */
+  readonly invariants: ReadonlyArray<string>
+  /** Runs that broke an invariant. */
+  readonly violations: number
+  readonly result: string
 }
 
 /** A job's stored shards, summed: how far it has come. */
@@ -71,16 +82,14 @@ export interface Tally {
   readonly shardsThroughStop: number
   /** The invariants broken in the stored shards (up to `firstStop` without `all`). */
   readonly invariants: ReadonlyArray<string>
+  /** Runs that broke an invariant in the stored shards (up to `firstStop` without `all`). */
+  readonly violations: number
 }
-
-const BlockJson = Schema.parseJson(WorkerProtocol.BlockResult)
-const decodeBlock = Schema.decodeUnknownSync(BlockJson)
-const encodeBlock = Schema.encodeSync(BlockJson)
 
 const toRow = (r: Record<string, unknown>): JobRow => ({
   id: String(r.id),
   seq: Number(r.seq),
-  kind: "explore",
+  kind: String(r.kind) as JobRow["kind"],
   scenario: String(r.scenario),
   spec: String(r.spec),
   block: String(r.block),
@@ -99,11 +108,11 @@ export class Store extends Context.Tag("@kvmlab/service/Store")<Store, {
   /** Moves a job to `state` unless it has already ended (done, failed, cancelled); true when it moved. */
   readonly setState: (id: string, state: JobRow["state"], error?: string) => Effect.Effect<boolean, SqlError>
   /** Stores a shard's result; false when it was stored already (a message delivered again). */
-  readonly putShard: (id: string, idx: number, block: Explore.BlockResult) => Effect.Effect<boolean, SqlError>
+  readonly putShard: (id: string, idx: number, result: ShardResult) => Effect.Effect<boolean, SqlError>
   /** How far a job has come; without `all`, nothing after the first violating shard counts. */
   readonly tally: (id: string, all: boolean) => Effect.Effect<Tally, SqlError>
-  /** The stored blocks of a job, in shard order. */
-  readonly blocks: (id: string) => Effect.Effect<ReadonlyArray<Explore.BlockResult>, SqlError>
+  /** The stored results of a job's shards (JSON), in shard order. */
+  readonly results: (id: string) => Effect.Effect<ReadonlyArray<string>, SqlError>
   /** Jobs not yet ended: what a restarted service goes on with. */
   readonly unfinished: Effect.Effect<ReadonlyArray<JobRow>, SqlError>
 }>() {}
@@ -149,18 +158,17 @@ export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effec
               WHERE id = ${id} AND state NOT IN ('done', 'failed', 'cancelled') RETURNING id`,
           (rs) => rs.length > 0
         ),
-      putShard: (id, idx, block) =>
+      putShard: (id, idx, r) =>
         Effect.map(
-          sql`INSERT INTO kvmlab_shards (job_id, idx, runs, stops, invariants, result)
-              VALUES (${id}, ${idx}, ${block.runs}, ${block.violations.length > 0 ? 1 : 0}, ${block.violations.map((v) => v.invariant).join(",")},
-                      ${encodeBlock(block as typeof WorkerProtocol.BlockResult.Type)})
+          sql`INSERT INTO kvmlab_shards (job_id, idx, runs, stops, invariants, violations, result)
+              VALUES (${id}, ${idx}, ${r.runs}, ${r.stops ? 1 : 0}, ${r.invariants.join(",")}, ${r.violations}, ${r.result})
               ON CONFLICT (job_id, idx) DO NOTHING RETURNING idx`,
           (rs) => rs.length > 0
         ),
       tally: (id, all) =>
         Effect.gen(function*() {
-          const rs = yield* sql`SELECT idx, runs, stops, invariants FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`
-          const shards = rs.map((r) => ({ idx: Number(r.idx), runs: Number(r.runs), stops: Number(r.stops) === 1, invariants: String(r.invariants) }))
+          const rs = yield* sql`SELECT idx, runs, stops, invariants, violations FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`
+          const shards = rs.map((r) => ({ idx: Number(r.idx), runs: Number(r.runs), stops: Number(r.stops) === 1, invariants: String(r.invariants), violations: Number(r.violations) }))
           const firstStop = shards.find((s) => s.stops)?.idx
           const counted = all || firstStop === undefined ? shards : shards.filter((s) => s.idx <= firstStop)
           const invariants = [...new Set(counted.flatMap((s) => (s.invariants === "" ? [] : s.invariants.split(","))))].sort()
@@ -169,11 +177,11 @@ export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effec
             runsDone: counted.reduce((n, s) => n + s.runs, 0),
             firstStop,
             shardsThroughStop: counted.length,
-            invariants
+            invariants,
+            violations: counted.reduce((n, s) => n + s.violations, 0)
           }
         }),
-      blocks: (id) =>
-        Effect.map(sql`SELECT result FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`, (rs) => rs.map((r) => decodeBlock(r.result) as Explore.BlockResult)),
+      results: (id) => Effect.map(sql`SELECT result FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`, (rs) => rs.map((r) => String(r.result))),
       unfinished: Effect.map(sql`SELECT * FROM kvmlab_jobs WHERE state IN ('queued', 'running') ORDER BY seq`, (rs) => rs.map(toRow))
     }
   })

@@ -15,6 +15,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 
+
+/** The result of an exploration job (the API's result is an exploration's or a comparison's). */
+const explored = (r: Schemas.JobResult): Schemas.ExploreResult => {
+  if (r._tag !== "explore") throw new Error(`expected an exploration's result, got ${r._tag}`)
+  return r
+}
+
 const bin = fileURLToPath(new URL("../bin/kvmlab-service.mjs", import.meta.url))
 const TOKEN = "restart-test-token"
 
@@ -71,7 +78,7 @@ describe("kill -9 in the middle of a campaign", () => {
       expect(part.shardsDone).toBeLessThan(job.shardsTotal)
       const second = yield* start(data)
       const done = yield* until(second.url, job.id, (j) => j.state === "done" || j.state === "failed").pipe(Effect.timeout("100 seconds"))
-      const result = yield* Effect.flatMap(clientAt(second.url), (api) => api.jobs.result({ path: { id: job.id } }).pipe(Effect.provide(FetchHttpClient.layer)))
+      const result = explored(yield* Effect.flatMap(clientAt(second.url), (api) => api.jobs.result({ path: { id: job.id } }).pipe(Effect.provide(FetchHttpClient.layer))))
       yield* kill9(second.p)
       expect(done).toMatchObject({ state: "done", runsDone: runs, shardsDone: job.shardsTotal })
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))

@@ -17,6 +17,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Service from "../src/Service.js"
 
+
+/** The result of an exploration job (the API's result is an exploration's or a comparison's). */
+const explored = (r: Schemas.JobResult): Schemas.ExploreResult => {
+  if (r._tag !== "explore") throw new Error(`expected an exploration's result, got ${r._tag}`)
+  return r
+}
+
 const TOKEN = "test-token"
 
 const server = (data: string) =>
@@ -57,7 +64,7 @@ describe("the service", () => {
       const runs = evs.map((e) => e.progress.runsDone)
       expect([...runs].sort((a, b) => a - b)).toEqual(runs)
       expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done", runsDone: 3000 })
-      const result = yield* api.jobs.result({ path: { id: job.id } })
+      const result = explored(yield* api.jobs.result({ path: { id: job.id } }))
 
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
       const local = yield* Campaign.explore(s, { seed: 7, runs: 3000, strategy: { _tag: "random" }, all: true })
@@ -80,12 +87,33 @@ describe("the service", () => {
       const job = yield* api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race", bugs: ["A.noEntryBarrier"], seed: 1, runs: 20000 }) })
       const evs = yield* events(job.id)
       expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done" })
-      const result = yield* api.jobs.result({ path: { id: job.id } })
+      const result = explored(yield* api.jobs.result({ path: { id: job.id } }))
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
       const local = yield* Campaign.explore(s, { seed: 1, runs: 20000, strategy: { _tag: "random" } })
       expect(result.violations.map((v) => [v.invariant, v.run, v.replay])).toEqual(local.violations.map((v) => [v.invariant, v.run, v.replay]))
       expect(result.runs).toBe(local.runs)
       expect(result.runs).toBeLessThan(20000)
+    }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
+
+  it.scopedLive("a comparison over HTTP gives kvmlab compare's rows: the same means, in the same order", () =>
+    Effect.gen(function*() {
+      const api = yield* client(TOKEN)
+      const vary = { flush: ["native", "pv"], vms: ["1", "2"] }
+      const job = yield* api.jobs.submit({ payload: new Schemas.CompareSpec({ scenario: "tlb-shootdown", vary, seeds: 2, variant: { durationNs: "20000000" } }) })
+      expect(job).toMatchObject({ kind: "compare", shardsTotal: 4, runsTotal: 8 })
+      const evs = yield* events(job.id)
+      expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done", runsDone: 8 })
+      const result = yield* api.jobs.result({ path: { id: job.id } })
+      if (result._tag !== "compare") throw new Error(`expected a comparison's result, got ${result._tag}`)
+      const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("tlb-shootdown")!, { set: [["durationNs", "20000000"]] }))
+      const local = yield* Campaign.compare(s, { vary: Object.entries(vary), seeds: 2, seed: 1 })
+      expect(result.rows.map((r) => ({ variant: r.variant, metrics: r.metrics, violations: r.violations }))).toEqual(local.rows)
+      expect(result.metricUnits.ipis_per_shootdown).toBe("per shootdown, mean over the run's shootdowns")
+      expect(yield* Effect.flip(api.jobs.trace({ path: { id: job.id, n: 0 } }))).toMatchObject({ _tag: "NotFound", what: "violation" })
+      const empty = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.CompareSpec({ scenario: "tlb-shootdown", vary: {} }) }))
+      expect(empty).toMatchObject({ _tag: "BadRequest", field: "vary" })
+      const unknown = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.CompareSpec({ scenario: "tlb-shootdown", vary: { colour: ["red"] } }) }))
+      expect(unknown).toMatchObject({ _tag: "BadRequest", field: "vary.colour" })
     }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
 
   it.scopedLive("bad requests are 400s naming the field; mutations without the token are 401s", () =>

@@ -6,7 +6,7 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiError, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { ExploreResult, Job, JobPage, JobSpec, JobState, ScenarioSummary } from "./Schemas.js"
+import { Job, JobPage, JobResult, JobSpec, JobState, ScenarioSummary } from "./Schemas.js"
 
 /** Bad input the Schema could not see (an unknown scenario, a bug switch that does not fit it): which field, and what is wrong. */
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", {
@@ -69,7 +69,7 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
   )
   .add(HttpApiEndpoint.get("get")`/api/jobs/${jobId}`.addSuccess(Job).addError(NotFound))
   .add(HttpApiEndpoint.post("cancel")`/api/jobs/${jobId}/cancel`.addSuccess(Job).addError(NotFound).middleware(Authorization))
-  .add(HttpApiEndpoint.get("result")`/api/jobs/${jobId}/result`.addSuccess(ExploreResult).addError(NotFound).addError(HttpApiError.Conflict))
+  .add(HttpApiEndpoint.get("result")`/api/jobs/${jobId}/result`.addSuccess(JobResult).addError(NotFound).addError(HttpApiError.Conflict))
   .add(HttpApiEndpoint.get("events")`/api/jobs/${jobId}/events`.addSuccess(EventStream).addError(NotFound))
   .add(
     HttpApiEndpoint.get("trace")`/api/jobs/${jobId}/violations/${violationIndex}/trace`

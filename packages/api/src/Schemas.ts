@@ -40,8 +40,30 @@ export class ExploreSpec extends Schema.TaggedClass<ExploreSpec>()("explore", {
   all: Schema.optionalWith(Schema.Boolean, { default: () => false })
 }) {}
 
+/** The settings a comparison varies: each key with its values (`--vary key=v1,v2`). */
+const Vary = Schema.Record({
+  key: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)),
+  value: Schema.Array(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))).pipe(Schema.minItems(1), Schema.maxItems(64))
+})
+
+/**
+ * What a comparison job asks for: the same as `kvmlab compare`'s options. Every combination of
+ * `vary` is a row, run `seeds` times (seeds `seed`, `seed`+1, ...); the strategy defaults to
+ * timed for a scenario with a virtual duration and random for the race scenarios.
+ */
+export class CompareSpec extends Schema.TaggedClass<CompareSpec>()("compare", {
+  scenario: ScenarioRef,
+  vary: Vary,
+  variant: Schema.optionalWith(Settings, { default: () => ({}) }),
+  bugs: Schema.optionalWith(Bugs, { default: () => [] }),
+  seed: Schema.optionalWith(Seed, { default: () => 1 }),
+  seeds: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1_000_000)), { default: () => 3 }),
+  strategy: Schema.optional(Schema.Literal("timed", "random", "pct", "swarm")),
+  depth: Schema.optional(Schema.Int.pipe(Schema.between(1, 64)))
+}) {}
+
 /** What a job asks for (the kinds the service runs); a field it does not declare is refused. */
-export const JobSpec = Schema.Union(ExploreSpec).annotations(strict)
+export const JobSpec = Schema.Union(ExploreSpec, CompareSpec).annotations(strict)
 export type JobSpec = typeof JobSpec.Type
 
 export const JobState = Schema.Literal("queued", "running", "done", "failed", "cancelled")
@@ -50,7 +72,7 @@ export type JobState = typeof JobState.Type
 /** A job as the service reports it. */
 export class Job extends Schema.Class<Job>("Job")({
   id: Schema.String,
-  kind: Schema.Literal("explore"),
+  kind: Schema.Literal("explore", "compare"),
   state: JobState,
   /** The scenario's name (a file's `name` field). */
   scenario: Schema.String,
@@ -80,7 +102,7 @@ export class FoundViolation extends Schema.Class<FoundViolation>("FoundViolation
 }) {}
 
 /** An exploration's result, as `kvmlab explore --json` prints it (less the wall-clock rates, which depend on the machine). */
-export class ExploreResult extends Schema.Class<ExploreResult>("ExploreResult")({
+export class ExploreResult extends Schema.TaggedClass<ExploreResult>()("explore", {
   scenario: Schema.String,
   strategy: Schema.String,
   seed: Schema.Number,
@@ -91,6 +113,27 @@ export class ExploreResult extends Schema.Class<ExploreResult>("ExploreResult")(
   outcomes: Schema.Record({ key: Schema.String, value: Schema.Number }),
   invariantChecks: Schema.Record({ key: Schema.String, value: Schema.Number })
 }) {}
+
+/** One row of a comparison: the settings of the row and the mean of each metric over its seeds. */
+export class CompareRow extends Schema.Class<CompareRow>("CompareRow")({
+  variant: Schema.Record({ key: Schema.String, value: Schema.String }),
+  metrics: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** Runs of the row that broke an invariant. */
+  violations: Schema.Number
+}) {}
+
+/** A comparison's result, as `kvmlab compare --json` prints it: rows in the order of the combinations, and each metric's unit. */
+export class CompareResult extends Schema.TaggedClass<CompareResult>()("compare", {
+  scenario: Schema.String,
+  strategy: Schema.String,
+  seeds: Schema.Number,
+  rows: Schema.Array(CompareRow),
+  metricUnits: Schema.Record({ key: Schema.String, value: Schema.String })
+}) {}
+
+/** A job's result: an exploration's or a comparison's. */
+export const JobResult = Schema.Union(ExploreResult, CompareResult)
+export type JobResult = typeof JobResult.Type
 
 /** A job's progress, as each Server-Sent Event carries it. */
 export class Progress extends Schema.Class<Progress>("Progress")({

@@ -8,7 +8,7 @@ describe("the kvmlab API", () => {
   it("lists every endpoint in its OpenAPI document; submit and cancel need the bearer token, reads do not", () => {
     const doc = OpenApi.fromApi(Api.KvmlabApi)
     expect(Object.keys(doc.paths).sort()).toEqual([
-      "/api/jobs", "/api/jobs/{id}", "/api/jobs/{id}/cancel", "/api/jobs/{id}/events", "/api/jobs/{id}/result",
+      "/api/jobs", "/api/jobs/{id}", "/api/jobs/{id}/cancel", "/api/jobs/{id}/events", "/api/jobs/{id}/result", "/api/jobs/{id}/violations/{n}/trace",
       "/api/scenarios", "/api/scenarios/validate", "/api/scenarios/{name}", "/health"
     ])
     expect(doc.paths["/api/jobs"]!.post!.security).toEqual([{ bearer: [] }])
@@ -18,6 +18,9 @@ describe("the kvmlab API", () => {
 
   it("a job spec takes the explore options with their defaults, and refuses unknown fields and values out of range", () => {
     const decode = Schema.decodeUnknownEither(Schemas.JobSpec)
+    const compare = decode({ _tag: "compare", scenario: "tlb-shootdown", vary: { vms: ["1", "2"] } })
+    expect(Either.getOrThrow(compare)).toMatchObject({ _tag: "compare", seeds: 3, seed: 1, vary: { vms: ["1", "2"] } })
+    expect(Either.isLeft(decode({ _tag: "compare", scenario: "tlb-shootdown", vary: { vms: [] } }))).toBe(true)
     const ok = decode({ _tag: "explore", scenario: "request-race" })
     expect(Either.getOrThrow(ok)).toMatchObject({ scenario: "request-race", seed: 1, runs: 2000, strategy: "random", all: false, bugs: [] })
     expect(Either.isLeft(decode({ _tag: "explore", scenario: "request-race", rnus: 5 }))).toBe(true)
