@@ -11,7 +11,7 @@ import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import type { CliApp } from "@effect/cli"
 import { Cause, Console, Context, Effect, Exit, Option, Ref } from "effect"
 import { litmus } from "./commands/litmus.js"
-import { compare, explore, list, replay, run, show, shrink } from "./commands/scenarios.js"
+import { compare, explore, jobs, list, replay, run, show, shrink } from "./commands/scenarios.js"
 import { BAD_INPUT, BadInput, badInputLine, ExitCode, INTERNAL, internalErrorReport, OK, oneLine } from "./Exit.js"
 import type * as Progress from "./Progress.js"
 import type { Workers } from "./Workers.js"
@@ -33,6 +33,7 @@ const kvmlab = Command.make("kvmlab").pipe(
     ownConsole(replay),
     ownConsole(shrink),
     ownConsole(compare),
+    ownConsole(jobs),
     ownConsole(litmus)
   ])
 )
@@ -55,7 +56,7 @@ const usageLine = (e: ValidationError.ValidationError, argv: ReadonlyArray<strin
 }
 
 /** The options that take no value: an empty argument after one of them is a positional argument. */
-const FLAGS = new Set(["--json", "--all", "--shrink", "--quiet", "--history", "--costs", "--help", "-h", "--version", "--wizard"])
+const FLAGS = new Set(["--json", "--all", "--shrink", "--quiet", "--history", "--costs", "--detach", "--help", "-h", "--version", "--wizard"])
 
 /**
  * An option given an empty value (`--bug ""`): @effect/cli drops the empty text, so the option

@@ -285,6 +285,16 @@ const cases: ReadonlyArray<Case> = [
   { args: ["compare", R, "--vary", "flush=native,native"], names: /--vary flush: value "native" given twice/ },
   { args: ["compare", R, "--vary", `vms=${Array.from({ length: 64 }, (_, i) => i + 1).join(",")}`, "--vary", `pcpus=${Array.from({ length: 1024 }, (_, i) => i + 1).join(",")}`, "--seeds", "100"], names: /--vary: 6553600 runs .* is more than 1000000/ },
 
+  // The service's client options.
+  { args: ["explore", R, "--detach"], names: /^kvmlab: --detach: only with --server/ },
+  { args: ["explore", R, "--token", "t"], names: /^kvmlab: --token: only with --server/ },
+  { args: ["compare", R, ...vary, "--detach"], names: /^kvmlab: --detach: only with --server/ },
+  { args: ["explore", R, "--server", "nope"], names: /^kvmlab: --server: not a URL: "nope"/ },
+  { args: ["explore", R, "--server", "ftp://127.0.0.1:8420"], names: /^kvmlab: --server: expected an http or https URL, got ftp:/ },
+  { args: ["explore", R, "--server", "http://127.0.0.1:8420", "--engine", "effect"], names: /^kvmlab: --engine: the service runs the fast engine/ },
+  { args: ["jobs"], names: /--server/ },
+  { args: ["jobs", "--server", "::"], names: /^kvmlab: --server: not a URL/ },
+
   // The command line itself.
   { args: ["frob"], names: /Invalid subcommand for kvmlab/ },
   { args: ["run", R, "--frob"], names: /Received unknown argument: '--frob': not an option here/ },

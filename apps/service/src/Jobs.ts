@@ -327,7 +327,7 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
           runs: c.runs,
           steps: c.steps,
           distinctTraces: c.distinctTraces,
-          violations: c.violations.map((v) => new Schemas.FoundViolation({ invariant: v.invariant, message: v.message, replay: v.replay, run: v.run, seed: v.seed, steps: v.steps, count: v.count })),
+          violations: c.violations.map((v) => new Schemas.FoundViolation({ invariant: v.invariant, message: v.message, step: v.step, actor: v.actor, replay: v.replay, run: v.run, seed: v.seed, steps: v.steps, count: v.count })),
           outcomes: c.outcomes,
           invariantChecks: c.invariantChecks
         })

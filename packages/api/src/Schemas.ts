@@ -94,6 +94,9 @@ export class Job extends Schema.Class<Job>("Job")({
 export class FoundViolation extends Schema.Class<FoundViolation>("FoundViolation")({
   invariant: Schema.String,
   message: Schema.String,
+  /** The step of the run at which it broke, and the actor that found it. */
+  step: Schema.Number,
+  actor: Schema.String,
   replay: Schema.String,
   run: Schema.Number,
   seed: Schema.Number,

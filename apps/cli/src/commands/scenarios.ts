@@ -6,13 +6,15 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Costs, Variants } from "@kvmlab/kvm"
+import { Schemas } from "@kvmlab/api"
 import { Campaign, History, Metrics, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
-import { ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
-import { Console, Effect, Either, Option } from "effect"
+import { Explore, ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
+import { Clock, Console, Effect, Either, Option, Schema } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
 import * as Files from "../Files.js"
 import * as Inputs from "../Inputs.js"
 import * as Progress from "../Progress.js"
+import * as Remote from "../Remote.js"
 import { cores, Workers } from "../Workers.js"
 
 const scenarioArg = Args.text({ name: "scenario" }).pipe(Args.withDescription("a built-in scenario name (kvmlab list) or a scenario file"))
@@ -189,7 +191,7 @@ const tokenLine = (token: string, written: string | undefined): string =>
     ? `replay: a token of ${token.length} characters, not printed; --token-file FILE writes it (--json prints it)`
     : `replay: ${token}`
 
-const violationLines = (vs: ReadonlyArray<Runner.FoundViolation & { readonly run?: number }>, written?: string) =>
+const violationLines = (vs: ReadonlyArray<Pick<Runner.FoundViolation, "invariant" | "message" | "step" | "actor" | "replay"> & { readonly run?: number }>, written?: string) =>
   vs.map((v, i) =>
     `VIOLATION ${v.invariant}${v.run !== undefined ? ` (run ${v.run})` : ""} at step ${v.step} by ${v.actor}: ${v.message}\n  ${tokenLine(v.replay, i === 0 ? written : undefined)}`
   ).join("\n")
@@ -231,6 +233,13 @@ const readToken = (o: { readonly token: Option.Option<string>; readonly tokenFil
     if (/\s/.test(text)) return yield* new BadInput({ field: `--token-file ${file}`, message: "holds more than one word; a token file holds one replay token on one line" })
     return text
   })
+
+/** The options of a command that can run on kvmlab-service instead of here. */
+const remoteOptions = {
+  server: Options.text("server").pipe(Options.withPseudoName("url"), Options.optional, Options.withDescription("submit to kvmlab-service at this URL (e.g. http://127.0.0.1:8420) and follow the job")),
+  token: Options.text("token").pipe(Options.optional, Options.withDescription("with --server: the service's bearer token (default: KVMLAB_TOKEN)")),
+  detach: Options.boolean("detach").pipe(Options.withDescription("with --server: print the job id and return"))
+}
 
 const maxSteps = Inputs.integer("max-steps", 1, Number.MAX_SAFE_INTEGER).pipe(
   Options.optional,
@@ -309,25 +318,21 @@ export const interruptedExplore = (name: string, seed: number, runs: number, don
     ? `no block of runs was finished: start again with --seed ${seed}`
     : `runs 0-${prefix - 1} (seeds ${seed}-${seed + prefix - 1}) are all done: go on with --seed ${seed + prefix} --runs ${runs - prefix}`)
 
-export const explore = Command.make("explore", {
-  scenario: scenarioArg,
-  variant,
-  bug,
-  seed,
-  json,
-  strategy: Inputs.choice("strategy", ["random", "pct", "swarm"], "strategy").pipe(Options.withDefault("random" as const), Options.withDescription("random (default), pct or swarm")),
-  depth,
-  runs: Inputs.integer("runs", 1, 1_000_000_000).pipe(Options.withDefault(2000), Options.withDescription("runs, 1 to 10^9 (default 2000)")),
-  all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant")),
-  engine,
-  workers,
-  shrink: Options.boolean("shrink").pipe(Options.withDescription("shrink each violation found to as few steps as possible (see kvmlab shrink)")),
-  quiet,
-  tokenFile: tokenFileOut("the first violation's replay token (shrunk, with --shrink)")
-}, (o) =>
+/** What explore's options say, as both ways of exploring read them. */
+interface ExploreOptions {
+  readonly seed: number
+  readonly runs: number
+  readonly all: boolean
+  readonly engine: "fast" | "effect"
+  readonly workers: number
+  readonly quiet: boolean
+  readonly json: boolean
+  readonly detach: boolean
+}
+
+/** An exploration on this machine's worker threads. */
+const localExplore = (s: Scenario.Scenario, o: ExploreOptions, strategy: Strategy.SearchStrategy) =>
   Effect.gen(function*() {
-    const strategy = yield* strategyOf(o.strategy, o.depth)
-    const s = yield* configure(o.scenario, o.variant, o.bug)
     const progress = yield* Progress.unlessQuiet(o.quiet, `explore ${s.name}`, o.runs, 200)
     const dealer = yield* (yield* Workers).dealer(o.workers)
     let done = 0
@@ -350,6 +355,84 @@ export const explore = Command.make("explore", {
       Effect.onInterrupt(() => Effect.zipRight(progress.done, Console.error(interruptedExplore(s.name, o.seed, o.runs, done, prefix))))
     )
     yield* progress.done
+    return found
+  })
+
+/**
+ * An exploration submitted to kvmlab-service: the scenario as configured here (so its tokens are
+ * the ones a local run makes), followed to its end; or, with --detach, its job id printed.
+ */
+const remoteExplore = (server: Remote.Server, s: Scenario.Scenario, o: ExploreOptions, strategy: Strategy.SearchStrategy) =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeNanos
+    const job = yield* Remote.submit(server, new Schemas.ExploreSpec({
+      scenario: Scenario.encode(s) as Record<string, unknown>,
+      seed: o.seed,
+      runs: o.runs,
+      strategy: strategy._tag === "timed" ? "random" : strategy._tag,
+      ...(strategy._tag === "pct" ? { depth: strategy.depth } : {}),
+      all: o.all
+    }))
+    if (o.detach) {
+      yield* print(o.json ? JSON.stringify({ server: server.url, job: job.id }) : `submitted ${job.id} to ${server.url}: kvmlab jobs ${job.id} --server ${server.url}`)
+      return undefined
+    }
+    const progress = yield* Progress.unlessQuiet(o.quiet, `explore ${s.name} on ${server.url}`, o.runs, 200)
+    const state = yield* Remote.follow(server, job.id, progress).pipe(
+      Effect.onInterrupt(() => Effect.zipRight(progress.done, Console.error(`kvmlab: stopped following job ${job.id}; it goes on at ${server.url} (kvmlab jobs ${job.id} --server ${server.url})`)))
+    )
+    yield* progress.done
+    if (state !== "done") return yield* new BadInput({ field: "job", message: `${job.id} at ${server.url} ended ${state}${(yield* Remote.job(server, job.id)).error !== undefined ? `: ${(yield* Remote.job(server, job.id)).error}` : ""}` })
+    const r = yield* Remote.result(server, job.id)
+    if (r._tag !== "explore") return yield* Effect.dieMessage(`job ${job.id} gave a ${r._tag} result to an exploration`)
+    const rates = Explore.rates(r.runs, r.steps, Number((yield* Clock.currentTimeNanos) - start))
+    return {
+      scenario: r.scenario,
+      strategy: r.strategy,
+      engine: "fast" as const,
+      workers: 0,
+      server: server.url,
+      job: job.id,
+      seed: r.seed,
+      runs: r.runs,
+      steps: r.steps,
+      distinctTraces: r.distinctTraces,
+      violations: r.violations,
+      outcomes: r.outcomes,
+      invariantChecks: r.invariantChecks,
+      ...rates
+    }
+  })
+
+export const explore = Command.make("explore", {
+  scenario: scenarioArg,
+  variant,
+  bug,
+  seed,
+  json,
+  strategy: Inputs.choice("strategy", ["random", "pct", "swarm"], "strategy").pipe(Options.withDefault("random" as const), Options.withDescription("random (default), pct or swarm")),
+  depth,
+  runs: Inputs.integer("runs", 1, 1_000_000_000).pipe(Options.withDefault(2000), Options.withDescription("runs, 1 to 10^9 (default 2000)")),
+  all: Options.boolean("all").pipe(Options.withDescription("keep going after a violation; one per invariant")),
+  engine,
+  workers,
+  shrink: Options.boolean("shrink").pipe(Options.withDescription("shrink each violation found to as few steps as possible (see kvmlab shrink)")),
+  quiet,
+  tokenFile: tokenFileOut("the first violation's replay token (shrunk, with --shrink)"),
+  ...remoteOptions
+}, (o) =>
+  Effect.gen(function*() {
+    const strategy = yield* strategyOf(o.strategy, o.depth)
+    const s = yield* configure(o.scenario, o.variant, o.bug)
+    const server = Option.isSome(o.server) ? Option.some(yield* Remote.serverOf(o.server.value, o.token)) : Option.none()
+    if (Option.isNone(server) && (o.detach || Option.isSome(o.token))) {
+      return yield* new BadInput({ field: o.detach ? "--detach" : "--token", message: "only with --server: a local exploration has no job to detach from, and no token" })
+    }
+    if (Option.isSome(server) && o.engine === "effect") return yield* new BadInput({ field: "--engine", message: "the service runs the fast engine; --engine effect is for local runs" })
+    const found = Option.isSome(server)
+      ? yield* remoteExplore(server.value, s, o, strategy)
+      : yield* localExplore(s, o, strategy)
+    if (found === undefined) return // detached: the job id is printed
     const r = o.shrink ? { ...found, violations: yield* Effect.forEach(found.violations, (v) => Effect.map(shrinkToken(v.replay), (k) => ({ ...v, shrunk: k }))) } : found
     const first = r.violations[0]
     const written = yield* writeToken(o.tokenFile, first === undefined ? undefined : "shrunk" in first ? (first.shrunk as Shrink.ShrinkResult).token : first.replay)
@@ -358,7 +441,7 @@ export const explore = Command.make("explore", {
         scenario: r.scenario,
         strategy: r.strategy,
         engine: r.engine,
-        workers: r.workers,
+        ...("server" in r ? { server: r.server, job: r.job } : { workers: r.workers }),
         seed: r.seed,
         seedOfRun: `run i uses seed ${r.seed} + i (a violation's seed is its run's, and replays alone from its token)`,
         runs: r.runs,
@@ -380,7 +463,8 @@ export const explore = Command.make("explore", {
         invariantChecks: r.invariantChecks
       }))
     } else {
-      yield* print(`${r.scenario} ${r.strategy} (${r.engine} engine, ${r.workers} worker${r.workers === 1 ? "" : "s"}): ${r.runs} runs, ${r.distinctTraces} distinct traces, ${r.runsPerSecond} runs/s, ${r.stepsPerSecond} steps/s`)
+      const where = "server" in r ? `job ${r.job} on ${r.server}` : `${r.engine} engine, ${r.workers} worker${r.workers === 1 ? "" : "s"}`
+      yield* print(`${r.scenario} ${r.strategy} (${where}): ${r.runs} runs, ${r.distinctTraces} distinct traces, ${r.runsPerSecond} runs/s, ${r.stepsPerSecond} steps/s`)
       yield* print(`  outcomes: ${Object.entries(r.outcomes).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(`  checks:   ${Object.entries(r.invariantChecks).map(([k, n]) => `${k} ${n}`).join(", ")}`)
       yield* print(r.violations.length === 0 ? "  no violation" : violationLines(r.violations, o.shrink ? undefined : written))
@@ -506,13 +590,21 @@ export const compare = Command.make("compare", {
   json,
   engine,
   workers,
-  quiet
+  quiet,
+  ...remoteOptions
 }, (o) =>
   Effect.gen(function*() {
     const vary = yield* varyOf(o.vary, o.seeds)
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const strategy = yield* strategyOf(Option.getOrElse(o.strategy, () => (s.durationNs > 0 ? "timed" as const : "random" as const)), o.depth)
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
+    if (Option.isSome(o.server)) {
+      if (o.engine === "effect") return yield* new BadInput({ field: "--engine", message: "the service runs the fast engine; --engine effect is for local runs" })
+      return yield* remoteCompare(yield* Remote.serverOf(o.server.value, o.token), s, vary, strategy, o)
+    }
+    if (o.detach || Option.isSome(o.token)) {
+      return yield* new BadInput({ field: o.detach ? "--detach" : "--token", message: "only with --server: a local comparison has no job to detach from, and no token" })
+    }
     const progress = yield* Progress.unlessQuiet(o.quiet, `compare ${s.name}`, combos * o.seeds, 4)
     const dealer = yield* (yield* Workers).dealer(o.workers)
     const finished: Array<readonly [number, Runner.CompareRow]> = []
@@ -548,6 +640,62 @@ export const compare = Command.make("compare", {
     else yield* print(compareTable(r.rows))
     yield* exitWith(r.rows.some((row) => row.violations > 0) ? FOUND : OK)
   }).pipe(Effect.scoped)).pipe(Command.withDescription("run every combination of --vary settings and tabulate the mean metrics, with ratios to the first row"))
+
+/** A comparison submitted to kvmlab-service, followed to its end (or, with --detach, its job id printed); printed as a local one. */
+const remoteCompare = (
+  server: Remote.Server,
+  s: Scenario.Scenario,
+  vary: ReadonlyArray<readonly [string, ReadonlyArray<string>]>,
+  strategy: Strategy.SearchStrategy,
+  o: { readonly seed: number; readonly seeds: number; readonly json: boolean; readonly quiet: boolean; readonly detach: boolean }
+) =>
+  Effect.gen(function*() {
+    const job = yield* Remote.submit(server, new Schemas.CompareSpec({
+      scenario: Scenario.encode(s) as Record<string, unknown>,
+      vary: Object.fromEntries(vary),
+      seed: o.seed,
+      seeds: o.seeds,
+      strategy: strategy._tag,
+      ...(strategy._tag === "pct" ? { depth: strategy.depth } : {})
+    }))
+    if (o.detach) return yield* print(o.json ? JSON.stringify({ server: server.url, job: job.id }) : `submitted ${job.id} to ${server.url}: kvmlab jobs ${job.id} --server ${server.url}`)
+    const progress = yield* Progress.unlessQuiet(o.quiet, `compare ${s.name} on ${server.url}`, job.runsTotal, 4)
+    const state = yield* Remote.follow(server, job.id, progress).pipe(
+      Effect.onInterrupt(() => Effect.zipRight(progress.done, Console.error(`kvmlab: stopped following job ${job.id}; it goes on at ${server.url} (kvmlab jobs ${job.id} --server ${server.url})`)))
+    )
+    yield* progress.done
+    if (state !== "done") return yield* new BadInput({ field: "job", message: `${job.id} at ${server.url} ended ${state}` })
+    const r = yield* Remote.result(server, job.id)
+    if (r._tag !== "compare") return yield* Effect.dieMessage(`job ${job.id} gave a ${r._tag} result to a comparison`)
+    const rows: ReadonlyArray<Runner.CompareRow> = r.rows.map((row) => ({ variant: row.variant, metrics: row.metrics, violations: row.violations }))
+    yield* print(o.json ? JSON.stringify({ rows, metricUnits: r.metricUnits, means: `over ${o.seeds} seeds per row` }) : compareTable(rows))
+    yield* exitWith(rows.some((row) => row.violations > 0) ? FOUND : OK)
+  })
+
+// ------------------------------------------------------------------ jobs
+
+export const jobs = Command.make("jobs", {
+  id: Args.text({ name: "id" }).pipe(Args.optional, Args.withDescription("a job id: show that job (default: list the jobs)")),
+  server: Options.text("server").pipe(Options.withPseudoName("url"), Options.withDescription("kvmlab-service's URL, e.g. http://127.0.0.1:8420")),
+  json
+}, (o) =>
+  Effect.gen(function*() {
+    const server = yield* Remote.serverOf(o.server, Option.none())
+    if (Option.isSome(o.id)) {
+      const j = yield* Remote.job(server, o.id.value)
+      if (o.json) return yield* print(JSON.stringify(Schema.encodeSync(Schemas.Job)(j)))
+      yield* print(`${j.id}  ${j.kind} ${j.scenario}: ${j.state}, ${j.runsDone}/${j.runsTotal} runs (${j.shardsDone}/${j.shardsTotal} shards), ${j.violations} violation${j.violations === 1 ? "" : "s"}; submitted ${j.createdAt}`)
+      if (j.error !== undefined) yield* print(`  error: ${j.error}`)
+      return
+    }
+    const page = yield* Remote.jobs(server)
+    if (o.json) return yield* print(JSON.stringify(Schema.encodeSync(Schemas.JobPage)(page)))
+    if (page.jobs.length === 0) return yield* print(`no jobs at ${server.url}`)
+    for (const j of page.jobs) {
+      yield* print(`${j.id}  ${j.kind.padEnd(7)} ${j.state.padEnd(9)} ${`${j.runsDone}/${j.runsTotal}`.padStart(15)} runs  ${String(j.violations).padStart(3)} viol.  ${j.scenario}  ${j.createdAt}`)
+    }
+    if (page.total > page.jobs.length) yield* print(`(${page.jobs.length} of ${page.total} jobs, newest first)`)
+  })).pipe(Command.withDescription("list the jobs of a kvmlab-service, or show one"))
 
 /** The most runs one comparison makes (rows times seeds): more is a typo, not a measurement. */
 const MAX_COMPARE_RUNS = 1_000_000
