@@ -8,8 +8,10 @@ import { HttpApiBuilder, HttpApiSwagger, HttpServerRequest, HttpServerResponse }
 import { Sse } from "@effect/experimental"
 import { Api, Schemas } from "@kvmlab/api"
 import { Runner, Scenario } from "@kvmlab/scenarios"
-import { Clock, Context, Effect, Either, Layer, Option, Redacted, Schema, Stream } from "effect"
+import { Clock, Context, Effect, Either, Layer, Redacted, Schema, Stream } from "effect"
+import { guard } from "./Guard.js"
 import { Jobs } from "./Jobs.js"
+import * as Metrics from "./Metrics.js"
 
 /** The token mutating requests must carry, and how job ids are made. */
 export class ServiceConfig extends Context.Tag("@kvmlab/service/ServiceConfig")<ServiceConfig, {
@@ -53,7 +55,7 @@ const ScenariosLive = HttpApiBuilder.group(Api.KvmlabApi, "scenarios", (h) =>
         : Effect.succeed(Scenario.encode(s))
     })
     .handle("validate", ({ payload }) => {
-      const checked = Either.flatMap(Scenario.parse(JSON.stringify(payload), "scenario"), (s) => Runner.validate(s, "scenario"))
+      const checked = Either.flatMap(Scenario.decode(payload, "scenario"), (s) => Runner.validate(s, "scenario"))
       if (Either.isRight(checked)) return Effect.succeed(Scenario.encode(checked.right))
       const first = checked.left.issues[0]
       return Effect.fail(new Api.BadRequest({ field: first === undefined || first.path === "" ? "scenario" : first.path, message: first?.message ?? checked.left.message }))
@@ -100,7 +102,10 @@ const JobsLive = HttpApiBuilder.group(Api.KvmlabApi, "jobs", (h) =>
   }))
 
 const HealthLive = HttpApiBuilder.group(Api.KvmlabApi, "health", (h) =>
-  Effect.map(ServiceConfig, (config) => h.handle("health", () => Effect.succeed({ status: "ok" as const, version: config.version }))))
+  Effect.map(ServiceConfig, (config) =>
+    h
+      .handle("health", () => Effect.succeed({ status: "ok" as const, version: config.version }))
+      .handleRaw("metrics", () => Metrics.exposition)))
 
 /** The API, with the OpenAPI document and Swagger UI. */
 export const ApiLive = HttpApiBuilder.api(Api.KvmlabApi).pipe(
@@ -108,11 +113,11 @@ export const ApiLive = HttpApiBuilder.api(Api.KvmlabApi).pipe(
   Layer.provide(AuthorizationLive)
 )
 
-/** The largest request body read: a scenario file is about 1 kB, a job spec less. */
-export const MAX_BODY_BYTES = 1 << 20
-
-/** Everything the server serves: the API, `/openapi.json`, `/docs`. Bodies over `MAX_BODY_BYTES` are refused. */
-export const HttpLive = HttpApiBuilder.serve((app) => HttpServerRequest.withMaxBodySize(app, Option.some(MAX_BODY_BYTES))).pipe(
+/**
+ * Everything the server serves: the API, `/openapi.json`, `/docs`, the dashboard, `/metrics`;
+ * every request checked (`Guard`) and timed (`Metrics`).
+ */
+export const HttpLive = HttpApiBuilder.serve((app) => Effect.flatMap(Metrics.ServiceMetrics, (m) => Metrics.timed(m)(guard(app)))).pipe(
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(ApiLive)

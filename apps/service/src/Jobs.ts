@@ -66,10 +66,14 @@ const allOf = (plan: Plan): boolean => plan._tag === "compare" || plan.all
 
 const ended = (state: JobRow["state"]) => state === "done" || state === "failed" || state === "cancelled"
 
-/** A scenario problem as a 400: the first issue, its path under the request's field. */
+/**
+ * A scenario problem as a 400: the first issue, its path under the request's field. The settings
+ * of `variant` and `vary` are named as the request names them: `flush` is the scenario's
+ * `variant.flush`, `vms` its `vms`.
+ */
 const issueOf = (e: Scenario.ScenarioError, field: string): Api.BadRequest => {
   const first = e.issues[0]
-  const path = first?.path ?? ""
+  const path = field === "scenario" ? first?.path ?? "" : (first?.path ?? "").replace(/^variant\./, "")
   const where = /^bugs\.\d+$/.test(path) ? "bugs" : path === "" ? field : `${field}.${path}`
   return new Api.BadRequest({ field: where, message: first?.message ?? e.message })
 }
@@ -84,7 +88,7 @@ const scenarioOf = (spec: Schemas.JobSpec): Either.Either<Scenario.Scenario, Api
     }
     base = b
   } else {
-    const parsed = Either.flatMap(Scenario.parse(JSON.stringify(spec.scenario), "scenario"), (s) => Runner.validate(s, "scenario"))
+    const parsed = Either.flatMap(Scenario.decode(spec.scenario, "scenario"), (s) => Runner.validate(s, "scenario"))
     if (Either.isLeft(parsed)) return Either.left(issueOf(parsed.left, "scenario"))
     base = parsed.right
   }
@@ -204,7 +208,7 @@ export const runShard = (job: string, shard: number) =>
     if (shard >= needed(row, all, before.firstStop)) return
     if (row.state === "queued") yield* store.setState(job, "running")
     const result = plan._tag === "explore" ? yield* exploreShard(row, plan, shard) : yield* compareShard(plan, shard)
-    yield* store.putShard(job, shard, result)
+    yield* store.putShard(job, shard, result, yield* Clock.currentTimeMillis)
     const after = yield* store.tally(job, all)
     if (after.shardsThroughStop >= needed(row, all, after.firstStop)) yield* store.setState(job, "done")
   }).pipe(

@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto"
 import { join } from "node:path"
 import { HttpLive, ServiceConfig } from "./Http.js"
 import * as Jobs from "./Jobs.js"
+import * as Metrics from "./Metrics.js"
 import * as Store from "./Store.js"
 
 export interface Options {
@@ -51,6 +52,7 @@ export const layer = (o: Options) => {
   const shards = Jobs.shardEntityLayer.pipe(Layer.provide(runs(o.workers)))
   return HttpLive.pipe(
     Layer.provide(jobs),
+    Layer.provide(Metrics.layer),
     Layer.provide(shards),
     Layer.provide(config),
     Layer.provideMerge(cluster),

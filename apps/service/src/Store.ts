@@ -35,6 +35,7 @@ export const migrations = Migrator.fromRecord({
         stops INTEGER NOT NULL,
         invariants TEXT NOT NULL,
         violations INTEGER NOT NULL,
+        stored_at BIGINT NOT NULL,
         result TEXT NOT NULL,
         PRIMARY KEY (job_id, idx)
       )`
@@ -108,7 +109,7 @@ export class Store extends Context.Tag("@kvmlab/service/Store")<Store, {
   /** Moves a job to `state` unless it has already ended (done, failed, cancelled); true when it moved. */
   readonly setState: (id: string, state: JobRow["state"], error?: string) => Effect.Effect<boolean, SqlError>
   /** Stores a shard's result; false when it was stored already (a message delivered again). */
-  readonly putShard: (id: string, idx: number, result: ShardResult) => Effect.Effect<boolean, SqlError>
+  readonly putShard: (id: string, idx: number, result: ShardResult, storedAtMs: number) => Effect.Effect<boolean, SqlError>
   /** How far a job has come; without `all`, nothing after the first violating shard counts. */
   readonly tally: (id: string, all: boolean) => Effect.Effect<Tally, SqlError>
   /** The stored results of a job's shards (JSON), in shard order. */
@@ -158,10 +159,10 @@ export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effec
               WHERE id = ${id} AND state NOT IN ('done', 'failed', 'cancelled') RETURNING id`,
           (rs) => rs.length > 0
         ),
-      putShard: (id, idx, r) =>
+      putShard: (id, idx, r, storedAtMs) =>
         Effect.map(
-          sql`INSERT INTO kvmlab_shards (job_id, idx, runs, stops, invariants, violations, result)
-              VALUES (${id}, ${idx}, ${r.runs}, ${r.stops ? 1 : 0}, ${r.invariants.join(",")}, ${r.violations}, ${r.result})
+          sql`INSERT INTO kvmlab_shards (job_id, idx, runs, stops, invariants, violations, stored_at, result)
+              VALUES (${id}, ${idx}, ${r.runs}, ${r.stops ? 1 : 0}, ${r.invariants.join(",")}, ${r.violations}, ${storedAtMs}, ${r.result})
               ON CONFLICT (job_id, idx) DO NOTHING RETURNING idx`,
           (rs) => rs.length > 0
         ),

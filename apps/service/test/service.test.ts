@@ -77,6 +77,15 @@ describe("the service", () => {
       const trace = (yield* api.jobs.trace({ path: { id: job.id, n: 0 } })) as { traceEvents: Array<{ name: string }> }
       expect(trace.traceEvents.some((e) => e.name === `VIOLATION ${result.violations[0]!.invariant}`)).toBe(true)
       expect(yield* Effect.flip(api.jobs.trace({ path: { id: job.id, n: 99 } }))).toMatchObject({ _tag: "NotFound", what: "violation" })
+      // Prometheus exposition: what the store says, and this process's request latencies.
+      const http = yield* HttpClient.HttpClient
+      const metrics = yield* Effect.flatMap(http.get("/metrics"), (r) => r.text)
+      expect(metrics).toMatch(/^kvmlab_jobs\{state="done"\} 1$/m)
+      expect(metrics).toMatch(/^kvmlab_runs_total 3000$/m)
+      expect(metrics).toMatch(new RegExp(`^kvmlab_violations_total ${local.violations.reduce((n, v) => n + v.count, 0)}$`, "m"))
+      expect(metrics).toMatch(/^kvmlab_shards_queued 0$/m)
+      expect(metrics).toMatch(/^kvmlab_http_request_duration_seconds_count\{method="POST",route="\/api\/jobs",status="201"\} 1$/m)
+      expect(metrics).toMatch(/^kvmlab_http_request_duration_seconds_bucket\{le="0.05",method="GET",route="\/api\/jobs\/\{id\}\/result",status="200"\} \d+$/m)
       const page = yield* api.jobs.list({ urlParams: {} })
       expect(page.jobs.map((j) => j.id)).toContain(job.id)
     }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))

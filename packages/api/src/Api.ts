@@ -81,6 +81,11 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
 
 export class HealthGroup extends HttpApiGroup.make("health")
   .add(HttpApiEndpoint.get("health", "/health").addSuccess(Schema.Struct({ status: Schema.Literal("ok"), version: Schema.String })))
+  .add(
+    HttpApiEndpoint.get("metrics", "/metrics")
+      .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/plain; version=0.0.4" })))
+      .annotate(OpenApi.Description, "Prometheus exposition: jobs by state, runs, runs/s, queued shards, violations, HTTP latency histograms")
+  )
 {}
 
 export class KvmlabApi extends HttpApi.make("kvmlab")
