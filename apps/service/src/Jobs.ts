@@ -20,7 +20,7 @@ import { Api, Schemas } from "@kvmlab/api"
 import { type Dealer, Metrics, Perfetto, Runner, Scenario, WorkerProtocol } from "@kvmlab/scenarios"
 import { Explore, type Strategy } from "@kvmlab/sim"
 import { Clock, Context, Effect, Either, Layer, Option, Schedule, Schema, Stream } from "effect"
-import { type JobRow, type ShardResult, Store } from "./Store.js"
+import { type JobRow, RunnerId, type ShardResult, Store } from "./Store.js"
 
 /** One shard of a job, as a persisted cluster message. */
 export const CampaignShard = Entity.make("CampaignShard", [
@@ -208,7 +208,7 @@ export const runShard = (job: string, shard: number) =>
     if (shard >= needed(row, all, before.firstStop)) return
     if (row.state === "queued") yield* store.setState(job, "running")
     const result = plan._tag === "explore" ? yield* exploreShard(row, plan, shard) : yield* compareShard(plan, shard)
-    yield* store.putShard(job, shard, result, yield* Clock.currentTimeMillis)
+    yield* store.putShard(job, shard, result, yield* Clock.currentTimeMillis, yield* RunnerId)
     const after = yield* store.tally(job, all)
     if (after.shardsThroughStop >= needed(row, all, after.firstStop)) yield* store.setState(job, "done")
   }).pipe(
@@ -219,7 +219,7 @@ export const runShard = (job: string, shard: number) =>
 
 /** The entity on a runner: each message runs its shard. */
 export const shardEntityLayer = CampaignShard.toLayer(Effect.gen(function*() {
-  const context = yield* Effect.context<Store | Runs>()
+  const context = yield* Effect.context<Store | Runs | RunnerId>()
   return { Run: ({ payload }) => Effect.provide(runShard(payload.job, payload.shard), context) }
 }))
 
@@ -265,6 +265,7 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
           shardsTotal: row.shardsTotal,
           shardsDone: t.shardsDone,
           violations: plan._tag === "explore" ? t.invariants.length : t.violations,
+          runners: t.runners,
           ...(row.error !== null ? { error: row.error } : {})
         })
       })

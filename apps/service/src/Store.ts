@@ -36,6 +36,7 @@ export const migrations = Migrator.fromRecord({
         invariants TEXT NOT NULL,
         violations INTEGER NOT NULL,
         stored_at BIGINT NOT NULL,
+        runner TEXT NOT NULL,
         result TEXT NOT NULL,
         PRIMARY KEY (job_id, idx)
       )`
@@ -85,6 +86,8 @@ export interface Tally {
   readonly invariants: ReadonlyArray<string>
   /** Runs that broke an invariant in the stored shards (up to `firstStop` without `all`). */
   readonly violations: number
+  /** The runners that stored the shards (host:pid). */
+  readonly runners: ReadonlyArray<string>
 }
 
 const toRow = (r: Record<string, unknown>): JobRow => ({
@@ -102,6 +105,9 @@ const toRow = (r: Record<string, unknown>): JobRow => ({
   error: r.error === null || r.error === undefined ? null : String(r.error)
 })
 
+/** The runner this process is, as shards record it: host and process id. */
+export class RunnerId extends Context.Tag("@kvmlab/service/RunnerId")<RunnerId, string>() {}
+
 export class Store extends Context.Tag("@kvmlab/service/Store")<Store, {
   readonly insertJob: (job: Omit<JobRow, "seq">) => Effect.Effect<JobRow, SqlError>
   readonly job: (id: string) => Effect.Effect<Option.Option<JobRow>, SqlError>
@@ -109,7 +115,7 @@ export class Store extends Context.Tag("@kvmlab/service/Store")<Store, {
   /** Moves a job to `state` unless it has already ended (done, failed, cancelled); true when it moved. */
   readonly setState: (id: string, state: JobRow["state"], error?: string) => Effect.Effect<boolean, SqlError>
   /** Stores a shard's result; false when it was stored already (a message delivered again). */
-  readonly putShard: (id: string, idx: number, result: ShardResult, storedAtMs: number) => Effect.Effect<boolean, SqlError>
+  readonly putShard: (id: string, idx: number, result: ShardResult, storedAtMs: number, runner: string) => Effect.Effect<boolean, SqlError>
   /** How far a job has come; without `all`, nothing after the first violating shard counts. */
   readonly tally: (id: string, all: boolean) => Effect.Effect<Tally, SqlError>
   /** The stored results of a job's shards (JSON), in shard order. */
@@ -159,17 +165,24 @@ export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effec
               WHERE id = ${id} AND state NOT IN ('done', 'failed', 'cancelled') RETURNING id`,
           (rs) => rs.length > 0
         ),
-      putShard: (id, idx, r, storedAtMs) =>
+      putShard: (id, idx, r, storedAtMs, runner) =>
         Effect.map(
-          sql`INSERT INTO kvmlab_shards (job_id, idx, runs, stops, invariants, violations, stored_at, result)
-              VALUES (${id}, ${idx}, ${r.runs}, ${r.stops ? 1 : 0}, ${r.invariants.join(",")}, ${r.violations}, ${storedAtMs}, ${r.result})
+          sql`INSERT INTO kvmlab_shards (job_id, idx, runs, stops, invariants, violations, stored_at, runner, result)
+              VALUES (${id}, ${idx}, ${r.runs}, ${r.stops ? 1 : 0}, ${r.invariants.join(",")}, ${r.violations}, ${storedAtMs}, ${runner}, ${r.result})
               ON CONFLICT (job_id, idx) DO NOTHING RETURNING idx`,
           (rs) => rs.length > 0
         ),
       tally: (id, all) =>
         Effect.gen(function*() {
-          const rs = yield* sql`SELECT idx, runs, stops, invariants, violations FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`
-          const shards = rs.map((r) => ({ idx: Number(r.idx), runs: Number(r.runs), stops: Number(r.stops) === 1, invariants: String(r.invariants), violations: Number(r.violations) }))
+          const rs = yield* sql`SELECT idx, runs, stops, invariants, violations, runner FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`
+          const shards = rs.map((r) => ({
+            idx: Number(r.idx),
+            runs: Number(r.runs),
+            stops: Number(r.stops) === 1,
+            invariants: String(r.invariants),
+            violations: Number(r.violations),
+            runner: String(r.runner)
+          }))
           const firstStop = shards.find((s) => s.stops)?.idx
           const counted = all || firstStop === undefined ? shards : shards.filter((s) => s.idx <= firstStop)
           const invariants = [...new Set(counted.flatMap((s) => (s.invariants === "" ? [] : s.invariants.split(","))))].sort()
@@ -179,7 +192,8 @@ export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effec
             firstStop,
             shardsThroughStop: counted.length,
             invariants,
-            violations: counted.reduce((n, s) => n + s.violations, 0)
+            violations: counted.reduce((n, s) => n + s.violations, 0),
+            runners: [...new Set(shards.map((s) => s.runner))].sort()
           }
         }),
       results: (id) => Effect.map(sql`SELECT result FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`, (rs) => rs.map((r) => String(r.result))),

@@ -10,7 +10,7 @@ import { Command, Options } from "@effect/cli"
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Inputs, Workers } from "@kvmlab/cli"
-import { Cause, Console, Effect, Exit, Layer, Option } from "effect"
+import { Cause, Console, Data, Effect, Exit, Layer, Option } from "effect"
 import { randomBytes } from "node:crypto"
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:http"
@@ -39,26 +39,58 @@ const tokenOf = (data: string): Effect.Effect<string> =>
     return token
   })
 
+/** The PostgreSQL URL of the multi-host set-up: --pg, or KVMLAB_PG. */
+const pgOption = Options.text("pg").pipe(
+  Options.withPseudoName("url"),
+  Options.optional,
+  Options.withDescription("PostgreSQL URL shared by every process of a multi-host service (default: KVMLAB_PG; without either, SQLite under --data and shards run here)")
+)
+const pgOf = (o: Option.Option<string>): string | undefined => Option.getOrElse(o, () => process.env.KVMLAB_PG ?? "").trim() || undefined
+
+/** `kvmlab-service runner`: holds shards of a multi-host service's cluster and runs them; no HTTP. */
+const runner = Command.make("runner", {
+  pg: pgOption,
+  host: Options.text("runner-host").pipe(Options.withDefault("127.0.0.1"), Options.withDescription("the address other runners reach this one at (default 127.0.0.1)")),
+  port: Inputs.integer("runner-port", 1, 65535).pipe(Options.withDefault(34431), Options.withDescription("the TCP port of this runner (default 34431)")),
+  workers: Inputs.integer("workers", 1, 256).pipe(Options.withDefault(Workers.cores()), Options.withDescription("worker threads for the runs (default: the number of cores)"))
+}, (o) =>
+  Effect.gen(function*() {
+    const url = pgOf(o.pg)
+    if (url === undefined) return yield* Effect.fail(new StartError({ message: "a runner needs the shared database: give --pg postgres://... (or set KVMLAB_PG)" }))
+    yield* Console.log(`kvmlab-service runner ${VERSION} on ${o.host}:${o.port} (pid ${process.pid}, ${o.workers} workers)`)
+    return yield* Layer.launch(Service.runnerLayer({ url, host: o.host, port: o.port, workers: o.workers }).pipe(Layer.provide(NodeContext.layer)))
+  })).pipe(Command.withDescription("a runner of a multi-host service: it holds shards of the cluster (ownership in PostgreSQL) and runs them on its cores"))
+
+/** A failure to start, said in one line. */
+class StartError extends Data.TaggedError("StartError")<{ readonly message: string }> {}
+
 const serve = Command.make("kvmlab-service", {
   host: Options.text("host").pipe(Options.withDefault("127.0.0.1"), Options.withDescription("address to bind (default 127.0.0.1: this machine only)")),
   port: Inputs.integer("port", 0, 65535).pipe(Options.withDefault(DEFAULT_PORT), Options.withDescription(`port (default ${DEFAULT_PORT}; 0: any free port)`)),
   data: Options.text("data").pipe(Options.optional, Options.withDescription(`data directory: the SQLite file and the token (default ${defaultData()})`)),
-  workers: Inputs.integer("workers", 1, 256).pipe(Options.withDefault(Workers.cores()), Options.withDescription("worker threads for the runs (default: the number of cores)"))
+  workers: Inputs.integer("workers", 1, 256).pipe(Options.withDefault(Workers.cores()), Options.withDescription("worker threads for the runs (default: the number of cores)")),
+  pg: pgOption
 }, (o) =>
   Effect.gen(function*() {
     const data = resolve(Option.getOrElse(o.data, defaultData))
     mkdirSync(data, { recursive: true })
     const token = yield* tokenOf(data)
+    const pg = pgOf(o.pg)
     const server = NodeHttpServer.layer(createServer, { host: o.host, port: o.port })
-    const app = Service.layer({ data, workers: o.workers, token, version: VERSION }).pipe(
+    const app = Service.layer({ data, pg, workers: o.workers, token, version: VERSION }).pipe(
       Layer.provideMerge(server),
       Layer.provide(NodeContext.layer)
     )
     yield* Effect.flatMap(HttpServer.addressFormattedWith((address) =>
-      Console.log(`kvmlab-service ${VERSION} listening on ${address} (data ${data}, ${o.workers} workers); API docs at ${address}/docs`)), () => Effect.never).pipe(
+      Console.log(
+        `kvmlab-service ${VERSION} listening on ${address} (${pg === undefined ? `data ${data}, ${o.workers} workers` : "PostgreSQL; kvmlab-service runner processes run the shards"}); API docs at ${address}/docs`
+      )), () => Effect.never).pipe(
       Effect.provide(app)
     )
-  })).pipe(Command.withDescription("the kvmlab service: campaigns over HTTP, stored in SQLite, run on this machine's cores"))
+  })).pipe(
+  Command.withDescription("the kvmlab service: campaigns over HTTP, stored in SQLite and run on this machine's cores, or with --pg shared with runners on several hosts"),
+  Command.withSubcommands([runner])
+)
 
 const cli = Command.run(serve, { name: "kvmlab-service", version: VERSION })
 

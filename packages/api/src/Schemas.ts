@@ -84,8 +84,10 @@ export class Job extends Schema.Class<Job>("Job")({
   runsDone: Schema.Number,
   shardsTotal: Schema.Number,
   shardsDone: Schema.Number,
-  /** Violations found so far (one per invariant unless `all`). */
+  /** An exploration's invariants broken so far; a comparison's runs that broke one. */
   violations: Schema.Number,
+  /** The runners (host:pid) that ran its shards. */
+  runners: Schema.Array(Schema.String),
   /** Why a failed job failed. */
   error: Schema.optional(Schema.String)
 }) {}

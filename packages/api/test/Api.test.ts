@@ -9,7 +9,7 @@ describe("the kvmlab API", () => {
     const doc = OpenApi.fromApi(Api.KvmlabApi)
     expect(Object.keys(doc.paths).sort()).toEqual([
       "/api/jobs", "/api/jobs/{id}", "/api/jobs/{id}/cancel", "/api/jobs/{id}/events", "/api/jobs/{id}/result", "/api/jobs/{id}/violations/{n}/trace",
-      "/api/scenarios", "/api/scenarios/validate", "/api/scenarios/{name}", "/health"
+      "/api/scenarios", "/api/scenarios/validate", "/api/scenarios/{name}", "/health", "/metrics"
     ])
     expect(doc.paths["/api/jobs"]!.post!.security).toEqual([{ bearer: [] }])
     expect(doc.paths["/api/jobs/{id}/cancel"]!.post!.security).toEqual([{ bearer: [] }])
