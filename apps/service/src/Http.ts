@@ -9,6 +9,7 @@ import { Sse } from "@effect/experimental"
 import { Api, Schemas } from "@kvmlab/api"
 import { Runner, Scenario } from "@kvmlab/scenarios"
 import { Clock, Context, Effect, Either, Layer, Redacted, Schema, Stream } from "effect"
+import { DashboardLive } from "./Dashboard.js"
 import { guard } from "./Guard.js"
 import { Jobs } from "./Jobs.js"
 import * as Metrics from "./Metrics.js"
@@ -119,6 +120,7 @@ export const ApiLive = HttpApiBuilder.api(Api.KvmlabApi).pipe(
  */
 export const HttpLive = HttpApiBuilder.serve((app) => Effect.flatMap(Metrics.ServiceMetrics, (m) => Metrics.timed(m)(guard(app)))).pipe(
   Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+  Layer.provide(DashboardLive),
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
   Layer.provide(ApiLive)
 )
