@@ -14,7 +14,9 @@
  * - tlb-shootdown: one virtual second of 2 VMs x 16 vCPUs on 16 physical CPUs, and the cost per
  *   step from 16 to 1,024 vCPUs;
  * - shrink: every A, B and P switch found and shrunk, the steps before and after;
- * - litmus: the exhaustive engine over the 2,595 herd7 tests.
+ * - litmus: the exhaustive engine over the 2,595 herd7 tests;
+ * - service: kvmlab-service's throughput against one process, its scaling with workers, and its
+ *   read latency while a campaign runs (bench/service.ts).
  */
 import { Exhaustive, Litmus, Memory } from "@kvmlab/memory"
 import { Campaign, Catalogue, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
@@ -26,6 +28,7 @@ import { cpus } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { peerStepsPerSecond } from "./peer.js"
+import { service } from "./service.js"
 
 const root = (() => {
   let dir = fileURLToPath(new URL(".", import.meta.url))
@@ -345,4 +348,5 @@ if (want("startup")) result["startup"] = startup()
 if (want("shootdown")) result["tlbShootdown"] = shootdown()
 if (want("shrink")) result["shrink"] = shrink()
 if (want("litmus")) result["litmus"] = litmusSuite()
+if (want("service")) result["service"] = await service(root, log)
 process.stdout.write(JSON.stringify(result, null, 2) + "\n")

@@ -30,8 +30,12 @@ export const CampaignShard = Entity.make("CampaignShard", [
 /** Where a runner makes its runs: its worker threads (`Dealer` of `@kvmlab/scenarios`). */
 export class Runs extends Context.Tag("@kvmlab/service/Runs")<Runs, Dealer.Dealer>() {}
 
-/** The most runs one exploration shard holds: small enough that progress moves and work spreads, large enough that messages stay few. */
-export const MAX_SHARD_RUNS = 1000
+/**
+ * The most runs one exploration shard holds: small enough that progress moves and work spreads
+ * (a shard is about a second of one worker), large enough that a campaign of millions of runs
+ * is hundreds of messages, not thousands (each is a stored message and an entity).
+ */
+export const MAX_SHARD_RUNS = 5000
 
 /** Runs per exploration shard: about 32 shards per campaign, at most `MAX_SHARD_RUNS`. The answer does not depend on it. */
 export const shardSize = (runs: number): number => Math.max(1, Math.min(MAX_SHARD_RUNS, Math.ceil(runs / 32)))
@@ -217,10 +221,16 @@ export const runShard = (job: string, shard: number) =>
     Effect.orDie
   )
 
-/** The entity on a runner: each message runs its shard. */
+/**
+ * The entity on a runner: each message runs its shard. A campaign sends all its shards at once,
+ * and the cluster starts an entity for each; only twice as many as the runner has worker threads
+ * go on at a time (the rest wait here before touching the store), so a runner of thousands of
+ * waiting shards still answers its HTTP requests promptly.
+ */
 export const shardEntityLayer = CampaignShard.toLayer(Effect.gen(function*() {
   const context = yield* Effect.context<Store | Runs | RunnerId>()
-  return { Run: ({ payload }) => Effect.provide(runShard(payload.job, payload.shard), context) }
+  const active = yield* Effect.makeSemaphore(2 * Context.get(context, Runs).workers)
+  return { Run: ({ payload }) => active.withPermits(1)(Effect.provide(runShard(payload.job, payload.shard), context)) }
 }))
 
 /** The service's jobs: what the HTTP handlers call. */

@@ -174,26 +174,24 @@ export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effec
         ),
       tally: (id, all) =>
         Effect.gen(function*() {
-          const rs = yield* sql`SELECT idx, runs, stops, invariants, violations, runner FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`
-          const shards = rs.map((r) => ({
-            idx: Number(r.idx),
-            runs: Number(r.runs),
-            stops: Number(r.stops) === 1,
-            invariants: String(r.invariants),
-            violations: Number(r.violations),
-            runner: String(r.runner)
-          }))
-          const firstStop = shards.find((s) => s.stops)?.idx
-          const counted = all || firstStop === undefined ? shards : shards.filter((s) => s.idx <= firstStop)
-          const invariants = [...new Set(counted.flatMap((s) => (s.invariants === "" ? [] : s.invariants.split(","))))].sort()
+          // Aggregates on the primary key's prefix: a job of thousands of shards is a few index
+          // reads, not thousands of rows (each shard's handler asks, so this must stay cheap).
+          const [head] = yield* sql`SELECT COUNT(*) AS shards, MIN(CASE WHEN stops = 1 THEN idx END) AS first_stop FROM kvmlab_shards WHERE job_id = ${id}`
+          const firstStop = head?.first_stop === null || head?.first_stop === undefined ? undefined : Number(head.first_stop)
+          // (the largest 32-bit integer: PostgreSQL types the parameter as the column, an INTEGER)
+          const last = all || firstStop === undefined ? 2_147_483_647 : firstStop
+          const [counted] = yield* sql`SELECT COUNT(*) AS shards, COALESCE(SUM(runs), 0) AS runs, COALESCE(SUM(violations), 0) AS violations
+                                       FROM kvmlab_shards WHERE job_id = ${id} AND idx <= ${last}`
+          const broken = yield* sql`SELECT DISTINCT invariants FROM kvmlab_shards WHERE job_id = ${id} AND idx <= ${last} AND invariants <> ''`
+          const runners = yield* sql`SELECT DISTINCT runner FROM kvmlab_shards WHERE job_id = ${id}`
           return {
-            shardsDone: shards.length,
-            runsDone: counted.reduce((n, s) => n + s.runs, 0),
+            shardsDone: Number(head?.shards ?? 0),
+            runsDone: Number(counted?.runs ?? 0),
             firstStop,
-            shardsThroughStop: counted.length,
-            invariants,
-            violations: counted.reduce((n, s) => n + s.violations, 0),
-            runners: [...new Set(shards.map((s) => s.runner))].sort()
+            shardsThroughStop: Number(counted?.shards ?? 0),
+            invariants: [...new Set(broken.flatMap((r) => String(r.invariants).split(",")))].sort(),
+            violations: Number(counted?.violations ?? 0),
+            runners: runners.map((r) => String(r.runner)).sort()
           }
         }),
       results: (id) => Effect.map(sql`SELECT result FROM kvmlab_shards WHERE job_id = ${id} ORDER BY idx`, (rs) => rs.map((r) => String(r.result))),
