@@ -70,7 +70,18 @@ const withClient = <A, E>(server: Server, f: (api: Effect.Effect.Success<ReturnT
 
 /** Submits a job. */
 export const submit = (server: Server, spec: Schemas.JobSpec) =>
-  withClient(server, (api) => (spec._tag === "explore" ? api.jobs.submit({ payload: spec }) : api.jobs.submit({ payload: spec })))
+  withClient(server, (api) => {
+    switch (spec._tag) {
+      case "explore":
+        return api.jobs.submit({ payload: spec })
+      case "compare":
+        return api.jobs.submit({ payload: spec })
+      case "run":
+        return api.jobs.submit({ payload: spec })
+      case "replay":
+        return api.jobs.submit({ payload: spec })
+    }
+  })
 
 /** A job. */
 export const job = (server: Server, id: string) => withClient(server, (api) => api.jobs.get({ path: { id } }))

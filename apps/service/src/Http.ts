@@ -65,19 +65,20 @@ const ScenariosLive = HttpApiBuilder.group(Api.KvmlabApi, "scenarios", (h) =>
 /** A stored-state failure is the service's own defect, reported as a 500 without its details. */
 const orDie = <A, E, R>(e: Effect.Effect<A, E, R>) => Effect.catchTag(e as Effect.Effect<A, E | { readonly _tag: "SqlError" }, R>, "SqlError", (x) => Effect.die(x)) as Effect.Effect<A, Exclude<E, { readonly _tag: "SqlError" }>, R>
 
-/** Server-Sent Events of a job's progress; each event's id is the count of events sent, so a reconnect resumes after it. */
+/**
+ * Server-Sent Events of a job's progress. Each event's id grows with the job (see
+ * `Jobs.progress`), so a client that reconnects with `Last-Event-ID` gets only what is newer.
+ */
 const events = (id: string) =>
   Effect.gen(function*() {
     const jobs = yield* Jobs
     yield* jobs.get(id).pipe(orDie) // 404 before the stream starts
     const request = yield* HttpServerRequest.HttpServerRequest
     const last = Number(request.headers["last-event-id"] ?? "0")
-    const after = Number.isSafeInteger(last) && last > 0 ? last : 0
+    const after = Number.isSafeInteger(last) && last > 0 ? last : -1
     const stream = jobs.progress(id).pipe(
-      Stream.zipWithIndex,
-      Stream.map(([p, i]) => ({ p, n: i + 1 })),
-      Stream.filter(({ n }) => n > after),
-      Stream.map(({ n, p }) => Sse.encoder.write({ _tag: "Event", event: "progress", id: String(n), data: JSON.stringify(Schema.encodeSync(Schemas.Progress)(p)) })),
+      Stream.filter((e) => e.id > after),
+      Stream.map((e) => Sse.encoder.write({ _tag: "Event", event: "progress", id: String(e.id), data: JSON.stringify(Schema.encodeSync(Schemas.Progress)(e.progress)) })),
       Stream.orDie,
       Stream.encodeText
     )
@@ -94,7 +95,7 @@ const JobsLive = HttpApiBuilder.group(Api.KvmlabApi, "jobs", (h) =>
           const now = new Date(yield* Clock.currentTimeMillis).toISOString()
           return yield* jobs.submit(payload, now, yield* config.newJobId)
         })))
-      .handle("list", ({ urlParams }) => orDie(jobs.list({ state: urlParams.state, offset: urlParams.offset ?? 0, limit: urlParams.limit ?? 50 })))
+      .handle("list", ({ urlParams }) => orDie(jobs.list({ state: urlParams.state, kind: urlParams.kind, offset: urlParams.offset ?? 0, limit: urlParams.limit ?? 50 })))
       .handle("get", ({ path }) => orDie(jobs.get(path.id)))
       .handle("cancel", ({ path }) => orDie(jobs.cancel(path.id)))
       .handle("result", ({ path }) => orDie(jobs.result(path.id)))

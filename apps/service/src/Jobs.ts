@@ -12,6 +12,8 @@
  * - A comparison: shard i is row i (the i-th combination of `vary`), its `seeds` runs in seed
  *   order; the row's metrics are the means over its seeds, summed in seed order as `kvmlab
  *   compare` sums them.
+ * - A run, or a replay of a token: one shard, one run, made on the runner's own thread in chunks
+ *   (a turn of the event loop every 50,000 steps, so its HTTP requests are still answered).
  */
 import { ClusterSchema, Entity, type Sharding } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
@@ -60,13 +62,17 @@ const Plan = Schema.parseJson(Schema.Union(
     seeds: Schema.Int,
     strategy: Schema.Unknown,
     engine: Schema.Literal("fast", "effect")
-  })
+  }),
+  // One run of a scenario (canonical JSON).
+  Schema.TaggedStruct("run", { scenario: Schema.String, seed: Schema.Int, strategy: Schema.Unknown, maxSteps: Schema.optional(Schema.Int) }),
+  // One replay of a token.
+  Schema.TaggedStruct("replay", { token: Schema.String })
 ))
 type Plan = typeof Plan.Type
 
 const planOf = (row: JobRow): Plan => Schema.decodeUnknownSync(Plan)(row.block)
-/** Whether every shard counts (a comparison; an exploration with `all`), or the job ends at the first violation. */
-const allOf = (plan: Plan): boolean => plan._tag === "compare" || plan.all
+/** Whether every shard counts (all but an exploration without `all`), or the job ends at the first violation. */
+const allOf = (plan: Plan): boolean => plan._tag !== "explore" || plan.all
 
 const ended = (state: JobRow["state"]) => state === "done" || state === "failed" || state === "cancelled"
 
@@ -83,7 +89,7 @@ const issueOf = (e: Scenario.ScenarioError, field: string): Api.BadRequest => {
 }
 
 /** The scenario a job asks for, with its variant settings and bug switches applied; bad input names its field. */
-const scenarioOf = (spec: Schemas.JobSpec): Either.Either<Scenario.Scenario, Api.BadRequest> => {
+const scenarioOf = (spec: Schemas.ExploreSpec | Schemas.CompareSpec | Schemas.RunSpec): Either.Either<Scenario.Scenario, Api.BadRequest> => {
   let base: Scenario.Scenario
   if (typeof spec.scenario === "string") {
     const b = Runner.builtin(spec.scenario)
@@ -150,6 +156,22 @@ const explorePlan = (spec: Schemas.ExploreSpec, s: Scenario.Scenario) =>
     }
   })
 
+/** A run's plan: one shard, one run. */
+const runPlan = (spec: Schemas.RunSpec, s: Scenario.Scenario) =>
+  Effect.map(strategyOf(spec.strategy, spec.depth), (strategy) => ({
+    plan: { _tag: "run" as const, scenario: Scenario.canonical(s), seed: spec.seed, strategy, ...(spec.maxSteps !== undefined ? { maxSteps: spec.maxSteps } : {}) },
+    runs: 1,
+    shardSize: 1,
+    shards: 1
+  }))
+
+/** A replay's plan: the token, checked to decode (its scenario too) before it is stored. */
+const replayPlan = (spec: Schemas.ReplaySpec) =>
+  Either.match(Runner.scenarioOfToken(spec.token), {
+    onLeft: (e) => Effect.fail(new Api.BadRequest({ field: "token", message: e._tag === "ScenarioError" ? e.issues[0]?.message ?? e.message : e.message })),
+    onRight: (s) => Effect.succeed({ plan: { _tag: "replay" as const, token: spec.token }, runs: 1, shardSize: 1, shards: 1, scenario: s })
+  })
+
 /** The shards a job still needs: without `all`, none after the first that found a violation. */
 const needed = (row: JobRow, all: boolean, firstStop: number | undefined) => (all || firstStop === undefined ? row.shardsTotal : firstStop + 1)
 
@@ -196,6 +218,50 @@ const compareShard = (plan: Extract<Plan, { _tag: "compare" }>, shard: number) =
     return { runs: plan.seeds, stops: false, invariants: [], violations, result: Schema.encodeSync(RowSums)({ sums, violations }) } satisfies ShardResult
   })
 
+/** A turn of the event loop: a long run on this thread lets the HTTP requests in between its chunks. */
+const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const t = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(t))
+})
+
+/** A run as a run job's result. */
+const runResult = (r: Runner.ScenarioRun) =>
+  new Schemas.RunResult({
+    scenario: r.scenario,
+    variant: r.variant as Record<string, string>,
+    bugs: r.bugs,
+    seed: r.seed,
+    strategy: r.strategy,
+    outcome: r.outcome,
+    traceHash: r.traceHash,
+    steps: r.steps,
+    timeNs: r.timeNs,
+    replay: r.token,
+    metrics: r.metrics,
+    metricUnits: Metrics.unitsOf(r.metrics),
+    violations: r.violations.map((v) => new Schemas.FoundViolation({ invariant: v.invariant, message: v.message, step: v.step, actor: v.actor, replay: v.replay, run: 0, seed: r.seed, steps: r.steps, count: 1 }))
+  })
+
+/** Runs the one run of a run or replay job, on this thread in chunks. */
+const oneRun = (plan: Extract<Plan, { _tag: "run" | "replay" }>) =>
+  Effect.gen(function*() {
+    const onPause = () => eventLoopTurn
+    const r = plan._tag === "replay"
+      ? yield* Runner.replay(plan.token, { onPause })
+      : yield* Effect.flatMap(
+        Either.match(Either.flatMap(Scenario.parse(plan.scenario, "plan"), (x) => Runner.validate(x, "plan")), { onLeft: Effect.die, onRight: Effect.succeed }),
+        (s) => Runner.run(s, { seed: plan.seed, strategy: plan.strategy as Strategy.SearchStrategy, onPause, ...(plan.maxSteps !== undefined ? { maxSteps: plan.maxSteps } : {}) })
+      )
+    const result = runResult(r)
+    return {
+      runs: 1,
+      stops: false,
+      invariants: r.violations.map((v) => v.invariant),
+      violations: r.violations.length > 0 ? 1 : 0,
+      result: JSON.stringify(Schema.encodeSync(Schemas.RunResult)(result))
+    } satisfies ShardResult
+  })
+
 /**
  * Runs one shard: unless its job has ended, or (an exploration without `all`) a lower shard
  * already found the violation that ends it. Writes the result, then ends the job when every
@@ -211,7 +277,14 @@ export const runShard = (job: string, shard: number) =>
     const before = yield* store.tally(job, all)
     if (shard >= needed(row, all, before.firstStop)) return
     if (row.state === "queued") yield* store.setState(job, "running")
-    const result = plan._tag === "explore" ? yield* exploreShard(row, plan, shard) : yield* compareShard(plan, shard)
+    const result = plan._tag === "explore"
+      ? yield* exploreShard(row, plan, shard)
+      : plan._tag === "compare"
+      ? yield* compareShard(plan, shard)
+      : yield* oneRun(plan).pipe(
+        // A replay that diverges (a token from another build) fails its job with the reason.
+        Effect.catchAll((e) => Effect.fail(new WorkerProtocol.WorkerRequestError({ message: e.message })))
+      )
     yield* store.putShard(job, shard, result, yield* Clock.currentTimeMillis, yield* RunnerId)
     const after = yield* store.tally(job, all)
     if (after.shardsThroughStop >= needed(row, all, after.firstStop)) yield* store.setState(job, "done")
@@ -237,16 +310,18 @@ export const shardEntityLayer = CampaignShard.toLayer(Effect.gen(function*() {
 export class Jobs extends Context.Tag("@kvmlab/service/Jobs")<Jobs, {
   readonly submit: (spec: Schemas.JobSpec, now: string, id: string) => Effect.Effect<Schemas.Job, Api.BadRequest | SqlError>
   readonly get: (id: string) => Effect.Effect<Schemas.Job, Api.NotFound | SqlError>
-  readonly list: (o: { readonly state?: Schemas.JobState | undefined; readonly offset: number; readonly limit: number }) => Effect.Effect<Schemas.JobPage, SqlError>
+  readonly list: (o: { readonly state?: Schemas.JobState | undefined; readonly kind?: Schemas.Job["kind"] | undefined; readonly offset: number; readonly limit: number }) => Effect.Effect<Schemas.JobPage, SqlError>
   readonly cancel: (id: string) => Effect.Effect<Schemas.Job, Api.NotFound | SqlError>
   readonly result: (id: string) => Effect.Effect<Schemas.JobResult, Api.NotFound | SqlError>
   /** The Perfetto trace of an exploration's violation `n` (0 is the first), made by replaying its token with tracing on. */
   readonly trace: (id: string, n: number) => Effect.Effect<unknown, Api.NotFound | SqlError>
   /**
    * The job's progress: a snapshot whenever it changes (polled from the store, which every
-   * runner writes), until the job ends; the last element is its end.
+   * runner writes), until the job ends; the last element is its end. Each carries an id that
+   * only grows as the job goes on (4 x shards stored, plus 0 queued, 1 running, 3 ended), the
+   * same whoever asks and whenever: a client that reconnects resumes after the last id it saw.
    */
-  readonly progress: (id: string) => Stream.Stream<Schemas.Progress, Api.NotFound | SqlError>
+  readonly progress: (id: string) => Stream.Stream<{ readonly id: number; readonly progress: Schemas.Progress }, Api.NotFound | SqlError>
 }>() {}
 
 export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.effect(
@@ -290,12 +365,17 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
 
     const submit = (spec: Schemas.JobSpec, now: string, id: string) =>
       Effect.gen(function*() {
-        const s = yield* scenarioOf(spec)
-        const p = spec._tag === "explore" ? yield* explorePlan(spec, s) : yield* comparePlan(spec, s)
+        const { p, name } = spec._tag === "replay"
+          ? yield* Effect.map(replayPlan(spec), (p) => ({ p, name: p.scenario.name }))
+          : yield* Effect.gen(function*() {
+            const s = yield* scenarioOf(spec)
+            const p = spec._tag === "explore" ? yield* explorePlan(spec, s) : spec._tag === "compare" ? yield* comparePlan(spec, s) : yield* runPlan(spec, s)
+            return { p, name: s.name }
+          })
         const row = yield* store.insertJob({
           id,
           kind: spec._tag,
-          scenario: s.name,
+          scenario: name,
           spec: JSON.stringify(Schema.encodeSync(Schemas.JobSpec)(spec)),
           block: Schema.encodeSync(Plan)(p.plan),
           state: "queued",
@@ -316,6 +396,10 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
         const plan = planOf(row)
         const spec = specOf(row)
         const shards = yield* store.results(id)
+        if (plan._tag === "run" || plan._tag === "replay") {
+          if (shards.length === 0) return yield* new Api.NotFound({ what: "result", message: `job ${id} has not run yet (${row.state})` })
+          return Schema.decodeUnknownSync(Schema.parseJson(Schemas.RunResult))(shards[0]!)
+        }
         if (plan._tag === "compare") {
           const sums = shards.map((r) => Schema.decodeUnknownSync(RowSums)(r))
           const rows = plan.rows.slice(0, sums.length).map((r, i) =>
@@ -337,8 +421,8 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
         const c = Explore.combine(blocks, plan.all)
         return new Schemas.ExploreResult({
           scenario: row.scenario,
-          strategy: spec._tag === "explore" && spec.strategy === "pct" ? `pct:${spec.depth ?? 3}` : spec.strategy ?? "random",
-          seed: spec.seed,
+          strategy: spec._tag === "explore" && spec.strategy === "pct" ? `pct:${spec.depth ?? 3}` : spec._tag === "explore" ? spec.strategy : "random",
+          seed: spec._tag === "replay" ? 0 : spec.seed,
           runs: c.runs,
           steps: c.steps,
           distinctTraces: c.distinctTraces,
@@ -366,10 +450,14 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
       trace: (id, n) =>
         Effect.gen(function*() {
           const r = yield* resultOf(id)
-          if (r._tag !== "explore") return yield* new Api.NotFound({ what: "violation", message: `job ${id} is a comparison: its runs have metrics, not counterexamples` })
-          const v = r.violations[n]
-          if (v === undefined) return yield* new Api.NotFound({ what: "violation", message: `job ${id} has ${r.violations.length} violation${r.violations.length === 1 ? "" : "s"}; no violation ${n}` })
-          const run = yield* Runner.replay(v.replay, { trace: true }).pipe(Effect.orDie)
+          if (r._tag === "compare") return yield* new Api.NotFound({ what: "violation", message: `job ${id} is a comparison: its runs have metrics, not counterexamples` })
+          // A run or replay job's trace is its run's, violation or not (n 0); an exploration's, its violation n's.
+          const token = r._tag === "run" ? (n === 0 ? r.replay : undefined) : r.violations[n]?.replay
+          if (token === undefined) {
+            const count = r._tag === "run" ? 1 : r.violations.length
+            return yield* new Api.NotFound({ what: "violation", message: `job ${id} has ${count} ${r._tag === "run" ? "run" : `violation${count === 1 ? "" : "s"}`}; no ${n}` })
+          }
+          const run = yield* Runner.replay(token, { trace: true, onPause: () => eventLoopTurn }).pipe(Effect.orDie)
           return Perfetto.fromTrace(run.trace, { timed: run.strategy === "timed", title: `${run.scenario} seed ${run.seed} ${run.strategy}`, violation: run.violations[0] })
         }),
       progress: (id) => {
@@ -380,7 +468,7 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
           const runsTotal = Math.min(row.runsTotal, needed(row, all, t.firstStop) * row.shardSize)
           const seconds = Math.max(0, ((yield* Clock.currentTimeMillis) - Date.parse(row.createdAt)) / 1000)
           const rate = seconds > 0 ? t.runsDone / seconds : 0
-          return new Schemas.Progress({
+          const progress = new Schemas.Progress({
             id,
             state: row.state,
             runsDone: t.runsDone,
@@ -390,10 +478,11 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
             runsPerSecond: Math.round(rate),
             ...(!ended(row.state) && rate > 0 ? { etaSeconds: Math.round((runsTotal - t.runsDone) / rate) } : {})
           })
+          return { id: 4 * t.shardsDone + (ended(row.state) ? 3 : row.state === "running" ? 1 : 0), progress }
         })
         return Stream.repeatEffectWithSchedule(snapshot, Schedule.spaced(PROGRESS_POLL)).pipe(
-          Stream.changesWith((a, b) => a.runsDone === b.runsDone && a.state === b.state && a.violations === b.violations),
-          Stream.takeUntil((p) => ended(p.state))
+          Stream.changesWith((a, b) => a.id === b.id),
+          Stream.takeUntil((p) => ended(p.progress.state))
         )
       }
     }

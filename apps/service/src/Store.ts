@@ -47,7 +47,7 @@ export const migrations = Migrator.fromRecord({
 export interface JobRow {
   readonly id: string
   readonly seq: number
-  readonly kind: "explore" | "compare"
+  readonly kind: "explore" | "compare" | "run" | "replay"
   /** The scenario's name. */
   readonly scenario: string
   /** The job's spec as submitted (JSON of `Schemas.JobSpec`'s encoded form). */
@@ -111,7 +111,7 @@ export class RunnerId extends Context.Tag("@kvmlab/service/RunnerId")<RunnerId, 
 export class Store extends Context.Tag("@kvmlab/service/Store")<Store, {
   readonly insertJob: (job: Omit<JobRow, "seq">) => Effect.Effect<JobRow, SqlError>
   readonly job: (id: string) => Effect.Effect<Option.Option<JobRow>, SqlError>
-  readonly jobs: (o: { readonly state?: JobRow["state"] | undefined; readonly offset: number; readonly limit: number }) => Effect.Effect<{ readonly rows: ReadonlyArray<JobRow>; readonly total: number }, SqlError>
+  readonly jobs: (o: { readonly state?: JobRow["state"] | undefined; readonly kind?: JobRow["kind"] | undefined; readonly offset: number; readonly limit: number }) => Effect.Effect<{ readonly rows: ReadonlyArray<JobRow>; readonly total: number }, SqlError>
   /** Moves a job to `state` unless it has already ended (done, failed, cancelled); true when it moved. */
   readonly setState: (id: string, state: JobRow["state"], error?: string) => Effect.Effect<boolean, SqlError>
   /** Stores a shard's result; false when it was stored already (a message delivered again). */
@@ -154,7 +154,10 @@ export const layer: Layer.Layer<Store, never, SqlClient.SqlClient> = Layer.effec
       job,
       jobs: (o) =>
         Effect.gen(function*() {
-          const where = o.state === undefined ? sql`1 = 1` : sql`state = ${o.state}`
+          const where = sql.and([
+            ...(o.state === undefined ? [] : [sql`state = ${o.state}`]),
+            ...(o.kind === undefined ? [] : [sql`kind = ${o.kind}`])
+          ])
           const rows = yield* sql`SELECT * FROM kvmlab_jobs WHERE ${where} ORDER BY seq DESC LIMIT ${o.limit} OFFSET ${o.offset}`
           const [{ n }] = (yield* sql`SELECT COUNT(*) AS n FROM kvmlab_jobs WHERE ${where}`) as unknown as [{ n: number }]
           return { rows: rows.map(toRow), total: Number(n) }

@@ -2,7 +2,7 @@
  * The command line as the service's client: the real `kvmlab` bin (a child process, started with
  * `spawn`) against the service on a real loopback port. `explore --server` prints the same JSON
  * as a local `explore` (less the wall-clock rates and where it ran); `compare --server` the same
- * rows; `--detach` the job id, which `kvmlab jobs` then shows; a wrong token is one line, exit 2.
+ * rows; `run --server` the same run; `--detach` the job id, which `kvmlab jobs` then shows; a wrong token is one line, exit 2.
  */
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpServer } from "@effect/platform-node"
@@ -59,6 +59,12 @@ describe("kvmlab --server", () => {
       const lc = yield* kvmlab(...cargs)
       expect(rc.status, rc.stderr).toBe(0)
       expect(JSON.parse(rc.stdout)).toEqual(JSON.parse(lc.stdout))
+
+      const rargs = ["run", "request-race", "--bug", "A.noEntryBarrier", "--strategy", "random", "--seed", "4", "--json"]
+      const rr = yield* kvmlab(...rargs, "--server", url, "--token", TOKEN)
+      const lr = yield* kvmlab(...rargs)
+      expect(rr.status, rr.stderr).toBe(lr.status)
+      expect(JSON.parse(rr.stdout)).toEqual(JSON.parse(lr.stdout))
 
       const detached = yield* kvmlab("explore", "request-race", "--runs", "500", "--server", url, "--token", TOKEN, "--detach", "--json")
       expect(detached.status, detached.stderr).toBe(0)

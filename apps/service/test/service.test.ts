@@ -60,7 +60,9 @@ describe("the service", () => {
       expect(job.shardsTotal).toBeGreaterThan(1)
       const evs = yield* events(job.id)
       
-      expect(evs.map((e) => e.id)).toEqual(evs.map((_, i) => i + 1))
+      // Ids grow with the job (4 x shards stored + 0 queued, 1 running, 3 ended).
+      expect(evs.every((e, i) => i === 0 || e.id > evs[i - 1]!.id)).toBe(true)
+      expect(evs.at(-1)!.id).toBe(4 * job.shardsTotal + 3)
       const runs = evs.map((e) => e.progress.runsDone)
       expect([...runs].sort((a, b) => a - b)).toEqual(runs)
       expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done", runsDone: 3000 })
@@ -123,6 +125,50 @@ describe("the service", () => {
       expect(empty).toMatchObject({ _tag: "BadRequest", field: "vary" })
       const unknown = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.CompareSpec({ scenario: "tlb-shootdown", vary: { colour: ["red"] } }) }))
       expect(unknown).toMatchObject({ _tag: "BadRequest", field: "vary.colour" })
+    }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
+
+  it.scopedLive("a run and a replay as jobs give kvmlab run's and kvmlab replay's result; the run's trace", () =>
+    Effect.gen(function*() {
+      const api = yield* client(TOKEN)
+      const job = yield* api.jobs.submit({ payload: new Schemas.RunSpec({ scenario: "request-race", bugs: ["A.noEntryBarrier"], strategy: "random", seed: 4 }) })
+      expect(job).toMatchObject({ kind: "run", runsTotal: 1, shardsTotal: 1 })
+      const evs = yield* events(job.id)
+      expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done", runsDone: 1 })
+      const result = yield* api.jobs.result({ path: { id: job.id } })
+      if (result._tag !== "run") throw new Error(`expected a run's result, got ${result._tag}`)
+      const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
+      const local = yield* Runner.run(s, { seed: 4, strategy: { _tag: "random" } })
+      expect(result).toMatchObject({ traceHash: local.traceHash, steps: local.steps, outcome: local.outcome, replay: local.token, metrics: local.metrics })
+      expect(result.violations.map((v) => v.invariant)).toEqual(local.violations.map((v) => v.invariant))
+      const trace = (yield* api.jobs.trace({ path: { id: job.id, n: 0 } })) as { traceEvents: ReadonlyArray<unknown> }
+      expect(trace.traceEvents.length).toBeGreaterThan(10)
+      expect(yield* Effect.flip(api.jobs.trace({ path: { id: job.id, n: 1 } }))).toMatchObject({ _tag: "NotFound" })
+
+      const again = yield* api.jobs.submit({ payload: new Schemas.ReplaySpec({ token: result.replay }) })
+      expect(again).toMatchObject({ kind: "replay", scenario: "request-race" })
+      expect((yield* events(again.id)).at(-1)!.progress).toMatchObject({ state: "done" })
+      const replayed = yield* api.jobs.result({ path: { id: again.id } })
+      expect(replayed).toMatchObject({ _tag: "run", traceHash: local.traceHash, steps: local.steps })
+      const damaged = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.ReplaySpec({ token: result.replay.slice(0, 40) }) }))
+      expect(damaged).toMatchObject({ _tag: "BadRequest", field: "token" })
+      const kinds = yield* api.jobs.list({ urlParams: { kind: "replay" } })
+      expect(kinds.jobs.map((j) => j.id)).toEqual([again.id])
+    }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
+
+  it.scopedLive("progress events resume after Last-Event-ID", () =>
+    Effect.gen(function*() {
+      const api = yield* client(TOKEN)
+      const job = yield* api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race", runs: 3000, all: true }) })
+      const all = yield* events(job.id)
+      expect(all.length).toBeGreaterThan(2)
+      const http = yield* HttpClient.HttpClient
+      const after = (last: number) =>
+        Effect.flatMap(http.execute(HttpClientRequest.get(`/api/jobs/${job.id}/events`).pipe(HttpClientRequest.setHeader("last-event-id", String(last)))), (res) =>
+          Effect.map(res.stream.pipe(Stream.decodeText(), Stream.mkString), (text) => [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]))))
+      // Reconnected after an earlier event, the client gets the newer ones (here, the end); after the last, none.
+      const final = all.at(-1)!.id
+      expect(yield* after(all[0]!.id)).toEqual([final])
+      expect(yield* after(final)).toEqual([])
     }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
 
   it.scopedLive("bad requests are 400s naming the field; mutations without the token are 401s", () =>

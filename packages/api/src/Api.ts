@@ -62,6 +62,7 @@ export class JobsGroup extends HttpApiGroup.make("jobs")
     HttpApiEndpoint.get("list", "/api/jobs")
       .setUrlParams(Schema.Struct({
         state: Schema.optional(JobState),
+        kind: Schema.optional(Schema.Literal("explore", "compare", "run", "replay")),
         offset: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(0, 1_000_000_000))),
         limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 500)))
       }))

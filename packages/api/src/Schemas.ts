@@ -62,8 +62,24 @@ export class CompareSpec extends Schema.TaggedClass<CompareSpec>()("compare", {
   depth: Schema.optional(Schema.Int.pipe(Schema.between(1, 64)))
 }) {}
 
+/** What a run job asks for: the same as `kvmlab run`'s options (timed by default). */
+export class RunSpec extends Schema.TaggedClass<RunSpec>()("run", {
+  scenario: ScenarioRef,
+  variant: Schema.optionalWith(Settings, { default: () => ({}) }),
+  bugs: Schema.optionalWith(Bugs, { default: () => [] }),
+  seed: Schema.optionalWith(Seed, { default: () => 1 }),
+  strategy: Schema.optionalWith(Schema.Literal("timed", "random", "pct", "swarm"), { default: () => "timed" as const }),
+  depth: Schema.optional(Schema.Int.pipe(Schema.between(1, 64))),
+  maxSteps: Schema.optional(Schema.Int.pipe(Schema.between(1, 1_000_000_000)))
+}) {}
+
+/** What a replay job asks for: a replay token (as `kvmlab replay` takes it). */
+export class ReplaySpec extends Schema.TaggedClass<ReplaySpec>()("replay", {
+  token: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(1_000_000))
+}) {}
+
 /** What a job asks for (the kinds the service runs); a field it does not declare is refused. */
-export const JobSpec = Schema.Union(ExploreSpec, CompareSpec).annotations(strict)
+export const JobSpec = Schema.Union(ExploreSpec, CompareSpec, RunSpec, ReplaySpec).annotations(strict)
 export type JobSpec = typeof JobSpec.Type
 
 export const JobState = Schema.Literal("queued", "running", "done", "failed", "cancelled")
@@ -72,7 +88,7 @@ export type JobState = typeof JobState.Type
 /** A job as the service reports it. */
 export class Job extends Schema.Class<Job>("Job")({
   id: Schema.String,
-  kind: Schema.Literal("explore", "compare"),
+  kind: Schema.Literal("explore", "compare", "run", "replay"),
   state: JobState,
   /** The scenario's name (a file's `name` field). */
   scenario: Schema.String,
@@ -136,8 +152,25 @@ export class CompareResult extends Schema.TaggedClass<CompareResult>()("compare"
   metricUnits: Schema.Record({ key: Schema.String, value: Schema.String })
 }) {}
 
-/** A job's result: an exploration's or a comparison's. */
-export const JobResult = Schema.Union(ExploreResult, CompareResult)
+/** A run's result (of a run or a replay job), as `kvmlab run --json` prints it; `replay` is its token. */
+export class RunResult extends Schema.TaggedClass<RunResult>()("run", {
+  scenario: Schema.String,
+  variant: Schema.Record({ key: Schema.String, value: Schema.String }),
+  bugs: Schema.Array(Schema.String),
+  seed: Schema.Number,
+  strategy: Schema.String,
+  outcome: Schema.String,
+  traceHash: Schema.String,
+  steps: Schema.Number,
+  timeNs: Schema.Number,
+  replay: Schema.String,
+  metrics: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  metricUnits: Schema.Record({ key: Schema.String, value: Schema.String }),
+  violations: Schema.Array(FoundViolation)
+}) {}
+
+/** A job's result: an exploration's, a comparison's, or a run's (run and replay jobs). */
+export const JobResult = Schema.Union(ExploreResult, CompareResult, RunResult)
 export type JobResult = typeof JobResult.Type
 
 /** A job's progress, as each Server-Sent Event carries it. */

@@ -165,7 +165,13 @@ const strategyOf = (name: "timed" | "random" | "pct" | "swarm", depth: Option.Op
 const runOptionsError = (e: Run.InvalidRunOptions) => new BadInput({ field: `--${e.field}`, message: e.message })
 
 /** A run as `run --json` and `replay --json` print it (`run` also names the outcome). */
-const runJson = (r: Runner.ScenarioRun, withOutcome: boolean) => ({
+const runJson = (
+  r: Pick<Runner.ScenarioRun, "scenario" | "bugs" | "seed" | "strategy" | "outcome" | "traceHash" | "token" | "metrics"> & {
+    readonly variant: Readonly<Record<string, string>>
+    readonly violations: ReadonlyArray<Pick<Runner.FoundViolation, "invariant" | "message" | "replay">>
+  },
+  withOutcome: boolean
+) => ({
   scenario: r.scenario,
   variant: r.variant,
   bugs: r.bugs,
@@ -281,18 +287,68 @@ const runProgress = (what: string, s: Scenario.Scenario, timed: boolean, stepBou
     return { progress, onPause, interrupted }
   })
 
-export const run = Command.make("run", { scenario: scenarioArg, variant, bug, seed, json, engine, strategy: runStrategy, depth, maxSteps, quiet, tokenFile: tokenFileOut("the run's replay token") }, (o) =>
+/** A run job on kvmlab-service, followed to its end, as `run` prints its result (or, with --detach, its id). */
+const remoteRun = (
+  server: Remote.Server,
+  s: Scenario.Scenario,
+  strategy: Strategy.SearchStrategy,
+  o: { readonly seed: number; readonly maxSteps: Option.Option<number>; readonly json: boolean; readonly quiet: boolean; readonly detach: boolean }
+) =>
+  Effect.gen(function*() {
+    const job = yield* Remote.submit(server, new Schemas.RunSpec({
+      scenario: Scenario.encode(s) as Record<string, unknown>,
+      seed: o.seed,
+      strategy: strategy._tag,
+      ...(strategy._tag === "pct" ? { depth: strategy.depth } : {}),
+      ...(Option.isSome(o.maxSteps) ? { maxSteps: o.maxSteps.value } : {})
+    }))
+    if (o.detach) {
+      yield* print(o.json ? JSON.stringify({ server: server.url, job: job.id }) : `submitted ${job.id} to ${server.url}: kvmlab jobs ${job.id} --server ${server.url}`)
+      return undefined
+    }
+    const state = yield* Remote.follow(server, job.id, Progress.silent).pipe(
+      Effect.onInterrupt(() => Console.error(`kvmlab: stopped following job ${job.id}; it goes on at ${server.url} (kvmlab jobs ${job.id} --server ${server.url})`))
+    )
+    if (state !== "done") return yield* new BadInput({ field: "job", message: `${job.id} at ${server.url} ended ${state}` })
+    const r = yield* Remote.result(server, job.id)
+    if (r._tag !== "run") return yield* Effect.dieMessage(`job ${job.id} gave a ${r._tag} result to a run`)
+    return { ...r, token: r.replay }
+  })
+
+export const run = Command.make("run", {
+  scenario: scenarioArg,
+  variant,
+  bug,
+  seed,
+  json,
+  engine,
+  strategy: runStrategy,
+  depth,
+  maxSteps,
+  quiet,
+  tokenFile: tokenFileOut("the run's replay token"),
+  ...remoteOptions
+}, (o) =>
   Effect.gen(function*() {
     const strategy = yield* strategyOf(o.strategy, o.depth)
     const s = yield* configure(o.scenario, o.variant, o.bug)
     const timed = strategy._tag === "timed" && s.durationNs > 0
     const stepBound = Option.getOrElse(o.maxSteps, () => Runner.boundsOf(s, strategy).maxSteps)
-    const { progress, onPause, interrupted } = yield* runProgress(`run ${s.name}`, s, timed, stepBound, o.quiet)
-    const r = yield* Runner.run(s, { seed: o.seed, strategy, engine: o.engine, onPause, ...(Option.isSome(o.maxSteps) ? { maxSteps: o.maxSteps.value } : {}) }).pipe(
-      Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e))),
-      Effect.onInterrupt(() => interrupted("run"))
-    )
-    yield* progress.done
+    if (Option.isNone(o.server) && (o.detach || Option.isSome(o.token))) {
+      return yield* new BadInput({ field: o.detach ? "--detach" : "--token", message: "only with --server: a local run has no job to detach from, and no token" })
+    }
+    if (Option.isSome(o.server) && o.engine === "effect") return yield* new BadInput({ field: "--engine", message: "the service runs the fast engine; --engine effect is for local runs" })
+    const local = Effect.gen(function*() {
+      const { progress, onPause, interrupted } = yield* runProgress(`run ${s.name}`, s, timed, stepBound, o.quiet)
+      const r = yield* Runner.run(s, { seed: o.seed, strategy, engine: o.engine, onPause, ...(Option.isSome(o.maxSteps) ? { maxSteps: o.maxSteps.value } : {}) }).pipe(
+        Effect.catchTag("InvalidRunOptions", (e) => Effect.fail(runOptionsError(e))),
+        Effect.onInterrupt(() => interrupted("run"))
+      )
+      yield* progress.done
+      return r
+    })
+    const r = Option.isSome(o.server) ? yield* remoteRun(yield* Remote.serverOf(o.server.value, o.token), s, strategy, o) : yield* local
+    if (r === undefined) return // detached: the job id is printed
     const written = yield* writeToken(o.tokenFile, r.token)
     if (o.json) yield* print(JSON.stringify(runJson(r, true)))
     else {
