@@ -103,8 +103,21 @@ const scenarioOf = (spec: Schemas.ExploreSpec | Schemas.CompareSpec | Schemas.Ru
     base = parsed.right
   }
   const s = Either.flatMap(Scenario.withOverrides(base, { set: Object.entries(spec.variant), bugs: spec.bugs }, "variant"), (x) => Runner.validate(x, "variant"))
-  return Either.mapLeft(s, (e) => issueOf(e, "variant"))
+  return Either.flatMap(Either.mapLeft(s, (e) => issueOf(e, "variant")), (x) => withinLimits(x, "scenario"))
 }
+
+/** The longest virtual time one run of a job may cover: a second of 128 vCPUs is minutes of a runner's core. */
+export const MAX_DURATION_NS = 10_000_000_000
+/** The most vCPUs (all VMs together) of one job's scenario. */
+export const MAX_VCPUS = 1024
+
+/** The service's own bounds on what one run may cost (a command-line run has none but the machine's). */
+const withinLimits = (s: Scenario.Scenario, field: string): Either.Either<Scenario.Scenario, Api.BadRequest> =>
+  s.durationNs > MAX_DURATION_NS
+    ? Either.left(new Api.BadRequest({ field: `${field}.durationNs`, message: `${s.durationNs} ns of virtual time; the service runs at most ${MAX_DURATION_NS} (10 s) per run (kvmlab run has no such bound)` }))
+    : s.vms * s.vcpusPerVm > MAX_VCPUS
+    ? Either.left(new Api.BadRequest({ field: `${field}.vcpusPerVm`, message: `${s.vms} VMs x ${s.vcpusPerVm} vCPUs = ${s.vms * s.vcpusPerVm} vCPUs; the service takes at most ${MAX_VCPUS}` }))
+    : Either.right(s)
 
 /** The search strategy a spec names; `depth` belongs to pct alone. */
 const strategyOf = (name: "timed" | "random" | "pct" | "swarm", depth: number | undefined): Either.Either<Strategy.SearchStrategy, Api.BadRequest> =>
@@ -133,6 +146,7 @@ const comparePlan = (spec: Schemas.CompareSpec, s: Scenario.Scenario) =>
     for (const c of Runner.combinations(vary)) {
       const checked = Either.flatMap(Scenario.withOverrides(s, { set: c }, "vary"), (x) => Runner.validate(x, "vary"))
       if (Either.isLeft(checked)) return yield* issueOf(checked.left, "vary")
+      yield* withinLimits(checked.right, "vary")
       rows.push({ variant: Object.fromEntries(c), scenario: Scenario.canonical(checked.right) })
     }
     return { plan: { _tag: "compare" as const, rows, seed: spec.seed, seeds: spec.seeds, strategy, engine: "fast" as const }, runs: rows.length * spec.seeds, shardSize: spec.seeds, shards: rows.length }

@@ -7,7 +7,7 @@
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Api, Schemas } from "@kvmlab/api"
-import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import { Runner, Scenario } from "@kvmlab/scenarios"
 import { Effect, Either } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
@@ -15,6 +15,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { freePort, postgres } from "./fixtures/postgres.js"
+import { localExplore } from "./fixtures/local.js"
 
 const bin = fileURLToPath(new URL("../bin/kvmlab-service.mjs", import.meta.url))
 const TOKEN = "multihost-test-token"
@@ -83,7 +84,7 @@ describe("several hosts sharing PostgreSQL", () => {
       const result = yield* Effect.flatMap(clientAt(url), (c) => c.jobs.result({ path: { id: job.id } }))
       if (result._tag !== "explore") throw new Error(`expected an exploration's result, got ${result._tag}`)
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
-      const local = yield* Campaign.explore(s, { seed: 11, runs, strategy: { _tag: "random" }, all: true })
+      const local = yield* localExplore(s, { seed: 11, runs, strategy: { _tag: "random" }, all: true })
       expect(result.runs).toBe(runs)
       expect(result.distinctTraces).toBe(local.distinctTraces)
       expect(result.violations.map((v) => [v.invariant, v.run, v.count, v.replay])).toEqual(local.violations.map((v) => [v.invariant, v.run, v.count, v.replay]))

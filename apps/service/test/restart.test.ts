@@ -7,13 +7,14 @@
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Api, Schemas } from "@kvmlab/api"
-import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import { Runner, Scenario } from "@kvmlab/scenarios"
 import { Effect, Either } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { localExplore } from "./fixtures/local.js"
 
 
 /** The result of an exploration job (the API's result is an exploration's or a comparison's). */
@@ -82,7 +83,7 @@ describe("kill -9 in the middle of a campaign", () => {
       yield* kill9(second.p)
       expect(done).toMatchObject({ state: "done", runsDone: runs, shardsDone: job.shardsTotal })
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
-      const local = yield* Campaign.explore(s, { seed: 3, runs, strategy: { _tag: "random" }, all: true })
+      const local = yield* localExplore(s, { seed: 3, runs, strategy: { _tag: "random" }, all: true })
       expect(result.runs).toBe(runs)
       expect(result.distinctTraces).toBe(local.distinctTraces)
       expect(result.violations.map((v) => [v.invariant, v.run, v.count, v.replay])).toEqual(local.violations.map((v) => [v.invariant, v.run, v.count, v.replay]))

@@ -10,12 +10,13 @@ import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeContext, NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Api, Schemas } from "@kvmlab/api"
-import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import { Runner, Scenario } from "@kvmlab/scenarios"
 import { Effect, Either, Layer, Stream } from "effect"
 import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Service from "../src/Service.js"
+import { localCompare, localExplore } from "./fixtures/local.js"
 
 
 /** The result of an exploration job (the API's result is an exploration's or a comparison's). */
@@ -69,7 +70,7 @@ describe("the service", () => {
       const result = explored(yield* api.jobs.result({ path: { id: job.id } }))
 
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
-      const local = yield* Campaign.explore(s, { seed: 7, runs: 3000, strategy: { _tag: "random" }, all: true })
+      const local = yield* localExplore(s, { seed: 7, runs: 3000, strategy: { _tag: "random" }, all: true })
       expect(result.runs).toBe(local.runs)
       expect(result.distinctTraces).toBe(local.distinctTraces)
       expect(result.violations.map((v) => [v.invariant, v.run, v.count, v.replay])).toEqual(local.violations.map((v) => [v.invariant, v.run, v.count, v.replay]))
@@ -100,7 +101,7 @@ describe("the service", () => {
       expect(evs.at(-1)!.progress).toMatchObject({ percent: 100, state: "done" })
       const result = explored(yield* api.jobs.result({ path: { id: job.id } }))
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("request-race")!, { bugs: ["A.noEntryBarrier"] }))
-      const local = yield* Campaign.explore(s, { seed: 1, runs: 20000, strategy: { _tag: "random" } })
+      const local = yield* localExplore(s, { seed: 1, runs: 20000, strategy: { _tag: "random" } })
       expect(result.violations.map((v) => [v.invariant, v.run, v.replay])).toEqual(local.violations.map((v) => [v.invariant, v.run, v.replay]))
       expect(result.runs).toBe(local.runs)
       expect(result.runs).toBeLessThan(20000)
@@ -117,7 +118,7 @@ describe("the service", () => {
       const result = yield* api.jobs.result({ path: { id: job.id } })
       if (result._tag !== "compare") throw new Error(`expected a comparison's result, got ${result._tag}`)
       const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("tlb-shootdown")!, { set: [["durationNs", "20000000"]] }))
-      const local = yield* Campaign.compare(s, { vary: Object.entries(vary), seeds: 2, seed: 1 })
+      const local = yield* localCompare(s, { vary: Object.entries(vary), seeds: 2, seed: 1 })
       expect(result.rows.map((r) => ({ variant: r.variant, metrics: r.metrics, violations: r.violations }))).toEqual(local.rows)
       expect(result.metricUnits.ipis_per_shootdown).toBe("per shootdown, mean over the run's shootdowns")
       expect(yield* Effect.flip(api.jobs.trace({ path: { id: job.id, n: 0 } }))).toMatchObject({ _tag: "NotFound", what: "violation" })
@@ -153,6 +154,26 @@ describe("the service", () => {
       expect(damaged).toMatchObject({ _tag: "BadRequest", field: "token" })
       const kinds = yield* api.jobs.list({ urlParams: { kind: "replay" } })
       expect(kinds.jobs.map((j) => j.id)).toEqual([again.id])
+    }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
+
+  it.scopedLive("cancel stops the remaining shards: the job ends cancelled, and no shard is stored after", () =>
+    Effect.gen(function*() {
+      const api = yield* client(TOKEN)
+      const job = yield* api.jobs.submit({ payload: new Schemas.ExploreSpec({ scenario: "request-race", runs: 200_000, all: true }) })
+      const cancelled = yield* api.jobs.cancel({ path: { id: job.id } })
+      expect(cancelled.state).toBe("cancelled")
+      // Shards already running finish (and are stored); none starts after. Wait until nothing moves.
+      let last = -1
+      let now = (yield* api.jobs.get({ path: { id: job.id } })).shardsDone
+      while (now !== last) {
+        last = now
+        yield* Effect.sleep("2 seconds")
+        now = (yield* api.jobs.get({ path: { id: job.id } })).shardsDone
+      }
+      expect(now).toBeLessThan(job.shardsTotal / 4)
+      expect((yield* events(job.id)).at(-1)!.progress.state).toBe("cancelled")
+      const noToken = yield* client(undefined)
+      expect(yield* Effect.flip(noToken.jobs.cancel({ path: { id: job.id } }))).toMatchObject({ _tag: "Unauthorized" })
     }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
 
   it.scopedLive("progress events resume after Last-Event-ID", () =>
@@ -202,6 +223,11 @@ describe("the service", () => {
       expect(huge.text).toContain("runs")
       const garbage = yield* post("{not json")
       expect(garbage.status).toBe(400)
+      // The service's own bounds on one run's cost.
+      const long = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.RunSpec({ scenario: "tlb-shootdown", variant: { durationNs: "20000000000" } }) }))
+      expect(long).toMatchObject({ _tag: "BadRequest", field: "scenario.durationNs" })
+      const wide = yield* Effect.flip(api.jobs.submit({ payload: new Schemas.CompareSpec({ scenario: "tlb-shootdown", vary: { vcpusPerVm: ["16", "256"] }, variant: { vms: "8" } }) }))
+      expect(wide).toMatchObject({ _tag: "BadRequest", field: "vary.vcpusPerVm" })
       const health = yield* api.health.health()
       expect(health.status).toBe("ok")
     }).pipe(Effect.provide(server(mkdtempSync(join(tmpdir(), "kvmlab-service-"))))))
