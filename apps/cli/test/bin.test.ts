@@ -77,27 +77,9 @@ describe("kvmlab ... | head -1", () => {
 
 /**
  * Starts `kvmlab ...args`, sends `signal` once its stderr shows `ready` (the first progress line:
- * the exploration is under way, with most of it left), and gives its exit code and stderr.
+ * the work is under way, with most of it left), and gives its exit code, stdout (the partial result) and stderr.
  */
 const interrupted = (signal: NodeJS.Signals, ready: RegExp, ...args: Array<string>) =>
-  Effect.async<{ status: number | null; stderr: string }, Error>((resume) => {
-    const p = spawn(bin, args, { cwd: root })
-    let stderr = ""
-    let sent = false
-    p.stdout.resume()
-    p.stderr.on("data", (d) => {
-      stderr += d
-      if (!sent && ready.test(stderr)) {
-        sent = true
-        p.kill(signal)
-      }
-    })
-    p.on("error", (e) => resume(Effect.fail(e)))
-    p.on("close", (status) => resume(Effect.succeed({ status, stderr })))
-  })
-
-/** `interrupted`, also giving the bin's stdout (the partial result). */
-const interruptedOut = (signal: NodeJS.Signals, ready: RegExp, ...args: Array<string>) =>
   Effect.async<{ status: number | null; stdout: string; stderr: string }, Error>((resume) => {
     const p = spawn(bin, args, { cwd: root })
     let stdout = ""
@@ -134,7 +116,7 @@ describe("Ctrl-C during run, compare and litmus", () => {
     Effect.gen(function*() {
       // One worker runs the 10 seeds of the first row, then the second's; a line every tenth of the
       // way (3 runs): interrupted at the line after the first row is done.
-      const r = yield* interruptedOut(
+      const r = yield* interrupted(
         "SIGINT", /compare tlb-shootdown: 12\/30/,
         "compare", "tlb-shootdown", "--vary", "vms=1,2,3", "--seeds", "10", "--workers", "1"
       )
@@ -152,7 +134,7 @@ describe("Ctrl-C during run, compare and litmus", () => {
       for (const i of [1, 2, 3, 4]) yield* Effect.promise(() => writeFile(join(dir, `a${i}.litmus`), small.replace(/^X86_64 SB$/m, `X86_64 SB${i}`)))
       yield* Effect.promise(() => writeFile(join(dir, "z.litmus"), huge))
       // The actor engine reports each test (5 files): the fifth searches up to 16 million states first.
-      const r = yield* interruptedOut("SIGINT", /: 4\/5/, "litmus", dir, "--engine", "fast", "--max-states", "16000000")
+      const r = yield* interrupted("SIGINT", /: 4\/5/, "litmus", dir, "--engine", "fast", "--max-states", "16000000")
       yield* Effect.promise(() => rm(dir, { recursive: true }))
       expect(r.status).toBe(130)
       expect(r.stdout.match(/^SB\d /gm)).toHaveLength(4)

@@ -84,93 +84,93 @@ const done = async (page: Page) => {
   await text(page, "progress-text", /^100% done/)
 }
 
+/**
+ * Runs `f` on a new page of the dashboard, in a browser for the test, against the service of the
+ * test; the page must end without a refusal or a script error.
+ */
+const onPage = (f: (page: Page, base: string) => Promise<void>) =>
+  Effect.gen(function*() {
+    const base = yield* baseUrl
+    yield* Effect.scoped(Effect.gen(function*() {
+      const browser = yield* launch
+      yield* Effect.promise(async () => {
+        const { page, problems } = await open(browser, base)
+        await f(page, base)
+        expect(problems).toEqual([])
+      })
+    }))
+  }).pipe(Effect.provide(server()))
+
 describe("the dashboard", () => {
   it.live("an exploration of a bug switch: 401 without the token, progress to 100%, the counterexample with its token and trace", () =>
-    Effect.gen(function*() {
-      const base = yield* baseUrl
-      yield* Effect.scoped(Effect.gen(function*() {
-        const browser = yield* launch
-        yield* Effect.promise(async () => {
-          const { page, problems } = await open(browser, base)
+    onPage(async (page, base) => {
+      // Only the fixed paths are served.
+      expect((await page.request.get(`${base}/dashboard/%2e%2e/package.json`)).status()).toBe(404)
+      expect((await page.request.get(`${base}/dashboard/nope.js`)).status()).toBe(404)
+      await shown(page, "#bug-names option[value='A.noEntryBarrier']", { state: "attached" })
 
-          // Only the fixed paths are served.
-          expect((await page.request.get(`${base}/dashboard/%2e%2e/package.json`)).status()).toBe(404)
-          expect((await page.request.get(`${base}/dashboard/nope.js`)).status()).toBe(404)
-          await shown(page, "#bug-names option[value='A.noEntryBarrier']", { state: "attached" })
+      // A copy of a scenario: valid as it is, refused naming the field once broken.
+      await page.locator("[data-testid=scenario-item][data-name=request-race]").click()
+      await expect.poll(() => page.locator("[data-testid=scenario-json]").inputValue(), { timeout: WAIT }).toContain(`"name": "request-race"`)
+      const copy = JSON.parse(await page.locator("[data-testid=scenario-json]").inputValue()) as Record<string, unknown>
+      await page.locator("[data-testid=validate]").click()
+      await text(page, "validate-result", /^OK/)
+      await page.locator("[data-testid=scenario-json]").fill(JSON.stringify({ ...copy, vms: 0 }, null, 2))
+      await page.locator("[data-testid=validate]").click()
+      await text(page, "validate-result", /^vms: .*greater than or equal to 1/)
 
-          // A copy of a scenario: valid as it is, refused naming the field once broken.
-          await page.locator("[data-testid=scenario-item][data-name=request-race]").click()
-          await expect.poll(() => page.locator("[data-testid=scenario-json]").inputValue(), { timeout: WAIT }).toContain(`"name": "request-race"`)
-          const copy = JSON.parse(await page.locator("[data-testid=scenario-json]").inputValue()) as Record<string, unknown>
-          await page.locator("[data-testid=validate]").click()
-          await text(page, "validate-result", /^OK/)
-          await page.locator("[data-testid=scenario-json]").fill(JSON.stringify({ ...copy, vms: 0 }, null, 2))
-          await page.locator("[data-testid=validate]").click()
-          await text(page, "validate-result", /^vms: .*greater than or equal to 1/)
+      // The exploration's form; without the token the service says what is missing.
+      await page.locator("[data-testid=scenario]").fill("request-race")
+      await page.locator("[data-testid=bugs]").fill("A.noEntryBarrier")
+      await page.locator("[data-testid=runs]").fill("2000")
+      await page.locator("[data-testid=seed]").fill("1")
+      await page.locator("[data-testid=submit]").click()
+      await text(page, "status", /401 missing bearer token/)
 
-          // The exploration's form; without the token the service says what is missing.
-          await page.locator("[data-testid=scenario]").fill("request-race")
-          await page.locator("[data-testid=bugs]").fill("A.noEntryBarrier")
-          await page.locator("[data-testid=runs]").fill("2000")
-          await page.locator("[data-testid=seed]").fill("1")
-          await page.locator("[data-testid=submit]").click()
-          await text(page, "status", /401 missing bearer token/)
+      await page.locator("[data-testid=token]").fill(TOKEN)
+      expect(await page.evaluate("localStorage.getItem('kvmlab.token')")).toBe(TOKEN)
+      await page.locator("[data-testid=submit]").click()
+      await done(page)
 
-          await page.locator("[data-testid=token]").fill(TOKEN)
-          expect(await page.evaluate("localStorage.getItem('kvmlab.token')")).toBe(TOKEN)
-          await page.locator("[data-testid=submit]").click()
-          await done(page)
+      // The counterexample: REQ-1, with the API's replay token, and its trace.
+      await shown(page, "[data-testid=violation][data-invariant=REQ-1]")
+      const row = page.locator("[data-testid=violation][data-invariant=REQ-1]").first()
+      const token = await row.locator("[data-testid=replay]").inputValue()
+      expect(token).toMatch(/^kvl1\./)
+      const id = (await page.locator("[data-testid=job-id]").textContent()) ?? ""
+      const result = await (await page.request.get(`${base}/api/jobs/${id}/result`)).json() as { violations: Array<{ invariant: string; replay: string }> }
+      expect(result.violations.find((v) => v.invariant === "REQ-1")?.replay).toBe(token)
+      await shown(page, `[data-testid=job-item][data-id='${id}'][data-state=done]`)
 
-          // The counterexample: REQ-1, with the API's replay token, and its trace.
-          await shown(page, "[data-testid=violation][data-invariant=REQ-1]")
-          const row = page.locator("[data-testid=violation][data-invariant=REQ-1]").first()
-          const token = await row.locator("[data-testid=replay]").inputValue()
-          expect(token).toMatch(/^kvl1\./)
-          const id = (await page.locator("[data-testid=job-id]").textContent()) ?? ""
-          const result = await (await page.request.get(`${base}/api/jobs/${id}/result`)).json() as { violations: Array<{ invariant: string; replay: string }> }
-          expect(result.violations.find((v) => v.invariant === "REQ-1")?.replay).toBe(token)
-          await shown(page, `[data-testid=job-item][data-id='${id}'][data-state=done]`)
+      await row.locator("[data-testid=copy]").click()
+      await expect.poll(() => page.evaluate("navigator.clipboard.readText()"), { timeout: WAIT }).toBe(token)
 
-          await row.locator("[data-testid=copy]").click()
-          await expect.poll(() => page.evaluate("navigator.clipboard.readText()"), { timeout: WAIT }).toBe(token)
+      const [download] = await Promise.all([page.waitForEvent("download", { timeout: WAIT }), row.locator("[data-testid=trace]").click()])
+      expect(download.suggestedFilename()).toMatch(/\.json$/)
+      const trace = JSON.parse(readFileSync(await download.path(), "utf8")) as { traceEvents: Array<{ name: string }> }
+      expect(trace.traceEvents.length).toBeGreaterThan(0)
+      expect(trace.traceEvents.some((e) => e.name === "VIOLATION REQ-1")).toBe(true)
 
-          const [download] = await Promise.all([page.waitForEvent("download", { timeout: WAIT }), row.locator("[data-testid=trace]").click()])
-          expect(download.suggestedFilename()).toMatch(/\.json$/)
-          const trace = JSON.parse(readFileSync(await download.path(), "utf8")) as { traceEvents: Array<{ name: string }> }
-          expect(trace.traceEvents.length).toBeGreaterThan(0)
-          expect(trace.traceEvents.some((e) => e.name === "VIOLATION REQ-1")).toBe(true)
-
-          expect(problems).toEqual([])
-        })
-      }))
-    }).pipe(Effect.provide(server())), 240_000)
+    }), 240_000)
 
   it.live("a comparison shows an Observable Plot bar chart per metric, the unit on the y axis", () =>
-    Effect.gen(function*() {
-      const base = yield* baseUrl
-      yield* Effect.scoped(Effect.gen(function*() {
-        const browser = yield* launch
-        yield* Effect.promise(async () => {
-          const { page, problems } = await open(browser, base)
-          await page.locator("[data-testid=token]").fill(TOKEN)
-          await page.locator("[data-testid=kind-compare]").check()
-          await page.locator("[data-testid=scenario]").fill("tlb-shootdown")
-          await page.locator("[data-testid=variant]").fill("durationNs=20000000")
-          await page.locator("[data-testid=vary]").fill("vms=1,2")
-          await page.locator("[data-testid=seeds]").fill("2")
-          await page.locator("[data-testid=submit]").click()
-          await done(page)
+    onPage(async (page) => {
+      await page.locator("[data-testid=token]").fill(TOKEN)
+      await page.locator("[data-testid=kind-compare]").check()
+      await page.locator("[data-testid=scenario]").fill("tlb-shootdown")
+      await page.locator("[data-testid=variant]").fill("durationNs=20000000")
+      await page.locator("[data-testid=vary]").fill("vms=1,2")
+      await page.locator("[data-testid=seeds]").fill("2")
+      await page.locator("[data-testid=submit]").click()
+      await done(page)
 
-          await shown(page, "[data-testid=chart][data-metric=ipis_per_shootdown] svg")
-          const chart = page.locator("[data-testid=chart][data-metric=ipis_per_shootdown]")
-          expect(await chart.locator("svg g[aria-label=bar] rect").count()).toBe(2)
-          expect(await chart.locator("svg").textContent()).toContain("per shootdown, mean over the run's shootdowns")
-          expect(await chart.locator("svg").textContent()).toContain("vms=2")
-          expect(await page.locator("[data-testid=chart] svg").count()).toBeGreaterThan(5)
-          await shown(page, "[data-testid=compare-table] th", { hasText: "vms=1" })
+      await shown(page, "[data-testid=chart][data-metric=ipis_per_shootdown] svg")
+      const chart = page.locator("[data-testid=chart][data-metric=ipis_per_shootdown]")
+      expect(await chart.locator("svg g[aria-label=bar] rect").count()).toBe(2)
+      expect(await chart.locator("svg").textContent()).toContain("per shootdown, mean over the run's shootdowns")
+      expect(await chart.locator("svg").textContent()).toContain("vms=2")
+      expect(await page.locator("[data-testid=chart] svg").count()).toBeGreaterThan(5)
+      await shown(page, "[data-testid=compare-table] th", { hasText: "vms=1" })
 
-          expect(problems).toEqual([])
-        })
-      }))
-    }).pipe(Effect.provide(server())), 240_000)
+    }), 240_000)
 })
