@@ -8,7 +8,7 @@
  * newer. With `--bench` it also bundles the bench (bench/dist/run.mjs).
  */
 import { build } from "esbuild"
-import { renameSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("../", import.meta.url))
@@ -33,11 +33,45 @@ const bundle = async (entry, outfile) => {
   renameSync(tmp, `${root}${outfile}`)
 }
 
+/**
+ * Bundles `entry` into `dir/name.mjs` with code splitting: what it imports dynamically goes to
+ * `dir/chunks/` and is loaded only when used. Built in a temporary folder; the chunks (named by
+ * their content, so a new build never overwrites one in use) move into place first and the entry
+ * last, then the chunks no longer used are removed.
+ */
+const bundleSplit = async (entry, dir, name) => {
+  const out = `${root}${dir}`
+  const tmp = `${out}/.build-${process.pid}`
+  await build({
+    entryPoints: { [name]: `${root}${entry}` },
+    outdir: tmp,
+    splitting: true,
+    entryNames: "[name]",
+    chunkNames: "chunks/[name]-[hash]",
+    outExtension: { ".js": ".mjs" },
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "warning",
+    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+  })
+  mkdirSync(`${out}/chunks`, { recursive: true })
+  const chunks = existsSync(`${tmp}/chunks`) ? readdirSync(`${tmp}/chunks`) : []
+  for (const f of chunks) renameSync(`${tmp}/chunks/${f}`, `${out}/chunks/${f}`)
+  renameSync(`${tmp}/${name}.mjs`, `${out}/${name}.mjs`)
+  rmSync(tmp, { recursive: true, force: true })
+  for (const f of readdirSync(`${out}/chunks`)) if (!chunks.includes(f)) rmSync(`${out}/chunks/${f}`, { force: true })
+}
+
 /** The worker thread of `explore` and `compare`. */
 export const buildWorker = () => bundle("apps/cli/src/worker.ts", "apps/cli/dist/worker.mjs")
 
-/** The command itself, so that a start loads one JavaScript file instead of transpiling the sources (bin/kvmlab.mjs). */
-export const buildCli = () => bundle("apps/cli/src/main.ts", "apps/cli/dist/main.mjs")
+/**
+ * The command itself, so that a start loads JavaScript instead of transpiling the sources
+ * (bin/kvmlab.mjs); the service's client (`--server`) is a chunk loaded only when asked for.
+ */
+export const buildCli = () => bundleSplit("apps/cli/src/main.ts", "apps/cli/dist", "main")
 
 /** The bench, bundled like the worker so that both run the same kind of code (`npm run bench`). */
 export const buildBench = () => bundle("bench/run.ts", "bench/dist/run.mjs")

@@ -8,7 +8,7 @@
  */
 import { Sse } from "@effect/experimental"
 import { FetchHttpClient, HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import { Api, type Schemas } from "@kvmlab/api"
+import { Api, Schemas } from "@kvmlab/api"
 import { Effect, Option, Schema, Stream } from "effect"
 import { BadInput } from "./Exit.js"
 import type * as Progress from "./Progress.js"
@@ -33,6 +33,22 @@ export const serverOf = (url: string, token: Option.Option<string>): Effect.Effe
   const t = Option.getOrElse(token, () => process.env.KVMLAB_TOKEN ?? "").trim()
   return Effect.succeed({ url: parsed.href.replace(/\/$/, ""), token: t === "" ? undefined : t })
 }
+
+/** A job's spec, of the kind named: the fields as the API's schema takes them (defaults filled in). */
+export const spec = <K extends "explore" | "compare" | "run">(
+  kind: K,
+  fields: K extends "explore" ? ConstructorParameters<typeof Schemas.ExploreSpec>[0] : K extends "compare" ? ConstructorParameters<typeof Schemas.CompareSpec>[0]
+    : ConstructorParameters<typeof Schemas.RunSpec>[0]
+): Schemas.JobSpec =>
+  kind === "explore"
+    ? new Schemas.ExploreSpec(fields as ConstructorParameters<typeof Schemas.ExploreSpec>[0])
+    : kind === "compare"
+    ? new Schemas.CompareSpec(fields as ConstructorParameters<typeof Schemas.CompareSpec>[0])
+    : new Schemas.RunSpec(fields as ConstructorParameters<typeof Schemas.RunSpec>[0])
+
+/** A job, and a page of jobs, as JSON (`kvmlab jobs --json`). */
+export const encodeJob = Schema.encodeSync(Schemas.Job)
+export const encodePage = Schema.encodeSync(Schemas.JobPage)
 
 /** A failure talking to the service, as the one line the user reads. */
 const failure = (server: Server) => (e: unknown): BadInput => {

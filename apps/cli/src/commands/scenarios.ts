@@ -6,15 +6,14 @@
 import { Args, Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Costs, Variants } from "@kvmlab/kvm"
-import { Schemas } from "@kvmlab/api"
 import { Campaign, History, Metrics, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { Explore, ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
-import { Clock, Console, Effect, Either, Option, Schema } from "effect"
+import { Clock, Console, Effect, Either, Option } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
 import * as Files from "../Files.js"
 import * as Inputs from "../Inputs.js"
 import * as Progress from "../Progress.js"
-import * as Remote from "../Remote.js"
+import type * as Remote from "../Remote.js"
 import { cores, Workers } from "../Workers.js"
 
 const scenarioArg = Args.text({ name: "scenario" }).pipe(Args.withDescription("a built-in scenario name (kvmlab list) or a scenario file"))
@@ -240,6 +239,12 @@ const readToken = (o: { readonly token: Option.Option<string>; readonly tokenFil
     return text
   })
 
+/**
+ * The service's client, loaded when a command is given --server: its HTTP client and the API's
+ * schemas are a third of the bundle, and every other start would pay for them.
+ */
+const remote = Effect.promise(() => import("../Remote.js"))
+
 /** The options of a command that can run on kvmlab-service instead of here. */
 const remoteOptions = {
   server: Options.text("server").pipe(Options.withPseudoName("url"), Options.optional, Options.withDescription("submit to kvmlab-service at this URL (e.g. http://127.0.0.1:8420) and follow the job")),
@@ -295,7 +300,8 @@ const remoteRun = (
   o: { readonly seed: number; readonly maxSteps: Option.Option<number>; readonly json: boolean; readonly quiet: boolean; readonly detach: boolean }
 ) =>
   Effect.gen(function*() {
-    const job = yield* Remote.submit(server, new Schemas.RunSpec({
+    const Remote = yield* remote
+    const job = yield* Remote.submit(server, Remote.spec("run", {
       scenario: Scenario.encode(s) as Record<string, unknown>,
       seed: o.seed,
       strategy: strategy._tag,
@@ -347,7 +353,7 @@ export const run = Command.make("run", {
       yield* progress.done
       return r
     })
-    const r = Option.isSome(o.server) ? yield* remoteRun(yield* Remote.serverOf(o.server.value, o.token), s, strategy, o) : yield* local
+    const r = Option.isSome(o.server) ? yield* remoteRun(yield* (yield* remote).serverOf(o.server.value, o.token), s, strategy, o) : yield* local
     if (r === undefined) return // detached: the job id is printed
     const written = yield* writeToken(o.tokenFile, r.token)
     if (o.json) yield* print(JSON.stringify(runJson(r, true)))
@@ -421,7 +427,8 @@ const localExplore = (s: Scenario.Scenario, o: ExploreOptions, strategy: Strateg
 const remoteExplore = (server: Remote.Server, s: Scenario.Scenario, o: ExploreOptions, strategy: Strategy.SearchStrategy) =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeNanos
-    const job = yield* Remote.submit(server, new Schemas.ExploreSpec({
+    const Remote = yield* remote
+    const job = yield* Remote.submit(server, Remote.spec("explore", {
       scenario: Scenario.encode(s) as Record<string, unknown>,
       seed: o.seed,
       runs: o.runs,
@@ -480,7 +487,7 @@ export const explore = Command.make("explore", {
   Effect.gen(function*() {
     const strategy = yield* strategyOf(o.strategy, o.depth)
     const s = yield* configure(o.scenario, o.variant, o.bug)
-    const server = Option.isSome(o.server) ? Option.some(yield* Remote.serverOf(o.server.value, o.token)) : Option.none()
+    const server = Option.isSome(o.server) ? Option.some(yield* (yield* remote).serverOf(o.server.value, o.token)) : Option.none()
     if (Option.isNone(server) && (o.detach || Option.isSome(o.token))) {
       return yield* new BadInput({ field: o.detach ? "--detach" : "--token", message: "only with --server: a local exploration has no job to detach from, and no token" })
     }
@@ -656,7 +663,7 @@ export const compare = Command.make("compare", {
     const combos = vary.reduce((n, [, vs]) => n * vs.length, 1)
     if (Option.isSome(o.server)) {
       if (o.engine === "effect") return yield* new BadInput({ field: "--engine", message: "the service runs the fast engine; --engine effect is for local runs" })
-      return yield* remoteCompare(yield* Remote.serverOf(o.server.value, o.token), s, vary, strategy, o)
+      return yield* remoteCompare(yield* (yield* remote).serverOf(o.server.value, o.token), s, vary, strategy, o)
     }
     if (o.detach || Option.isSome(o.token)) {
       return yield* new BadInput({ field: o.detach ? "--detach" : "--token", message: "only with --server: a local comparison has no job to detach from, and no token" })
@@ -706,7 +713,8 @@ const remoteCompare = (
   o: { readonly seed: number; readonly seeds: number; readonly json: boolean; readonly quiet: boolean; readonly detach: boolean }
 ) =>
   Effect.gen(function*() {
-    const job = yield* Remote.submit(server, new Schemas.CompareSpec({
+    const Remote = yield* remote
+    const job = yield* Remote.submit(server, Remote.spec("compare", {
       scenario: Scenario.encode(s) as Record<string, unknown>,
       vary: Object.fromEntries(vary),
       seed: o.seed,
@@ -736,16 +744,17 @@ export const jobs = Command.make("jobs", {
   json
 }, (o) =>
   Effect.gen(function*() {
+    const Remote = yield* remote
     const server = yield* Remote.serverOf(o.server, Option.none())
     if (Option.isSome(o.id)) {
       const j = yield* Remote.job(server, o.id.value)
-      if (o.json) return yield* print(JSON.stringify(Schema.encodeSync(Schemas.Job)(j)))
+      if (o.json) return yield* print(JSON.stringify(Remote.encodeJob(j)))
       yield* print(`${j.id}  ${j.kind} ${j.scenario}: ${j.state}, ${j.runsDone}/${j.runsTotal} runs (${j.shardsDone}/${j.shardsTotal} shards), ${j.violations} violation${j.violations === 1 ? "" : "s"}; submitted ${j.createdAt}`)
       if (j.error !== undefined) yield* print(`  error: ${j.error}`)
       return
     }
     const page = yield* Remote.jobs(server)
-    if (o.json) return yield* print(JSON.stringify(Schema.encodeSync(Schemas.JobPage)(page)))
+    if (o.json) return yield* print(JSON.stringify(Remote.encodePage(page)))
     if (page.jobs.length === 0) return yield* print(`no jobs at ${server.url}`)
     for (const j of page.jobs) {
       yield* print(`${j.id}  ${j.kind.padEnd(7)} ${j.state.padEnd(9)} ${`${j.runsDone}/${j.runsTotal}`.padStart(15)} runs  ${String(j.violations).padStart(3)} viol.  ${j.scenario}  ${j.createdAt}`)
