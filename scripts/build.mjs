@@ -17,19 +17,20 @@ const root = fileURLToPath(new URL("../", import.meta.url))
  * Bundles `entry` into `outfile`, written under a temporary name and renamed into place, so that a
  * command starting while another rebuilds never loads half a file.
  */
+/** What every bundle is: one ES module for Node 20. */
+const common = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  logLevel: "warning",
+  // Bundled CommonJS dependencies (cli-progress and friends) may call require().
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+}
+
 const bundle = async (entry, outfile) => {
   const tmp = `${root}${outfile}.${process.pid}.tmp`
-  await build({
-    entryPoints: [`${root}${entry}`],
-    outfile: tmp,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "warning",
-    // Bundled CommonJS dependencies (cli-progress and friends) may call require().
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
-  })
+  await build({ ...common, entryPoints: [`${root}${entry}`], outfile: tmp })
   renameSync(tmp, `${root}${outfile}`)
 }
 
@@ -49,12 +50,7 @@ const bundleSplit = async (entry, dir, name) => {
     entryNames: "[name]",
     chunkNames: "chunks/[name]-[hash]",
     outExtension: { ".js": ".mjs" },
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "warning",
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" }
+    ...common
   })
   mkdirSync(`${out}/chunks`, { recursive: true })
   const chunks = existsSync(`${tmp}/chunks`) ? readdirSync(`${tmp}/chunks`) : []
