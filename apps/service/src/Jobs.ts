@@ -19,6 +19,7 @@ import { ClusterSchema, Entity, type Sharding } from "@effect/cluster"
 import { Rpc } from "@effect/rpc"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Api, Schemas } from "@kvmlab/api"
+import { Progress } from "@kvmlab/cli"
 import { type Dealer, Metrics, Perfetto, Runner, Scenario, WorkerProtocol } from "@kvmlab/scenarios"
 import { Explore, type Strategy } from "@kvmlab/sim"
 import { Clock, Context, Effect, Either, Layer, Option, Schedule, Schema, Stream } from "effect"
@@ -232,12 +233,6 @@ const compareShard = (plan: Extract<Plan, { _tag: "compare" }>, shard: number) =
     return { runs: plan.seeds, stops: false, invariants: [], violations, result: Schema.encodeSync(RowSums)({ sums, violations }) } satisfies ShardResult
   })
 
-/** A turn of the event loop: a long run on this thread lets the HTTP requests in between its chunks. */
-const eventLoopTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
-  const t = setImmediate(() => resume(Effect.void))
-  return Effect.sync(() => clearImmediate(t))
-})
-
 /** A run as a run job's result. */
 const runResult = (r: Runner.ScenarioRun) =>
   new Schemas.RunResult({
@@ -259,7 +254,8 @@ const runResult = (r: Runner.ScenarioRun) =>
 /** Runs the one run of a run or replay job, on this thread in chunks. */
 const oneRun = (plan: Extract<Plan, { _tag: "run" | "replay" }>) =>
   Effect.gen(function*() {
-    const onPause = () => eventLoopTurn
+    // A turn of the event loop between chunks: the runner's HTTP requests are answered meanwhile.
+    const onPause = () => Progress.eventLoopTurn
     const r = plan._tag === "replay"
       ? yield* Runner.replay(plan.token, { onPause })
       : yield* Effect.flatMap(
@@ -471,7 +467,7 @@ export const layer: Layer.Layer<Jobs, never, Store | Sharding.Sharding> = Layer.
             const count = r._tag === "run" ? 1 : r.violations.length
             return yield* new Api.NotFound({ what: "violation", message: `job ${id} has ${count} ${r._tag === "run" ? "run" : `violation${count === 1 ? "" : "s"}`}; no ${n}` })
           }
-          const run = yield* Runner.replay(token, { trace: true, onPause: () => eventLoopTurn }).pipe(Effect.orDie)
+          const run = yield* Runner.replay(token, { trace: true, onPause: () => Progress.eventLoopTurn }).pipe(Effect.orDie)
           return Perfetto.fromTrace(run.trace, { timed: run.strategy === "timed", title: `${run.scenario} seed ${run.seed} ${run.strategy}`, violation: run.violations[0] })
         }),
       progress: (id) => {

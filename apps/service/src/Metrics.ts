@@ -11,6 +11,8 @@ import { SqlClient } from "@effect/sql"
 import { Clock, Context, Effect, Layer, Runtime } from "effect"
 import { Counter, Gauge, Histogram, Registry } from "prom-client"
 
+type Row = { readonly [column: string]: unknown }
+
 const STATES = ["queued", "running", "done", "failed", "cancelled"] as const
 
 /** The window of `kvmlab_runs_per_second`. */
@@ -39,6 +41,8 @@ export const layer: Layer.Layer<ServiceMetrics, never, SqlClient.SqlClient> = La
     const sql = yield* SqlClient.SqlClient
     const run = Runtime.runPromise(yield* Effect.runtime<never>())
     const query = <A>(e: Effect.Effect<A, unknown>) => run(Effect.orDie(e))
+    /** The number in the one row (`n`) a query gives. */
+    const single = async (q: Effect.Effect<ReadonlyArray<Row>, unknown>) => Number((await query(q))[0]?.n ?? 0)
     const registry = new Registry()
     new Gauge({
       name: "kvmlab_jobs",
@@ -50,34 +54,26 @@ export const layer: Layer.Layer<ServiceMetrics, never, SqlClient.SqlClient> = La
         for (const s of STATES) this.set({ state: s }, Number(rows.find((r) => r.state === s)?.n ?? 0))
       }
     })
-    new Counter({
-      name: "kvmlab_runs_total",
-      help: "Runs made by every job (stored shards)",
-      registers: [registry],
-      async collect() {
-        const [r] = await query(sql`SELECT COALESCE(SUM(runs), 0) AS n FROM kvmlab_shards`)
-        this.reset()
-        this.inc(Number(r?.n ?? 0))
-      }
-    })
-    new Counter({
-      name: "kvmlab_violations_total",
-      help: "Runs that broke an invariant, over every job (stored shards)",
-      registers: [registry],
-      async collect() {
-        const [r] = await query(sql`SELECT COALESCE(SUM(violations), 0) AS n FROM kvmlab_shards`)
-        this.reset()
-        this.inc(Number(r?.n ?? 0))
-      }
-    })
+    /** A counter whose value is a total the store keeps (a query giving one row, `n`). */
+    const storedTotal = (name: string, help: string, total: Effect.Effect<ReadonlyArray<Row>, unknown>) =>
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        async collect() {
+          this.reset()
+          this.inc(await single(total))
+        }
+      })
+    storedTotal("kvmlab_runs_total", "Runs made by every job (stored shards)", sql`SELECT COALESCE(SUM(runs), 0) AS n FROM kvmlab_shards`)
+    storedTotal("kvmlab_violations_total", "Runs that broke an invariant, over every job (stored shards)", sql`SELECT COALESCE(SUM(violations), 0) AS n FROM kvmlab_shards`)
     new Gauge({
       name: "kvmlab_runs_per_second",
       help: `Runs per second over the last ${RATE_WINDOW_MS / 1000} s (shards stored in that window)`,
       registers: [registry],
       async collect() {
         const since = (await run(Clock.currentTimeMillis)) - RATE_WINDOW_MS
-        const [r] = await query(sql`SELECT COALESCE(SUM(runs), 0) AS n FROM kvmlab_shards WHERE stored_at > ${since}`)
-        this.set(Number(r?.n ?? 0) / (RATE_WINDOW_MS / 1000))
+        this.set((await single(sql`SELECT COALESCE(SUM(runs), 0) AS n FROM kvmlab_shards WHERE stored_at > ${since}`)) / (RATE_WINDOW_MS / 1000))
       }
     })
     new Gauge({
@@ -85,9 +81,8 @@ export const layer: Layer.Layer<ServiceMetrics, never, SqlClient.SqlClient> = La
       help: "Shards of queued and running jobs not yet stored (the queue depth)",
       registers: [registry],
       async collect() {
-        const [r] = await query(sql`SELECT COALESCE(SUM(j.shards_total), 0) - (SELECT COUNT(*) FROM kvmlab_shards s JOIN kvmlab_jobs k ON s.job_id = k.id
-                                    WHERE k.state IN ('queued', 'running')) AS n FROM kvmlab_jobs j WHERE j.state IN ('queued', 'running')`)
-        this.set(Number(r?.n ?? 0))
+        this.set(await single(sql`SELECT COALESCE(SUM(j.shards_total), 0) - (SELECT COUNT(*) FROM kvmlab_shards s JOIN kvmlab_jobs k ON s.job_id = k.id
+                                    WHERE k.state IN ('queued', 'running')) AS n FROM kvmlab_jobs j WHERE j.state IN ('queued', 'running')`))
       }
     })
     const latency = new Histogram({

@@ -8,7 +8,8 @@ import { FileSystem } from "@effect/platform"
 import { Costs, Variants } from "@kvmlab/kvm"
 import { Campaign, History, Metrics, Perfetto, Runner, Scenario, Shrink } from "@kvmlab/scenarios"
 import { Explore, ReplayToken, type Run, type Strategy } from "@kvmlab/sim"
-import { Clock, Console, Effect, Either, Option } from "effect"
+import type { Schemas } from "@kvmlab/api"
+import { Clock, Console, Effect, Either, Option, type Scope } from "effect"
 import { BAD_INPUT, BadInput, exitWith, FOUND, OK } from "../Exit.js"
 import * as Files from "../Files.js"
 import * as Inputs from "../Inputs.js"
@@ -245,6 +246,40 @@ const readToken = (o: { readonly token: Option.Option<string>; readonly tokenFil
  */
 const remote = Effect.promise(() => import("../Remote.js"))
 
+/**
+ * Submits a job to the service (its spec made with the loaded client) and follows it to its end,
+ * with `progressOf`'s display; gives the job's id and its result, of the kind asked for, or
+ * undefined after printing the id (--detach). A job that does not end done is bad input: its
+ * state and, when the service says why, the reason.
+ */
+const remoteJob = <K extends Schemas.JobResult["_tag"]>(
+  server: Remote.Server,
+  kind: K,
+  specOf: (client: typeof Remote) => Schemas.JobSpec,
+  o: { readonly json: boolean; readonly detach: boolean },
+  progressOf: (runsTotal: number) => Effect.Effect<Progress.Progress, never, Progress.Reporter | Scope.Scope>
+) =>
+  Effect.gen(function*() {
+    const client = yield* remote
+    const job = yield* client.submit(server, specOf(client))
+    if (o.detach) {
+      yield* print(o.json ? JSON.stringify({ server: server.url, job: job.id }) : `submitted ${job.id} to ${server.url}: kvmlab jobs ${job.id} --server ${server.url}`)
+      return undefined
+    }
+    const progress = yield* progressOf(job.runsTotal)
+    const state = yield* client.follow(server, job.id, progress).pipe(
+      Effect.onInterrupt(() => Effect.zipRight(progress.done, Console.error(`kvmlab: stopped following job ${job.id}; it goes on at ${server.url} (kvmlab jobs ${job.id} --server ${server.url})`)))
+    )
+    yield* progress.done
+    if (state !== "done") {
+      const { error } = yield* client.job(server, job.id)
+      return yield* new BadInput({ field: "job", message: `${job.id} at ${server.url} ended ${state}${error !== undefined ? `: ${error}` : ""}` })
+    }
+    const r = yield* client.result(server, job.id)
+    if (r._tag !== kind) return yield* Effect.dieMessage(`job ${job.id} gave a ${r._tag} result where a ${kind} result was asked for`)
+    return { job: job.id, result: r as Extract<Schemas.JobResult, { readonly _tag: K }> }
+  })
+
 /** The options of a command that can run on kvmlab-service instead of here. */
 const remoteOptions = {
   server: Options.text("server").pipe(Options.withPseudoName("url"), Options.optional, Options.withDescription("submit to kvmlab-service at this URL (e.g. http://127.0.0.1:8420) and follow the job")),
@@ -299,27 +334,17 @@ const remoteRun = (
   strategy: Strategy.SearchStrategy,
   o: { readonly seed: number; readonly maxSteps: Option.Option<number>; readonly json: boolean; readonly quiet: boolean; readonly detach: boolean }
 ) =>
-  Effect.gen(function*() {
-    const Remote = yield* remote
-    const job = yield* Remote.submit(server, Remote.spec("run", {
-      scenario: Scenario.encode(s) as Record<string, unknown>,
-      seed: o.seed,
-      strategy: strategy._tag,
-      ...(strategy._tag === "pct" ? { depth: strategy.depth } : {}),
-      ...(Option.isSome(o.maxSteps) ? { maxSteps: o.maxSteps.value } : {})
-    }))
-    if (o.detach) {
-      yield* print(o.json ? JSON.stringify({ server: server.url, job: job.id }) : `submitted ${job.id} to ${server.url}: kvmlab jobs ${job.id} --server ${server.url}`)
-      return undefined
-    }
-    const state = yield* Remote.follow(server, job.id, Progress.silent).pipe(
-      Effect.onInterrupt(() => Console.error(`kvmlab: stopped following job ${job.id}; it goes on at ${server.url} (kvmlab jobs ${job.id} --server ${server.url})`))
-    )
-    if (state !== "done") return yield* new BadInput({ field: "job", message: `${job.id} at ${server.url} ended ${state}` })
-    const r = yield* Remote.result(server, job.id)
-    if (r._tag !== "run") return yield* Effect.dieMessage(`job ${job.id} gave a ${r._tag} result to a run`)
-    return { ...r, token: r.replay }
-  })
+  Effect.map(
+    remoteJob(server, "run", (client) =>
+      client.spec("run", {
+        scenario: Scenario.encode(s) as Record<string, unknown>,
+        seed: o.seed,
+        strategy: strategy._tag,
+        ...(strategy._tag === "pct" ? { depth: strategy.depth } : {}),
+        ...(Option.isSome(o.maxSteps) ? { maxSteps: o.maxSteps.value } : {})
+      }), o, () => Effect.succeed(Progress.silent)),
+    (done) => (done === undefined ? undefined : { ...done.result, token: done.result.replay })
+  )
 
 export const run = Command.make("run", {
   scenario: scenarioArg,
@@ -427,27 +452,17 @@ const localExplore = (s: Scenario.Scenario, o: ExploreOptions, strategy: Strateg
 const remoteExplore = (server: Remote.Server, s: Scenario.Scenario, o: ExploreOptions, strategy: Strategy.SearchStrategy) =>
   Effect.gen(function*() {
     const start = yield* Clock.currentTimeNanos
-    const Remote = yield* remote
-    const job = yield* Remote.submit(server, Remote.spec("explore", {
-      scenario: Scenario.encode(s) as Record<string, unknown>,
-      seed: o.seed,
-      runs: o.runs,
-      strategy: strategy._tag === "timed" ? "random" : strategy._tag,
-      ...(strategy._tag === "pct" ? { depth: strategy.depth } : {}),
-      all: o.all
-    }))
-    if (o.detach) {
-      yield* print(o.json ? JSON.stringify({ server: server.url, job: job.id }) : `submitted ${job.id} to ${server.url}: kvmlab jobs ${job.id} --server ${server.url}`)
-      return undefined
-    }
-    const progress = yield* Progress.unlessQuiet(o.quiet, `explore ${s.name} on ${server.url}`, o.runs, 200)
-    const state = yield* Remote.follow(server, job.id, progress).pipe(
-      Effect.onInterrupt(() => Effect.zipRight(progress.done, Console.error(`kvmlab: stopped following job ${job.id}; it goes on at ${server.url} (kvmlab jobs ${job.id} --server ${server.url})`)))
-    )
-    yield* progress.done
-    if (state !== "done") return yield* new BadInput({ field: "job", message: `${job.id} at ${server.url} ended ${state}${(yield* Remote.job(server, job.id)).error !== undefined ? `: ${(yield* Remote.job(server, job.id)).error}` : ""}` })
-    const r = yield* Remote.result(server, job.id)
-    if (r._tag !== "explore") return yield* Effect.dieMessage(`job ${job.id} gave a ${r._tag} result to an exploration`)
+    const done = yield* remoteJob(server, "explore", (client) =>
+      client.spec("explore", {
+        scenario: Scenario.encode(s) as Record<string, unknown>,
+        seed: o.seed,
+        runs: o.runs,
+        strategy: strategy._tag === "timed" ? "random" : strategy._tag,
+        ...(strategy._tag === "pct" ? { depth: strategy.depth } : {}),
+        all: o.all
+      }), o, () => Progress.unlessQuiet(o.quiet, `explore ${s.name} on ${server.url}`, o.runs, 200))
+    if (done === undefined) return undefined
+    const r = done.result
     const rates = Explore.rates(r.runs, r.steps, Number((yield* Clock.currentTimeNanos) - start))
     return {
       scenario: r.scenario,
@@ -455,7 +470,7 @@ const remoteExplore = (server: Remote.Server, s: Scenario.Scenario, o: ExploreOp
       engine: "fast" as const,
       workers: 0,
       server: server.url,
-      job: job.id,
+      job: done.job,
       seed: r.seed,
       runs: r.runs,
       steps: r.steps,
@@ -713,26 +728,18 @@ const remoteCompare = (
   o: { readonly seed: number; readonly seeds: number; readonly json: boolean; readonly quiet: boolean; readonly detach: boolean }
 ) =>
   Effect.gen(function*() {
-    const Remote = yield* remote
-    const job = yield* Remote.submit(server, Remote.spec("compare", {
-      scenario: Scenario.encode(s) as Record<string, unknown>,
-      vary: Object.fromEntries(vary),
-      seed: o.seed,
-      seeds: o.seeds,
-      strategy: strategy._tag,
-      ...(strategy._tag === "pct" ? { depth: strategy.depth } : {})
-    }))
-    if (o.detach) return yield* print(o.json ? JSON.stringify({ server: server.url, job: job.id }) : `submitted ${job.id} to ${server.url}: kvmlab jobs ${job.id} --server ${server.url}`)
-    const progress = yield* Progress.unlessQuiet(o.quiet, `compare ${s.name} on ${server.url}`, job.runsTotal, 4)
-    const state = yield* Remote.follow(server, job.id, progress).pipe(
-      Effect.onInterrupt(() => Effect.zipRight(progress.done, Console.error(`kvmlab: stopped following job ${job.id}; it goes on at ${server.url} (kvmlab jobs ${job.id} --server ${server.url})`)))
-    )
-    yield* progress.done
-    if (state !== "done") return yield* new BadInput({ field: "job", message: `${job.id} at ${server.url} ended ${state}` })
-    const r = yield* Remote.result(server, job.id)
-    if (r._tag !== "compare") return yield* Effect.dieMessage(`job ${job.id} gave a ${r._tag} result to a comparison`)
-    const rows: ReadonlyArray<Runner.CompareRow> = r.rows.map((row) => ({ variant: row.variant, metrics: row.metrics, violations: row.violations }))
-    yield* print(o.json ? JSON.stringify({ rows, metricUnits: r.metricUnits, means: `over ${o.seeds} seeds per row` }) : compareTable(rows))
+    const done = yield* remoteJob(server, "compare", (client) =>
+      client.spec("compare", {
+        scenario: Scenario.encode(s) as Record<string, unknown>,
+        vary: Object.fromEntries(vary),
+        seed: o.seed,
+        seeds: o.seeds,
+        strategy: strategy._tag,
+        ...(strategy._tag === "pct" ? { depth: strategy.depth } : {})
+      }), o, (runsTotal) => Progress.unlessQuiet(o.quiet, `compare ${s.name} on ${server.url}`, runsTotal, 4))
+    if (done === undefined) return
+    const rows: ReadonlyArray<Runner.CompareRow> = done.result.rows.map((row) => ({ variant: row.variant, metrics: row.metrics, violations: row.violations }))
+    yield* print(o.json ? JSON.stringify({ rows, metricUnits: done.result.metricUnits, means: `over ${o.seeds} seeds per row` }) : compareTable(rows))
     yield* exitWith(rows.some((row) => row.violations > 0) ? FOUND : OK)
   })
 

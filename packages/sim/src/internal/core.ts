@@ -454,12 +454,6 @@ export abstract class Core implements StepHost {
   /** Gives up a paused run: nothing runs after this. */
   abort(): void {}
 
-  /** Runs `main` to its end. */
-  execute(main: Program<unknown>): void {
-    this.start(main)
-    this.advance()
-  }
-
   /**
    * Runs the actors from `root` (actor 0) to completion, a violation, a deadlock or a bound
    * (true), or until `pauseAt` steps have been taken (false).
