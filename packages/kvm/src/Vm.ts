@@ -11,6 +11,7 @@ import { Pcpu } from "./host/Pcpu.js"
 import { requests } from "./requests/Extension.js"
 import type { Bug, Switches } from "./Variants.js"
 import { type Extension, type Hooks, hooksOf, type RequestHandler } from "./vcpu/Extension.js"
+import type { Srcu } from "./vcpu/Srcu.js"
 import { VcpuState, vcpuPath } from "./vcpu/State.js"
 import { requestHandlers } from "./vcpu/Vcpu.js"
 
@@ -30,6 +31,8 @@ export class Vm {
   readonly extensions: Array<Extension> = []
   private handlers: ReadonlyArray<RequestHandler> | undefined = undefined
   private hookLists: Hooks | undefined = undefined
+  /** `kvm->srcu`, when the VM publishes data under SRCU (memslots); the spine then takes it as the kernel does. */
+  srcu: Srcu | undefined = undefined
   /** `kvm->last_boosted_vcpu`: where `kvm_vcpu_on_spin` starts its round-robin. */
   last_boosted_vcpu = -1
   /** Ghost (TLB-1): the begin step of the latest `kvm_flush_remote_tlbs` that has returned. */

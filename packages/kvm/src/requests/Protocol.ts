@@ -37,6 +37,8 @@ export const KVM_REQ_CLOCK_UPDATE = KVM_ARCH_REQ(4)
 export const KVM_REQ_EVENT = KVM_ARCH_REQ(6)
 export const KVM_REQ_STEAL_UPDATE = KVM_ARCH_REQ(8)
 export const KVM_REQ_MASTERCLOCK_UPDATE = KVM_ARCH_REQ(13)
+/** Drop obsolete roots before the next entry (`kvm_mmu_zap_all_fast`, a zapped active root). */
+export const KVM_REQ_MMU_FREE_OBSOLETE_ROOTS = KVM_ARCH_REQ_FLAGS(31, KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP)
 
 /** The bit a request sets in `vcpu->requests` (`KVM_REQUEST_MASK`). */
 export const requestBit = (req: number): number => req & KVM_REQUEST_MASK
@@ -55,6 +57,8 @@ export const requestName = (req: number): string => {
       return "KVM_REQ_STEAL_UPDATE"
     case KVM_REQ_OUTSIDE_GUEST_MODE & ~KVM_REQUEST_WAIT:
       return "KVM_REQ_OUTSIDE_GUEST_MODE"
+    case KVM_REQ_MMU_FREE_OBSOLETE_ROOTS & ~KVM_REQUEST_WAIT:
+      return "KVM_REQ_MMU_FREE_OBSOLETE_ROOTS"
     default:
       return `request ${requestBit(req)}`
   }
@@ -62,7 +66,7 @@ export const requestName = (req: number): string => {
 
 /** The request whose bit is `bit` in `vcpu->requests`, by its kernel name. */
 export const requestNameOfBit = (bit: number): string => {
-  for (const req of [KVM_REQ_TLB_FLUSH, KVM_REQ_VM_DEAD, KVM_REQ_UNBLOCK, KVM_REQ_MMU_SYNC, KVM_REQ_CLOCK_UPDATE, KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE]) {
+  for (const req of [KVM_REQ_TLB_FLUSH, KVM_REQ_VM_DEAD, KVM_REQ_UNBLOCK, KVM_REQ_MMU_SYNC, KVM_REQ_CLOCK_UPDATE, KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS]) {
     if (requestBit(req) === bit) return requestName(req)
   }
   return `request bit ${bit}`

@@ -11,6 +11,7 @@ import {
   KVM_REQ_CLOCK_UPDATE,
   KVM_REQ_EVENT,
   KVM_REQ_MASTERCLOCK_UPDATE,
+  KVM_REQ_MMU_FREE_OBSOLETE_ROOTS,
   KVM_REQ_MMU_SYNC,
   KVM_REQ_STEAL_UPDATE,
   KVM_REQ_TLB_FLUSH,
@@ -33,6 +34,7 @@ export interface RequestHandler {
  */
 export const REQUEST_ORDER: ReadonlyArray<number> = [
   KVM_REQ_VM_DEAD,
+  KVM_REQ_MMU_FREE_OBSOLETE_ROOTS,
   KVM_REQ_MASTERCLOCK_UPDATE,
   KVM_REQ_CLOCK_UPDATE,
   KVM_REQ_MMU_SYNC,
@@ -57,6 +59,11 @@ export interface Extension {
   readonly handle_exit_irqoff: (v: VcpuState, reason: ExitReason) => void
   /** Work at every VM exit, interrupts still off, after `handle_exit_irqoff` (§2.9's transfer). */
   readonly vmexit: (v: VcpuState) => Sim.Gen<void>
+  /**
+   * `kvm_mmu_reload`: in `vcpu_enter_guest` after the requests and before interrupts go off;
+   * loads a root when the vCPU has none.
+   */
+  readonly kvm_mmu_reload: (v: VcpuState) => Sim.Gen<void>
   /** `kvm_arch_vcpu_put`, from `kvm_sched_out` (`v.preempted` says whether involuntary) or KVM_RUN's end. */
   readonly vcpu_put: (v: VcpuState) => Sim.Gen<void>
   /** `kvm_arch_vcpu_load`, from `kvm_sched_in` or KVM_RUN's start. */
@@ -75,6 +82,7 @@ export const extension = (name: string, hooks: Partial<Omit<Extension, "name">>)
   guest_instruction: holds,
   handle_exit_irqoff: noop,
   vmexit: nothing,
+  kvm_mmu_reload: nothing,
   vcpu_put: nothing,
   vcpu_load: nothing,
   ...hooks
@@ -89,6 +97,7 @@ export interface Hooks {
   readonly guest_instruction: ReadonlyArray<Extension["guest_instruction"]>
   readonly handle_exit_irqoff: ReadonlyArray<Extension["handle_exit_irqoff"]>
   readonly vmexit: ReadonlyArray<Extension["vmexit"]>
+  readonly kvm_mmu_reload: ReadonlyArray<Extension["kvm_mmu_reload"]>
   readonly vcpu_put: ReadonlyArray<Extension["vcpu_put"]>
   readonly vcpu_load: ReadonlyArray<Extension["vcpu_load"]>
 }
@@ -101,6 +110,7 @@ export const hooksOf = (extensions: ReadonlyArray<Extension>): Hooks => {
     guest_instruction: given("guest_instruction", holds),
     handle_exit_irqoff: given("handle_exit_irqoff", noop),
     vmexit: given("vmexit", nothing),
+    kvm_mmu_reload: given("kvm_mmu_reload", nothing),
     vcpu_put: given("vcpu_put", nothing),
     vcpu_load: given("vcpu_load", nothing)
   }

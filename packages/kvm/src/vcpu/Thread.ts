@@ -10,6 +10,7 @@ import { kvm_vcpu_kick } from "../requests/Requests.js"
 import type { HostThread, Vm } from "../Vm.js"
 import { type VCPU_MAILBOX_CAPACITY, type VcpuCommand } from "./Protocol.js"
 import type { HostCpu } from "./Sched.js"
+import { kvm_vcpu_srcu_read_lock, kvm_vcpu_srcu_read_unlock } from "./Srcu.js"
 import { Slot, TIF_SIGPENDING, type VcpuState } from "./State.js"
 import { EINTR, type Guest, vcpu_run } from "./Vcpu.js"
 
@@ -23,7 +24,10 @@ export const makeMailbox = (k: Sim.Kernel, v: VcpuState, capacity: typeof VCPU_M
 /** `kvm_vcpu_ioctl(KVM_RUN)`: `vcpu_load`, `vcpu_run`, `vcpu_put`. */
 export function* kvm_vcpu_ioctl_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
   for (const load of vm.hooks.vcpu_load) yield* load(v) // vcpu_load -> kvm_arch_vcpu_load
+  // kvm_arch_vcpu_ioctl_run: vcpu_run inside the vCPU's SRCU read section.
+  if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_lock(vm.srcu, v)
   const r = yield* vcpu_run(vm, v, guest, host)
+  if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_unlock(vm.srcu, v)
   for (const put of vm.hooks.vcpu_put) yield* put(v) // vcpu_put -> kvm_arch_vcpu_put (not preempted)
   return r
 }

@@ -28,6 +28,7 @@ import { kvm_cpu_has_interrupt, kvm_inject_pending, posted_interrupt_processing,
 import { handle_pause } from "./Spin.js"
 import { type HostCpu, kvm_sched_in, kvm_sched_out, resched_before_entry } from "./Sched.js"
 import { wake1Lost } from "../requests/Invariants.js"
+import { kvm_vcpu_srcu_read_lock, kvm_vcpu_srcu_read_unlock } from "./Srcu.js"
 import { TASK_INTERRUPTIBLE, TASK_RUNNING, TIF_SIGPENDING, type VcpuState } from "./State.js"
 
 const EIO = -5
@@ -127,14 +128,18 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
     }
   }
 
+  for (const reload of vm.hooks.kvm_mmu_reload) yield* reload(v)
   // preempt_disable(); local_irq_disable(): from here an IPI stays pending, it is not lost.
   v.pcpu.local_irq_disable()
   yield* v.hw.smp_store_release(v.mode, IN_GUEST_MODE)
   v.ghost.nonWaitIpis = 0
   // kvm_vcpu_srcu_read_unlock(); smp_mb__after_srcu_read_unlock(): orders the mode store before
   // reading requests, the PIR and the page tables; pairs with the full barrier in
-  // kvm_vcpu_exiting_guest_mode (A1) on the requester side.
-  if (!vm.bug("A.noEntryBarrier")) yield* v.hw.smp_mb()
+  // kvm_vcpu_exiting_guest_mode (A1) on the requester side. The barrier is the smp_mb() inside
+  // srcu_read_unlock (smp_mb__after_srcu_read_unlock is empty); a VM that publishes nothing
+  // under SRCU (no memslot updates) has the barrier alone.
+  if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_unlock(vm.srcu, v)
+  else if (!vm.bug("A.noEntryBarrier")) yield* v.hw.smp_mb()
   // Posted interrupts whose notification found this vCPU outside guest mode (APICv).
   if (vm.switches.variant.apicv === "on") yield* sync_pir_to_irr(vm, v)
 
@@ -142,6 +147,7 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
     yield* v.hw.WRITE_ONCE(v.mode, OUTSIDE_GUEST_MODE)
     yield* v.hw.smp_wmb()
     v.pcpu.local_irq_enable(k)
+    if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_lock(vm.srcu, v)
     vm.count("entries_cancelled")
     return 1
   }
@@ -168,6 +174,7 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
   for (const h of vm.hooks.handle_exit_irqoff) h(v, reason)
   for (const h of vm.hooks.vmexit) yield* h(v)
   v.pcpu.local_irq_enable(k)
+  if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_lock(vm.srcu, v)
   // KVM's own exit handlers (PAUSE: pause-loop exiting; VMCALL: hypercalls), else the scenario's.
   if (reason === ExitReason.PauseInstruction) yield* handle_pause(vm, v, host)
   else if (reason === ExitReason.Vmcall) yield* kvm_emulate_hypercall(vm, v, host)
@@ -241,7 +248,9 @@ const WAKEABLE = (1 << requestBit(KVM_REQ_EVENT)) | (1 << requestBit(KVM_REQ_UNB
 function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): Sim.Gen<number> {
   if (!(yield* kvm_arch_vcpu_runnable(vm, v))) {
     vm.count("halts")
+    if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_unlock(vm.srcu, v)
     yield* kvm_vcpu_block(vm, v, wake1, host)
+    if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_lock(vm.srcu, v)
     if (!(yield* kvm_arch_vcpu_runnable(vm, v))) return 1
   }
   v.mp_state = KVM_MP_STATE_RUNNABLE
