@@ -5,12 +5,13 @@
  */
 import { Schema } from "effect"
 import * as Host from "./host/Variants.js"
+import * as Memslots from "./memslots/Variants.js"
 import * as PvFlush from "./pvflush/Variants.js"
 import * as Requests from "./requests/Variants.js"
 import type { Knob, Switch } from "./vcpu/Switch.js"
 
 /** Every mechanism's `Variants.ts`: adding a mechanism is one line here. */
-const mechanisms = [Requests, PvFlush] as const
+const mechanisms = [Requests, PvFlush, Memslots] as const
 
 type Merge<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never
 type Mechanisms = (typeof mechanisms)[number]
@@ -31,11 +32,12 @@ export const Flush = PvFlush.Flush
 export type Flush = PvFlush.Flush
 
 /**
- * Every variant setting: each mechanism's, the last registered first, then the host's. The order
- * is the scenario file's field order, which a replay token's digest includes: it has been
- * `flush, extraBarriers, apicv, ple, pvSchedYield, sched` since tokens exist.
+ * Every variant setting: the first two mechanisms' (B's, then A's), the host's, then every later
+ * mechanism's in registration order. The order is the scenario file's field order, which a
+ * replay token's digest includes (a token made before mechanism C, whose file had no memslot
+ * knobs, no longer replays).
  */
-const knobs: Merge<Mechanisms["variant"]> & typeof Host.variant = Object.assign({}, ...[...mechanisms].reverse().map((m) => m.variant), Host.variant)
+const knobs: Merge<Mechanisms["variant"]> & typeof Host.variant = Object.assign({}, PvFlush.variant, Requests.variant, Host.variant, ...mechanisms.slice(2).map((m) => m.variant))
 type Knobs = typeof knobs
 type KnobValue<K extends keyof Knobs> = Knobs[K] extends Knob<infer L> ? L : never
 

@@ -86,8 +86,10 @@ export const decode = (input: unknown, source: string): Either.Either<Scenario, 
 const notJson = (text: string, e: unknown): string => {
   const reason = (e instanceof Error ? e.message : String(e)).replace(/, .*is not valid JSON$/s, "").replace(/ in JSON at position \d+.*$/s, "")
   const at = /at position (\d+)/.exec(e instanceof Error ? e.message : "")
-  if (at === null) return `not JSON: ${reason}`
-  const before = text.slice(0, Number(at[1])).split("\n")
+  // "Unexpected end of JSON input" names no position: it is the end of the text.
+  const position = at !== null ? Number(at[1]) : /end of JSON input/.test(reason) ? text.length : undefined
+  if (position === undefined) return `not JSON: ${reason}`
+  const before = text.slice(0, position).split("\n")
   return `not JSON: ${reason} at line ${before.length}, column ${before[before.length - 1]!.length + 1}`
 }
 

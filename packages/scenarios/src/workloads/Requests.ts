@@ -125,7 +125,7 @@ export function* teardown(vm: Vm.Vm, t: Vm.HostThread, actors: ReadonlyArray<Sim
   for (const a of actors) yield* Sim.join(a)
 }
 
-const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bugs: new Set(s.bugs) })
+export const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bugs: new Set(s.bugs) })
 
 /**
  * Where VM j's vCPU threads run: vCPU i on CPU (j*vcpusPerVm + i) % pcpus. With a CPU for each
@@ -133,7 +133,7 @@ const switchesOf = (s: Scenario): Variants.Switches => ({ variant: s.variant, bu
  * with exactly as many CPUs); with fewer, the threads pinned to a CPU share it through one
  * scheduler's runqueues (round-robin, the slice of `sched`).
  */
-const placeVcpus = (s: Scenario, host: Vm.Host): (j: number) => Placement => {
+export const placeVcpus = (s: Scenario, host: Vm.Host): (j: number) => Placement => {
   if (s.pcpus >= s.vms * s.vcpusPerVm) return (j) => ownCpus(j * s.vcpusPerVm)
   const k = host.kernel
   const sched = Scheduler.forScenario(k, s.pcpus, s.variant.sched, host.costs)
@@ -149,7 +149,7 @@ const placeVcpus = (s: Scenario, host: Vm.Host): (j: number) => Placement => {
 export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
   function*() {
     const w = s.workload
-    if (w.kind === "pv-flush-race" || w.kind === "tlb-shootdown") throw new Error(`${w.kind} is not a mechanism A workload`)
+    if (w.kind !== "request-race" && w.kind !== "lockless-walk") throw new Error(`${w.kind} is not a mechanism A workload`)
     const requesters = w.kind === "request-race" ? w.requesters : 1
     const vcpus = s.vcpusPerVm
     // The vCPU threads' CPUs; the host threads' CPUs are numbered after them.

@@ -1,0 +1,169 @@
+/**
+ * The shadow MMU's zaps (spec §3.4, §3.5, §10.2), after `arch/x86/kvm/mmu/mmu.c`:
+ * `kvm_mmu_zap_all_fast` (flip `mmu_valid_gen`, make every vCPU drop obsolete roots, then
+ * `kvm_zap_obsolete_pages` from the tail), `kvm_mmu_zap_memslot` (only the slot's pages, the
+ * quirk off), `kvm_mmu_zap_all` (from the head), and `kvm_mmu_invalidate_mmio_sptes` (the MMIO
+ * generation's wrap). ZAP-1 watches each zap with a liveness monitor; LAT-1 is checked at each
+ * page zapped under a contended lock.
+ */
+import { Sim } from "@kvmlab/sim"
+import * as CInv from "../memslots/Invariants.js"
+import type { Memslot } from "../memslots/State.js"
+import { KVM_REQ_MMU_FREE_OBSOLETE_ROOTS } from "../requests/Protocol.js"
+import { kvm_make_all_cpus_request } from "../requests/Requests.js"
+import type { HostThread } from "../Vm.js"
+import {
+  __kvm_mmu_prepare_zap_page,
+  cond_resched_rwlock_write,
+  is_obsolete_sp,
+  kvm_mmu_commit_zap_page,
+  kvm_mmu_remote_flush_or_zap,
+  type Mmu,
+  type MmuPage,
+  write_lock,
+  write_unlock
+} from "./Mmu.js"
+import { is_shadow_present_pte, mmioGenMask } from "./Spte.js"
+
+/** Zaps one page, checking LAT-1 (the holder may not zap past a batch while someone waits). */
+function* zapPage(mmu: Mmu, sp: MmuPage, invalid_list: Array<MmuPage>, t: HostThread): Sim.Gen<readonly [boolean, number]> {
+  const r = yield* __kvm_mmu_prepare_zap_page(mmu, sp, invalid_list, t)
+  const bad = CInv.lat1(mmu.vm.kernel, t.name, mmu.mmu_lock.zapsWhileContended, mmu.options.zapBatch)
+  if (bad !== undefined) yield* Sim.fail("LAT-1", bad)
+  return r
+}
+
+/** ZAP-1's monitor for a zap that starts now with `pages` pages to get rid of. */
+const zap1 = (mmu: Mmu, what: string, pages: number): Sim.Monitor => {
+  const m = mmu.vm.kernel.monitor("ZAP-1", { maxHotSteps: CInv.zap1Bound(pages), fair: true })
+  m.hot(`${what} began with ${pages} shadow pages to zap and has not finished`)
+  return m
+}
+
+/**
+ * `kvm_zap_obsolete_pages`: from the tail (oldest first), stop at the first page that is not
+ * obsolete (FIFO: everything newer is valid); skip invalid pages; after a batch of
+ * `BATCH_ZAP_PAGES` zapped, drop `mmu_lock` if it is contended and restart from the tail;
+ * commit the whole `invalid_list` once, at the end.
+ */
+export function* kvm_zap_obsolete_pages(mmu: Mmu, t: HostThread): Sim.Gen<void> {
+  const vm = mmu.vm
+  const invalid_list: Array<MmuPage> = []
+  let batch = 0
+  restart: for (;;) {
+    for (let i = 0; i < mmu.active_mmu_pages.length;) {
+      const sp = mmu.active_mmu_pages[i]!
+      if (!is_obsolete_sp(mmu, sp)) break
+      if (sp.invalid) {
+        i++ // WARN_ON_ONCE: invalid pages never go back on the list
+        continue
+      }
+      if (batch >= mmu.options.zapBatch && !vm.bug("C.holdLockWholeZap") && (yield* cond_resched_rwlock_write(mmu, t))) {
+        batch = 0
+        continue restart
+      }
+      const [unstable, nr_zapped] = yield* zapPage(mmu, sp, invalid_list, t)
+      batch += nr_zapped
+      if (unstable) continue restart
+      // The page left the list (to invalid_list, or off it as a loaded root): i is the next.
+    }
+    break
+  }
+  // Kick every vCPU (the remote flush) before freeing: lockless walkers may still be in them.
+  yield* kvm_mmu_commit_zap_page(mmu, invalid_list, t)
+}
+
+/**
+ * `kvm_mmu_zap_all_fast` (the caller holds `slots_lock`): under `mmu_lock`, flip
+ * `mmu_valid_gen` (every page now obsolete), make every vCPU drop its obsolete root before its
+ * next entry (`KVM_REQ_MMU_FREE_OBSOLETE_ROOTS`, in the same critical section), then zap the
+ * obsolete pages. New pages are made under the new generation at the head, so the tail walk ends.
+ */
+export function* kvm_mmu_zap_all_fast(mmu: Mmu, t: HostThread, onFlip?: () => void): Sim.Gen<void> {
+  const vm = mmu.vm
+  yield* write_lock(mmu, t)
+  vm.count("zap_all_fast")
+  const gen = yield* t.hw.READ_ONCE(mmu.mmu_valid_gen)
+  mmu.validGen = gen === 0 ? 1 : 0
+  yield* t.hw.WRITE_ONCE(mmu.mmu_valid_gen, mmu.validGen)
+  onFlip?.()
+  const monitor = zap1(mmu, "kvm_mmu_zap_all_fast", mmu.active_mmu_pages.length)
+  yield* kvm_make_all_cpus_request(vm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, t)
+  yield* kvm_zap_obsolete_pages(mmu, t)
+  monitor.cold()
+  yield* write_unlock(mmu, t)
+}
+
+/**
+ * `kvm_mmu_zap_all` (teardown; on deletion in the v5.2 revert as first posted): from the head,
+ * zap every page (skipping invalid ones), commit, all under `mmu_lock`. (The revert's later
+ * lock-break, restarting from the head, is `C.zapAllLivelock`: not modelled yet.)
+ */
+export function* kvm_mmu_zap_all(mmu: Mmu, t: HostThread): Sim.Gen<void> {
+  const vm = mmu.vm
+  yield* write_lock(mmu, t)
+  vm.count("zap_all")
+  const monitor = zap1(mmu, "kvm_mmu_zap_all", mmu.active_mmu_pages.length)
+  const invalid_list: Array<MmuPage> = []
+  restart: for (;;) {
+    for (let i = mmu.active_mmu_pages.length - 1; i >= 0; i--) {
+      const sp = mmu.active_mmu_pages[i]
+      if (sp === undefined || sp.invalid) continue
+      const [unstable] = yield* __kvm_mmu_prepare_zap_page(mmu, sp, invalid_list, t)
+      if (unstable) continue restart
+    }
+    break
+  }
+  yield* kvm_mmu_commit_zap_page(mmu, invalid_list, t)
+  monitor.cold()
+  yield* write_unlock(mmu, t)
+}
+
+/**
+ * `kvm_mmu_zap_memslot` (`KVM_X86_QUIRK_SLOT_ZAP_ALL` off): under `mmu_lock`,
+ * `kvm_unmap_gfn_range` clears every SPTE mapping a gfn of the slot, then
+ * `kvm_mmu_zap_memslot_pages_and_flush` zaps the pages with guest PTEs in the slot, gfn by gfn,
+ * flushing or committing (`kvm_mmu_remote_flush_or_zap`) before each lock drop and at the end.
+ */
+export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Sim.Gen<void> {
+  const vm = mmu.vm
+  yield* write_lock(mmu, t)
+  vm.count("zap_memslot")
+  const inSlot = (sp: MmuPage) => !sp.isRoot && sp.as_id === slot.as_id && sp.gfn >= slot.base_gfn && sp.gfn < slot.base_gfn + slot.npages
+  // kvm_unmap_gfn_range -> kvm_zap_rmap: the SPTEs that map the slot's gfns.
+  let flush = false
+  for (const sp of mmu.active_mmu_pages) {
+    if (!inSlot(sp)) continue
+    const spte = yield* t.hw.READ_ONCE(sp.spte)
+    if (!is_shadow_present_pte(spte)) continue
+    yield* t.hw.WRITE_ONCE(sp.spte, 0) // drop_spte
+    vm.count("sptes_zapped")
+    flush = true
+  }
+  const invalid_list: Array<MmuPage> = []
+  for (let gfn = slot.base_gfn; gfn < slot.base_gfn + slot.npages; gfn++) {
+    // for_each_gfn_valid_sp_with_gptes
+    for (const sp of mmu.active_mmu_pages.filter((p) => inSlot(p) && p.gfn === gfn && !p.invalid)) yield* zapPage(mmu, sp, invalid_list, t)
+    if (yield* t.hw.READ_ONCE(mmu.mmu_lock.waiters)) {
+      yield* kvm_mmu_remote_flush_or_zap(mmu, invalid_list, flush, t)
+      flush = false
+      yield* cond_resched_rwlock_write(mmu, t)
+    }
+  }
+  yield* kvm_mmu_remote_flush_or_zap(mmu, invalid_list, flush, t)
+  yield* write_unlock(mmu, t)
+}
+
+/**
+ * `kvm_mmu_invalidate_mmio_sptes(kvm, gen)`, from `kvm_arch_memslots_updated` before the new
+ * generation is stored: mask it to the MMIO generation, strip the address-space bits, and on a
+ * wrap (0) zap everything with the fast zap. `C.wrapOnlyAs0` keeps the address-space bits.
+ */
+export function* kvm_mmu_invalidate_mmio_sptes(mmu: Mmu, gen: number, nr_as: number, genBits: number, t: HostThread, onFlip?: () => void): Sim.Gen<boolean> {
+  let masked = gen % (mmioGenMask(genBits) + 1)
+  if (!mmu.vm.bug("C.wrapOnlyAs0")) masked -= masked % nr_as // gen &= ~((u64)nr_as - 1)
+  if (masked !== 0) return false
+  mmu.vm.count("mmio_generation_wraps")
+  yield* kvm_mmu_zap_all_fast(mmu, t, onFlip)
+  return true
+}

@@ -1,0 +1,152 @@
+/**
+ * Workloads of mechanism C (spec §3, §7): vCPUs touch guest memory and an MMIO hole while a VMM
+ * thread issues `KVM_SET_USER_MEMORY_REGION` ioctls to the memslot manager — a dummy slot in the
+ * hole created and deleted over and over (`memslot-stress`: `memslot_modification_stress_test`;
+ * `mmio-wrap`: the same churn in one address space, with a small MMIO generation so it wraps),
+ * or created, moved and deleted while vCPUs read it (`memslot-delete`: `set_memory_region_test`).
+ * Guest frames `[0, memGfns)` are slot 0 in every address space; the rest is the MMIO hole, in
+ * which the dummy slot lives at `[memGfns, memGfns + dummyGfns)` (moved: right after it).
+ */
+import { Costs, Memslots, Mmu, MmuFault, Protocol, Vcpu, Vm } from "@kvmlab/kvm"
+import { Mailbox, Sim } from "@kvmlab/sim"
+import { Schema } from "effect"
+import { bindSink, type Issue, type Sink } from "../Mechanism.js"
+import type { Scenario } from "../Scenario.js"
+import { Count } from "../Schemas.js"
+import { placeVcpus, spawnVcpus, sumStats, switchesOf, teardown } from "./Requests.js"
+
+const fields = {
+  /** Guest frames: slot 0, then the MMIO hole. */
+  gfns: Count(2, 256),
+  /** Frames of slot 0, from gfn 0. */
+  memGfns: Count(1, 255),
+  /** Frames of the dummy slot, in the MMIO hole. */
+  dummyGfns: Count(1, 128),
+  /** Create/delete pairs (memslot-stress, mmio-wrap) or create/move/delete rounds (memslot-delete). */
+  rounds: Count(1, 10_000),
+  /** The address space the VMM's ioctls change (1: SMM). */
+  updateAs: Schema.Literal(0, 1),
+  /** vCPUs in SMM (address space 1), the last ones. */
+  smmVcpus: Count(0, 256),
+  /** Guest accesses per guest-mode interval before a voluntary exit. */
+  guestSteps: Count(1, 1000),
+  /** Guest steps each vCPU executes in all; then it halts for good. */
+  guestWork: Count(1, 1_000_000),
+  /** Virtual ns the VMM waits between ioctls (timed runs). */
+  gapNs: Schema.Int.pipe(Schema.between(0, 1_000_000_000))
+}
+
+export const MemslotStress = Schema.Struct({ kind: Schema.Literal("memslot-stress"), ...fields })
+export const MmioWrap = Schema.Struct({ kind: Schema.Literal("mmio-wrap"), ...fields })
+export const MemslotDelete = Schema.Struct({ kind: Schema.Literal("memslot-delete"), ...fields })
+export type MemslotsWorkload = typeof MemslotStress.Type | typeof MmioWrap.Type | typeof MemslotDelete.Type
+
+/** The shapes that cannot work, each with its field. */
+export const check = (s: Scenario, w: MemslotsWorkload): ReadonlyArray<Issue> => {
+  const out: Array<Issue> = []
+  const room = w.kind === "memslot-delete" ? 2 * w.dummyGfns : w.dummyGfns
+  if (w.memGfns + room > w.gfns) {
+    out.push({ path: "workload.dummyGfns", message: `the dummy slot needs ${room} frames after slot 0 (memGfns ${w.memGfns}) within gfns ${w.gfns}${w.kind === "memslot-delete" ? ", twice its size: it is moved right after itself" : ""}` })
+  }
+  if (w.smmVcpus > s.vcpusPerVm) out.push({ path: "workload.smmVcpus", message: `${w.smmVcpus} vCPUs in SMM, but the VM has ${s.vcpusPerVm}` })
+  if (s.variant.addressSpaces === "1" && (w.updateAs === 1 || w.smmVcpus > 0)) {
+    out.push({ path: w.updateAs === 1 ? "workload.updateAs" : "workload.smmVcpus", message: "address space 1 (SMM) needs --variant addressSpaces=2" })
+  }
+  return out
+}
+
+/** Settings that change nothing here. */
+export const notes = (s: Scenario): ReadonlyArray<string> =>
+  s.variant.flush === "native" ? [] : [`flush=${s.variant.flush} changes nothing in a memslot workload: its guest makes no remote TLB flushes of its own`]
+
+const { ExitReason } = Protocol
+
+/** The guest: accesses anywhere in its frames (memory or the MMIO hole), voluntary exits, and the host's fault handling. */
+const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, done: { n: number; readonly q: Sim.WaitQueue }): Vcpu.Guest => {
+  const k = vm.kernel
+  const steps = vm.vcpus.map(() => 0)
+  const work = vm.vcpus.map(() => 0)
+  const faultGfn = vm.vcpus.map(() => 0)
+  return {
+    *step(v) {
+      if (++work[v.vcpu_id]! > w.guestWork) {
+        // The guest's work is done (a selftest's ucall DONE): it idles in HLT until teardown.
+        if (work[v.vcpu_id] === w.guestWork + 1) {
+          done.n++
+          k.wakeAll(done.q)
+        }
+        yield* Sim.point(vm.costs.guestAccessNs)
+        return ExitReason.Hlt
+      }
+      const gfn = k.randomBetween(0, w.gfns)
+      const a = yield* Mmu.guestAccess(ms.mmu, v, gfn)
+      if (a !== Mmu.Access.Done) {
+        faultGfn[v.vcpu_id] = gfn
+        return a === Mmu.Access.Misconfig ? ExitReason.EptMisconfig : ExitReason.EptViolation
+      }
+      if (++steps[v.vcpu_id]! < w.guestSteps) return undefined
+      steps[v.vcpu_id] = 0
+      return ExitReason.IoInstruction
+    },
+    *handleExit(v, reason) {
+      if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+      if (reason !== ExitReason.EptViolation && reason !== ExitReason.EptMisconfig) return
+      const r = yield* MmuFault.kvm_mmu_page_fault(ms, v, faultGfn[v.vcpu_id]!, reason === ExitReason.EptMisconfig)
+      if (r === MmuFault.RetPf.EMULATE) {
+        // x86_emulate_instruction: the MMIO access goes to userspace (KVM_EXIT_MMIO) and back.
+        vm.count("mmio_exits")
+        yield* Sim.point(vm.costs.vmExitNs + vm.costs.vmEntryNs)
+      }
+    }
+  }
+}
+
+/** The VMM's ioctls, in order. */
+const timeline = (w: MemslotsWorkload): Array<Memslots.Protocol.SetUserMemoryRegion> => {
+  const { SetUserMemoryRegion } = Memslots.Protocol
+  const dummy = (op: Memslots.Protocol.MemslotOp, baseGfn: number) =>
+    new SetUserMemoryRegion({ as: w.updateAs, slot: 1, op, baseGfn, npages: w.dummyGfns, userspaceAddr: 1 + w.gfns + w.memGfns })
+  const out: Array<Memslots.Protocol.SetUserMemoryRegion> = []
+  for (let r = 0; r < w.rounds; r++) {
+    out.push(dummy("create", w.memGfns))
+    if (w.kind === "memslot-delete") out.push(dummy("move", w.memGfns + w.dummyGfns), dummy("delete", w.memGfns + w.dummyGfns))
+    else out.push(dummy("delete", w.memGfns))
+  }
+  return out
+}
+
+/**
+ * The program: one VM (vCPUs placed as mechanism A's workloads place them), the memslot manager
+ * and the VMM each on a CPU of their own; the VMM plays the timeline, closes the VM once the
+ * manager has run every ioctl and every guest has done its work, and tears the vCPUs down.
+ */
+export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, number>> =>
+  function*() {
+    const w = s.workload as MemslotsWorkload
+    const vcpus = s.vcpusPerVm
+    const cpus = Math.min(s.pcpus, vcpus)
+    const host = yield* Vm.makeHost({ pcpus: cpus, costs: Costs.resolve(s.costs) })
+    const vm = Vm.makeVm(host, vcpus, switchesOf(s))
+    bindSink(sink, host.memory, () => sumStats([vm]))
+    const ms = Memslots.Extension.attach(vm, { gfns: w.gfns, asOf: (i) => (i >= vcpus - w.smmVcpus ? 1 : 0) })
+    // Slot 0 in every address space, before the vCPUs run (the VMM's first ioctls).
+    for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
+    const done = { n: 0, q: Sim.makeWaitQueue("guests done") }
+    const actors = yield* spawnVcpus(host, vm, makeGuest(vm, ms, w, done), placeVcpus(s, host)(0))
+    const box = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)
+    const manager = yield* Sim.spawn("memslot-manager", function*() {
+      const t = yield* Vm.hostThread(host, "memslot-manager", cpus)
+      return yield* Memslots.KvmMain.memslot_manager(ms, box, t)
+    })
+    const vmm = yield* Vm.hostThread(host, "vmm", cpus + 1)
+    for (const cmd of timeline(w)) {
+      yield* box.send(cmd)
+      if (w.gapNs > 0) yield* Sim.sleep(w.gapNs)
+    }
+    yield* box.send(new Memslots.Protocol.CloseVm())
+    yield* Sim.join(manager)
+    // As the selftests do: tear down once every guest has reported its work done.
+    while (done.n < vcpus) yield* Sim.wait(done.q)
+    yield* teardown(vm, vmm, actors)
+    return sink === undefined ? {} : sink.metrics()
+  }
