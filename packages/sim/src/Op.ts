@@ -9,7 +9,9 @@
  * may block on a wait queue and retry — memory operations, mailbox send and receive, joins and
  * waits are steps), `Sleep`, `WaitFor` (a wait with a deadline), `Spawn`, `Fail` and `GetKernel`.
  * Operations that neither block nor schedule (events, wake-ups, seeded draws, checks, the clock)
- * are plain calls on the `Kernel` that `GetKernel` returns.
+ * are plain calls on the `Kernel` that `GetKernel` returns. One more, `Call`, is not an action
+ * but a way to run a sub-generator: on the actor's stack, which the engine keeps, instead of
+ * nested in the caller's `yield*` (`proc`, for the long-lived frames of a thread's loop).
  */
 import type { Effect } from "effect"
 
@@ -31,7 +33,8 @@ export const enum OpKind {
   WaitFor = 2,
   Spawn = 3,
   Fail = 4,
-  GetKernel = 5
+  GetKernel = 5,
+  Call = 6
 }
 
 /**
@@ -167,6 +170,26 @@ export class Fail extends Op<never> {
 export class GetKernel<K> extends Op<K> {
 }
 
+/**
+ * Run `gen` as a call on the actor's own stack and return its value. The engines keep the
+ * stack of an actor's generators themselves (a trampoline): while `gen` runs, its operations
+ * reach the engine directly, instead of being passed up through the caller's `yield*` frame and
+ * every frame above it, and each resume enters `gen` alone instead of going down through them
+ * all. An exception `gen` throws is thrown into the caller at its `yield*`, as with `yield*`;
+ * the order of operations is the one `yield* gen` gives. Worth it for a frame that stays on the
+ * stack across many operations (a thread's loop); a call costs one object and two engine
+ * round trips, more than a `yield*` over a generator that makes one or two operations.
+ */
+export class Call<A> extends Op<A> {
+  constructor(readonly gen: Gen<A>) {
+    super()
+  }
+  /** `yield*` forwards to it what the engine throws into the caller (`gen`'s exception). */
+  throw(e: unknown): IteratorResult<Op, A> {
+    throw e
+  }
+}
+
 // The kind lives on the prototype: one shape per class, nothing to initialise per operation.
 const setKind = (c: { prototype: unknown }, kind: OpKind) => Object.defineProperty(c.prototype, "kind", { value: kind })
 setKind(Step, OpKind.Step)
@@ -175,6 +198,17 @@ setKind(WaitFor, OpKind.WaitFor)
 setKind(Spawn, OpKind.Spawn)
 setKind(Fail, OpKind.Fail)
 setKind(GetKernel, OpKind.GetKernel)
+setKind(Call, OpKind.Call)
+
+/** `yield* call(gen)`: runs `gen` on the actor's stack (see `Call`) and returns its value. */
+export const call = <A>(gen: Gen<A>): Yieldable<A> => new Call(gen)
+
+/**
+ * Wraps a generator function so that each call of it is a `Call` on the actor's stack (see
+ * `Call`): `const f = proc(function* f(x) { ... })`, then `yield* f(x)` as before.
+ */
+export const proc = <Args extends Array<any>, A>(f: (...args: Args) => Gen<A>): (...args: Args) => Yieldable<A> =>
+  (...args) => new Call(f(...args))
 
 /** A yieldable that does nothing and returns `undefined` (x86's compiler-only barriers). */
 export const nothing: Yieldable<void> = {

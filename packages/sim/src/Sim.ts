@@ -31,6 +31,8 @@ export { Monitor, WaitQueue }
 export type { ActorExit, ActorHandle }
 export type { Outcome, TraceEvent, Violation } from "./internal/core.js"
 export type { Gen, Program, Yieldable } from "./Op.js"
+/** Calls on the actor's own stack (a trampoline): `yield* Sim.call(gen)`, or `const f = Sim.proc(function* f() {})`. */
+export { call, proc } from "./Op.js"
 
 /** The kernel of a run, as model code sees it: `now`, `steps`, `event`, `wakeAll`, `random`, `check`, `invariant`, `monitor`. */
 export type Kernel = Core

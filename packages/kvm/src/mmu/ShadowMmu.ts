@@ -112,7 +112,7 @@ export function* walkLockless(mmu: ShadowMmu, v: VcpuState, gfn: number): Sim.Ge
  * `__kvm_mmu_prepare_zap_page` unlinks the page onto the invalid list, `kvm_mmu_commit_zap_page`
  * flushes remote TLBs (a WAIT request) and then frees it; a later fault links a new page.
  */
-export function* zapAndRemap(mmu: ShadowMmu, t: HostThread, gfn: number): Sim.Gen<void> {
+export const zapAndRemap = Sim.proc(function* zapAndRemap(mmu: ShadowMmu, t: HostThread, gfn: number): Sim.Gen<void> {
   const vm = mmu.vm
   // __kvm_mmu_prepare_zap_page: unlink from the parent (drop_parent_pte -> mmu_spte_clear_no_track).
   const sp = yield* t.hw.READ_ONCE(mmu.root[gfn]!)
@@ -134,4 +134,4 @@ export function* zapAndRemap(mmu: ShadowMmu, t: HostThread, gfn: number): Sim.Ge
   // A fault maps the gfn again through a new shadow page (link_shadow_page -> mmu_spte_set).
   const fresh = mmu.allocPage()
   yield* t.hw.WRITE_ONCE(mmu.root[gfn]!, fresh)
-}
+})

@@ -132,7 +132,7 @@ const noIpiNeeded = (vm: Vm, v: VcpuState, req: number): void => {
  * `kvm_make_vcpu_request`: one vCPU's part of a broadcast request. Returns the mode the requester
  * read, or -1 when it woke the vCPU instead (REQ-2 uses it).
  */
-export function* kvm_make_vcpu_request(vm: Vm, v: VcpuState, req: number, mask: Array<KickTarget>, t: HostThread): Sim.Gen<number> {
+export const kvm_make_vcpu_request = Sim.proc(function* kvm_make_vcpu_request(vm: Vm, v: VcpuState, req: number, mask: Array<KickTarget>, t: HostThread): Sim.Gen<number> {
   if ((req & KVM_REQUEST_NO_ACTION) === 0) yield* kvm_make_request(vm, req, v, t)
   if ((req & KVM_REQUEST_NO_WAKEUP) === 0) {
     owe(v)
@@ -144,7 +144,7 @@ export function* kvm_make_vcpu_request(vm: Vm, v: VcpuState, req: number, mask: 
     if (bad !== undefined) yield* Sim.fail("IPI-1", bad)
   } else noIpiNeeded(vm, v, req)
   return mode
-}
+})
 
 /**
  * `kvm_kick_many_cpus` -> `smp_call_function_many(cpus, ack_kick, NULL, wait)`: one IPI per
@@ -175,7 +175,7 @@ export interface Broadcast {
 }
 
 /** `kvm_make_vcpus_request_mask` with the modes it read, for REQ-2. */
-export function* make_vcpus_request_mask(vm: Vm, req: number, targets: ReadonlyArray<VcpuState>, t: HostThread): Sim.Gen<Broadcast> {
+export const make_vcpus_request_mask = Sim.proc(function* make_vcpus_request_mask(vm: Vm, req: number, targets: ReadonlyArray<VcpuState>, t: HostThread): Sim.Gen<Broadcast> {
   const began = vm.kernel.steps
   const mask: Array<KickTarget> = []
   const seen: Array<readonly [VcpuState, number]> = []
@@ -186,7 +186,7 @@ export function* make_vcpus_request_mask(vm: Vm, req: number, targets: ReadonlyA
     if (bad !== undefined) yield* Sim.fail("REQ-2", bad)
   }
   return { called, seen }
-}
+})
 
 /** `kvm_make_vcpus_request_mask`: the request to every vCPU in `targets`. Returns whether IPIs went out. */
 export function* kvm_make_vcpus_request_mask(vm: Vm, req: number, targets: ReadonlyArray<VcpuState>, t: HostThread): Sim.Gen<boolean> {
@@ -203,7 +203,7 @@ export const kvm_make_all_cpus_request = (vm: Vm, req: number, t: HostThread): S
  * (pairs with the entry barrier in vcpu_enter_guest, A1, and walk_shadow_page_lockless_begin,
  * A2). With extraBarriers=on, the smp_mb() of a4ee1ca4 (the tlbs_dirty era) comes first.
  */
-export function* kvm_flush_remote_tlbs(vm: Vm, t: HostThread): Sim.Gen<void> {
+export const kvm_flush_remote_tlbs = Sim.proc(function* kvm_flush_remote_tlbs(vm: Vm, t: HostThread): Sim.Gen<void> {
   vm.count("remote_tlb_flush_requests")
   const began = vm.kernel.steps
   vm.kernel.event("kvm_flush_remote_tlbs", [vm.id, began])
@@ -218,7 +218,7 @@ export function* kvm_flush_remote_tlbs(vm: Vm, t: HostThread): Sim.Gen<void> {
   const bad = Inv.req2(vm.kernel, b.seen, began, "kvm_flush_remote_tlbs")
   if (bad !== undefined) yield* Sim.fail("REQ-2", bad)
   if (began > vm.completedFlushBegin) vm.completedFlushBegin = began
-}
+})
 
 /** `kvm_arch_vcpu_should_kick`: the cmpxchg IN_GUEST -> EXITING found IN_GUEST. Returns [kick, mode]. */
 function* kvm_arch_vcpu_should_kick(vm: Vm, v: VcpuState, t: HostThread): Sim.Gen<readonly [boolean, number]> {
@@ -231,7 +231,7 @@ function* kvm_arch_vcpu_should_kick(vm: Vm, v: VcpuState, t: HostThread): Sim.Ge
  * is what sending the IPI costs here (0 when the caller has paid for the round trip). Returns
  * whether an IPI went out.
  */
-export function* kvm_vcpu_kick(vm: Vm, v: VcpuState, t: HostThread, req?: number, sendNs = vm.costs.ipiSendNs): Sim.Gen<boolean> {
+export const kvm_vcpu_kick = Sim.proc(function* kvm_vcpu_kick(vm: Vm, v: VcpuState, t: HostThread, req?: number, sendNs = vm.costs.ipiSendNs): Sim.Gen<boolean> {
   owe(v)
   if (yield* kvm_vcpu_wake_up(vm, v, t, req)) return false
   const [kick, mode] = yield* kvm_arch_vcpu_should_kick(vm, v, t)
@@ -245,10 +245,10 @@ export function* kvm_vcpu_kick(vm: Vm, v: VcpuState, t: HostThread, req?: number
   if (bad !== undefined) yield* Sim.fail("IPI-1", bad)
   // smp_send_reschedule(cpu): no waiting.
   return yield* kvm_kick_many_cpus(vm, mask, false, sendNs)
-}
+})
 
 /** `kvm_make_request(req, vcpu); kvm_vcpu_kick(vcpu)`: the usual pairing for a non-broadcast request. */
-export function* kvm_make_request_and_kick(vm: Vm, req: number, v: VcpuState, t: HostThread): Sim.Gen<void> {
+export const kvm_make_request_and_kick = Sim.proc(function* kvm_make_request_and_kick(vm: Vm, req: number, v: VcpuState, t: HostThread): Sim.Gen<void> {
   yield* kvm_make_request(vm, req, v, t)
   yield* kvm_vcpu_kick(vm, v, t, req)
-}
+})

@@ -22,7 +22,7 @@ export const makeMailbox = (k: Sim.Kernel, v: VcpuState, capacity: typeof VCPU_M
   mailbox.set(v, Mailbox.make<VcpuCommand>(k, `${v.name} commands`, capacity))
 
 /** `kvm_vcpu_ioctl(KVM_RUN)`: `vcpu_load`, `vcpu_run`, `vcpu_put`. */
-export function* kvm_vcpu_ioctl_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
+export const kvm_vcpu_ioctl_run = Sim.proc(function* kvm_vcpu_ioctl_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
   for (const load of vm.hooks.vcpu_load) yield* load(v) // vcpu_load -> kvm_arch_vcpu_load
   // kvm_arch_vcpu_ioctl_run: vcpu_run inside the vCPU's SRCU read section.
   if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_lock(vm.srcu, v)
@@ -30,13 +30,13 @@ export function* kvm_vcpu_ioctl_run(vm: Vm, v: VcpuState, guest: Guest, host: Ho
   if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_unlock(vm.srcu, v)
   for (const put of vm.hooks.vcpu_put) yield* put(v) // vcpu_put -> kvm_arch_vcpu_put (not preempted)
   return r
-}
+})
 
 /**
  * The vCPU thread's body: KVM_RUN until a signal brings it back to userspace, then the queued
  * commands; `Stop` ends it. Returns what the last KVM_RUN returned.
  */
-export function* vcpu_thread(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
+export const vcpu_thread = Sim.proc(function* vcpu_thread(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
   const box = mailbox.of(v)
   for (;;) {
     const r = yield* kvm_vcpu_ioctl_run(vm, v, guest, host)
@@ -50,7 +50,7 @@ export function* vcpu_thread(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu):
       yield* Sim.point(cmd.workNs)
     }
   }
-}
+})
 
 /** A VMM thread sends `cmd` to `v`'s thread: queue it, then signal the thread out of KVM_RUN. */
 export function* command(vm: Vm, v: VcpuState, cmd: VcpuCommand, t: HostThread): Sim.Gen<void> {

@@ -98,7 +98,7 @@ function* kvm_vcpu_exit_request(v: VcpuState): Sim.Gen<boolean> {
  * The guest runs until an IPI or the tick forces it out, or it exits on its own; returns why. A
  * posted-interrupt notification is processed at the next instruction, without an exit.
  */
-function* guest_mode(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<ExitReason> {
+const guest_mode = Sim.proc(function* guest_mode(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<ExitReason> {
   for (;;) {
     const tick = host.guest_should_exit(v)
     if (v.pcpu.pendingIrq || tick) {
@@ -115,10 +115,10 @@ function* guest_mode(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen
     const reason = yield* guest.step(v)
     if (reason !== undefined) return reason
   }
-}
+})
 
 /** `vcpu_enter_guest`: 1 to go round again, <= 0 to return to userspace. */
-export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
+export const vcpu_enter_guest = Sim.proc(function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
   const k = vm.kernel
   if (yield* kvm_request_pending(v)) {
     for (const h of vm.requestHandlers) {
@@ -180,7 +180,7 @@ export function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: Host
   else if (reason === ExitReason.Vmcall) yield* kvm_emulate_hypercall(vm, v, host)
   else yield* guest.handleExit(v, reason)
   return 1
-}
+})
 
 /**
  * x86 `kvm_arch_vcpu_runnable`: RUNNABLE, or `kvm_vcpu_has_events`: KVM_REQ_EVENT, which stands
@@ -261,7 +261,7 @@ function* vcpu_block(vm: Vm, v: VcpuState, wake1: Sim.Monitor, host: HostCpu): S
  * `vcpu_run`: the KVM_RUN ioctl's loop. Returns the value KVM_RUN returns to userspace:
  * -EINTR for a signal (VM teardown here), -EIO for KVM_REQ_VM_DEAD.
  */
-export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
+export const vcpu_run = Sim.proc(function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
   const wake1 = vm.kernel.monitor("WAKE-1", { maxHotSteps: WAKE1_MAX_STEPS, fair: true })
   v.ghost.wake1 = wake1
   for (;;) {
@@ -274,7 +274,7 @@ export function* vcpu_run(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Si
     if (yield* signal_pending(v)) return EINTR // xfer_to_guest_mode_handle_work(): a signal
     yield* resched_before_entry(vm, v, host) // xfer_to_guest_mode_handle_work(): TIF_NEED_RESCHED
   }
-}
+})
 
 /**
  * The WAKE-1 monitor bound: a wake-up owed to a blocked vCPU must happen within this many steps

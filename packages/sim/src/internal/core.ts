@@ -67,7 +67,10 @@ export class ActorRecord {
   private exitedQ: WaitQueue | undefined = undefined
   private random: Prng | undefined = undefined
   // ---- fast engine: the generator, the step to run when granted, and the value to resume with
+  /** The generator on top of the actor's stack: the one running, or parked. */
   gen: Gen<unknown> | undefined = undefined
+  /** The generators below `gen` (its caller last), when the actor has made a `Call`. */
+  callers: Array<Gen<unknown>> | undefined = undefined
   pending: Step<unknown> | undefined = undefined
   /** The value the actor resumes with when granted without a pending step (a wait's timeout flag). */
   resumeWithTimeout = false

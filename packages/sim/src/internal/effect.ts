@@ -10,7 +10,7 @@
 import { Cause, Clock, Duration, Effect, Exit, Random } from "effect"
 import type { Fiber } from "effect"
 import type { Scheduler } from "effect/Scheduler"
-import { type Fail, type Gen, type Op, OpKind, type Program, type Sleep, type Spawn, type Step, type WaitFor } from "../Op.js"
+import { type Call, type Fail, type Gen, type Op, OpKind, type Program, type Sleep, type Spawn, type Step, type WaitFor } from "../Op.js"
 import { Prng } from "../Prng.js"
 import { type ActorExit, type ActorRecord, ActorState, BLOCKED, Core, type CoreOptions, WaitQueue } from "./core.js"
 
@@ -120,17 +120,44 @@ export class EffectEngine extends Core {
     )
   }
 
-  private drive(a: ActorRecord, gen: Gen<unknown>): Effect.Effect<unknown> {
-    const step = (input: unknown): Effect.Effect<unknown> => {
-      let res: IteratorResult<Op, unknown>
-      try {
-        res = gen.next(input)
-      } catch (e) {
-        return Effect.die(e)
+  /**
+   * Runs `root` and the generators it calls (`Call`) on a stack of its own, as the `fast` engine
+   * does: a return resumes the caller with the value, an exception is thrown into the caller;
+   * every other operation becomes an Effect. Fails (dies) with what `root` throws.
+   */
+  private drive(a: ActorRecord, root: Gen<unknown>): Effect.Effect<unknown> {
+    const callers: Array<Gen<unknown>> = []
+    let gen = root
+    const resume = (input: unknown, throwing: boolean): Effect.Effect<unknown> => {
+      for (;;) {
+        let res: IteratorResult<Op, unknown>
+        try {
+          res = throwing ? gen.throw(input) : gen.next(input)
+        } catch (e) {
+          if (callers.length === 0) return Effect.die(e)
+          gen = callers.pop()!
+          input = e
+          throwing = true
+          continue
+        }
+        throwing = false
+        if (res.done === true) {
+          if (callers.length === 0) return Effect.succeed(res.value)
+          gen = callers.pop()!
+          input = res.value
+          continue
+        }
+        const op = res.value
+        if (op.kind === OpKind.Call) {
+          callers.push(gen)
+          gen = (op as Call<unknown>).gen
+          input = undefined
+          continue
+        }
+        return Effect.flatMap(this.interpret(a, op), step)
       }
-      if (res.done === true) return Effect.succeed(res.value)
-      return Effect.flatMap(this.interpret(a, res.value), step)
     }
+    const step = (input: unknown): Effect.Effect<unknown> => resume(input, false)
     return step(undefined)
   }
 
@@ -185,6 +212,8 @@ export class EffectEngine extends Core {
         const f = op as Fail
         return Effect.zipRight(Effect.sync(() => this.haltActor(a, f.invariant, f.message)), Effect.never)
       }
+      case OpKind.Call:
+        return Effect.dieMessage("a Call reached interpret") // drive handles calls
     }
   }
 

@@ -5,7 +5,7 @@
  * operation objects the model code yields.
  */
 import { type Gen, type Op, OpKind, type Program, type Spawn, type Step, type WaitFor } from "../Op.js"
-import type { Fail, Sleep } from "../Op.js"
+import type { Call, Fail, Sleep } from "../Op.js"
 import { type ActorExit, type ActorRecord, BLOCKED, Core, type CoreOptions, WaitQueue } from "./core.js"
 
 const failure = (e: unknown): ActorExit => (process.env.KVMLAB_DEBUG ? console.error(e) : 0, { _tag: "failure", message: e instanceof Error ? e.message : String(e), error: e })
@@ -55,18 +55,37 @@ export class FastEngine extends Core {
     this.drive(a, input)
   }
 
-  /** Runs `a`'s generator from `input` until it parks, blocks, finishes or halts. */
+  /**
+   * Runs `a`'s generators from `input` until the actor parks, blocks, finishes or halts. `a.gen`
+   * is the generator on top of the actor's stack, `a.callers` the ones below it (see `Call`): a
+   * `Call` pushes its generator, a return pops it and resumes the caller with the value, an
+   * exception is thrown into the caller (as `yield*` would); the bottom one returning or
+   * throwing ends the actor.
+   */
   private drive(a: ActorRecord, input: unknown): void {
-    const gen = a.gen!
+    let gen = a.gen!
+    let throwing = false
     a.resumeWithTimeout = false
     for (;;) {
       let res: IteratorResult<Op, unknown>
       try {
-        res = gen.next(input)
+        res = throwing ? gen.throw(input) : gen.next(input)
       } catch (e) {
-        return this.finishActor(a, failure(e))
+        const callers = a.callers
+        if (callers === undefined || callers.length === 0) return this.finishActor(a, failure(e))
+        a.gen = gen = callers.pop()!
+        input = e
+        throwing = true
+        continue
       }
-      if (res.done === true) return this.finishActor(a, { _tag: "success", value: res.value })
+      throwing = false
+      if (res.done === true) {
+        const callers = a.callers
+        if (callers === undefined || callers.length === 0) return this.finishActor(a, { _tag: "success", value: res.value })
+        a.gen = gen = callers.pop()!
+        input = res.value
+        continue
+      }
       const op = res.value
       switch (op.kind) {
         case OpKind.Step: {
@@ -86,6 +105,12 @@ export class FastEngine extends Core {
             return this.blockActor(a, this.blockQ!, Infinity)
           }
           input = r
+          continue
+        }
+        case OpKind.Call: {
+          ;(a.callers ??= []).push(gen)
+          a.gen = gen = (op as Call<unknown>).gen
+          input = undefined
           continue
         }
         case OpKind.Sleep: {
@@ -115,4 +140,3 @@ export class FastEngine extends Core {
     }
   }
 }
-
