@@ -21,7 +21,7 @@
 import { ReplayToken, Run, type Strategy } from "@kvmlab/sim"
 import { Effect, Either } from "effect"
 import { boundsOf, program, scenarioOfToken, validate } from "./Runner.js"
-import { canonical, encode, type Scenario, type ScenarioError, decode } from "./Scenario.js"
+import { canonical, decode, encode, type Scenario, ScenarioError } from "./Scenario.js"
 
 /** What `shrink` found. */
 export interface ShrinkResult {
@@ -70,21 +70,33 @@ const preemptionsOf = (decisions: ReadonlyArray<number>): number => {
 export interface ShrinkOptions {
   /** Most candidate runs (default 10,000: a few seconds). */
   readonly budget?: number
+  /**
+   * Most simulation steps over all candidate runs (default 20,000,000: about 20 s here): a
+   * counterexample tens of thousands of steps long (a liveness violation) gets fewer candidates.
+   */
+  readonly stepBudget?: number
   /** Seeds tried for the shortest run of the smallest scenario (default 200; a quarter of them for each smaller scenario the guide does not reproduce). */
   readonly searchSeeds?: number
 }
 
 /** Shrinks the run of `token`; fails when the token does not decode or its run has no violation. */
 export const shrink = (token: string, o: ShrinkOptions = {}): Effect.Effect<ShrinkResult, ShrinkError | ScenarioError | Run.InvalidRunOptions> =>
-  Effect.gen(function*() {
-    const data = ReplayToken.decode(token)
-    if (data instanceof ReplayToken.InvalidReplayToken) return yield* Effect.fail(new ShrinkError(data.message))
-    const s0 = yield* Either.match(scenarioOfToken(token), { onLeft: Effect.fail, onRight: Effect.succeed })
-    return yield* Effect.try({
-      try: () => shrinkSync(s0, data, o),
-      catch: (e) => (e instanceof ShrinkError ? e : e instanceof Run.InvalidRunOptions ? e : new ShrinkError(String(e)))
-    })
+  Effect.try({
+    try: () => drive(steps(token, o)),
+    catch: (e) => (e instanceof ShrinkError || e instanceof ScenarioError || e instanceof Run.InvalidRunOptions ? e : new ShrinkError(String(e)))
   })
+
+/**
+ * The same shrink as `shrink`, as a generator that yields before each candidate run (a caller on
+ * an event loop can give it turns between runs); it throws `ShrinkError` (or `ScenarioError`,
+ * `InvalidRunOptions`) where `shrink` fails with them.
+ */
+export function* steps(token: string, o: ShrinkOptions = {}): Steps<ShrinkResult> {
+  const data = ReplayToken.decode(token)
+  if (data instanceof ReplayToken.InvalidReplayToken) throw new ShrinkError(data.message)
+  const s0 = Either.getOrThrow(scenarioOfToken(token))
+  return yield* shrinkSteps(s0, data, o)
+}
 
 /** One shrink in progress: the invariant every candidate must break, the limits, and the candidate runs made so far. */
 interface Shrinker {
@@ -92,22 +104,42 @@ interface Shrinker {
   /** The token's strategy. */
   readonly strategy: Strategy.SearchStrategy
   readonly budget: number
+  readonly stepBudget: number
   readonly searchSeeds: number
   tried: number
+  /** Steps of the candidate runs so far. */
+  stepsRun: number
 }
 
+/** Whether the shrink has used up its candidate runs or its steps. */
+const spent = (sh: Shrinker): boolean => sh.tried >= sh.budget || sh.stepsRun >= sh.stepBudget
+
 /** Runs scenario `s` with seed `seed` under `st`, guided by `guide`; the candidate when it breaks the invariant. */
-const attempt = (
+function* attempt(
   sh: Shrinker,
   s: Scenario,
   seed: number,
   st: Strategy.SearchStrategy,
   guide?: ReadonlyArray<number>
-): Candidate | undefined => {
-  sh.tried++
+): Steps<Candidate | undefined> {
+  yield sh.tried++
   const r = Run.runSync(program(s), { seed, strategy: st, digest: canonical(s), ...boundsOf(s, st), ...(guide !== undefined ? { guide } : {}) })
+  sh.stepsRun += r.steps
   if (r.violation?.invariant !== sh.invariant) return undefined
   return { s, seed, strategy: st, decisions: r.decisions, steps: r.steps, preemptions: preemptionsOf(r.decisions), message: r.violation.message, token: r.token }
+}
+
+/**
+ * A shrink's work, as a generator that yields before each candidate run (the number of runs made
+ * so far): a caller can give its event loop a turn between runs; `drive` runs it through.
+ */
+export type Steps<A> = Generator<number, A, void>
+
+const drive = <A>(g: Steps<A>): A => {
+  for (;;) {
+    const r = g.next()
+    if (r.done === true) return r.value
+  }
 }
 
 /** Whether `a` is strictly smaller than `b`: fewer steps, or as many with fewer preemptions. */
@@ -131,25 +163,27 @@ const originalOf = (s0: Scenario, data: ReplayToken.ReplayTokenData): { readonly
 }
 
 /** Delta debugging over the decisions of `c`, repeated while it finds something smaller. */
-const shrinkDecisions = (sh: Shrinker, c: Candidate): Candidate => {
+function* shrinkDecisions(sh: Shrinker, c: Candidate): Steps<Candidate> {
   let best = c
   for (;;) {
-    const next = decisionPass(sh, best)
-    if (next === best || sh.tried >= sh.budget) return next
+    const next = yield* decisionPass(sh, best)
+    if (next === best || spent(sh)) return next
     best = next
   }
 }
 
 /** One pass over the decisions: drop chunks, then turn preemptions into "go on". */
-const decisionPass = (sh: Shrinker, c: Candidate): Candidate => goOnInsteadOfPreempting(sh, dropChunks(sh, c))
+function* decisionPass(sh: Shrinker, c: Candidate): Steps<Candidate> {
+  return yield* goOnInsteadOfPreempting(sh, yield* dropChunks(sh, c))
+}
 
 /** Drop chunks of decisions, from half the list down to single ones. */
-const dropChunks = (sh: Shrinker, c: Candidate): Candidate => {
+function* dropChunks(sh: Shrinker, c: Candidate): Steps<Candidate> {
   let best = c
-  for (let chunk = Math.max(1, best.decisions.length >> 1); chunk >= 1 && sh.tried < sh.budget; chunk >>= 1) {
-    for (let at = 0; at < best.decisions.length && sh.tried < sh.budget;) {
+  for (let chunk = Math.max(1, best.decisions.length >> 1); chunk >= 1 && !spent(sh); chunk >>= 1) {
+    for (let at = 0; at < best.decisions.length && !spent(sh);) {
       const guide = [...best.decisions.slice(0, at), ...best.decisions.slice(at + chunk)]
-      const next = attempt(sh, best.s, best.seed, best.strategy, guide)
+      const next = yield* attempt(sh, best.s, best.seed, best.strategy, guide)
       if (next !== undefined && smaller(next, best)) best = next
       else at += chunk
     }
@@ -158,31 +192,31 @@ const dropChunks = (sh: Shrinker, c: Candidate): Candidate => {
 }
 
 /** Each remaining preemption becomes "go on with the actor that ran last". */
-const goOnInsteadOfPreempting = (sh: Shrinker, c: Candidate): Candidate => {
+function* goOnInsteadOfPreempting(sh: Shrinker, c: Candidate): Steps<Candidate> {
   let best = c
-  for (let i = best.decisions.length - 1; i >= 1 && sh.tried < sh.budget; i--) {
+  for (let i = best.decisions.length - 1; i >= 1 && !spent(sh); i--) {
     if (i >= best.decisions.length || best.decisions[i] === best.decisions[i - 1]) continue
     const guide = best.decisions.slice()
     guide[i] = -1
-    const next = attempt(sh, best.s, best.seed, best.strategy, guide)
+    const next = yield* attempt(sh, best.s, best.seed, best.strategy, guide)
     if (next !== undefined && smaller(next, best)) best = next
   }
   return best
 }
 
 /** The scenario's size, lowered one setting at a time. */
-const shrinkScenario = (sh: Shrinker, c: Candidate): Candidate => {
+function* shrinkScenario(sh: Shrinker, c: Candidate): Steps<Candidate> {
   let best = c
   let progress = true
-  while (progress && sh.tried < sh.budget) {
+  while (progress && !spent(sh)) {
     progress = false
     for (const [path, value] of sizes(best.s)) {
       for (const lower of lowerValues(value)) {
         const s = withSize(best.s, path, lower)
-        if (s === undefined || sh.tried >= sh.budget) continue
-        let next = reproduce(sh, best, s)
+        if (s === undefined || spent(sh)) continue
+        let next = yield* reproduce(sh, best, s)
         if (next !== undefined) {
-          next = shrinkDecisions(sh, next)
+          next = yield* shrinkDecisions(sh, next)
           // A smaller scenario is progress even at the same length.
           if (next.steps <= best.steps && next.preemptions <= best.preemptions) {
             best = next
@@ -200,10 +234,10 @@ const shrinkScenario = (sh: Shrinker, c: Candidate): Candidate => {
  * The violation of `best` in the smaller scenario `s`: guided by the decisions of `best`, or
  * failing that, searched with a quarter of the search seeds under its strategy.
  */
-const reproduce = (sh: Shrinker, best: Candidate, s: Scenario): Candidate | undefined => {
-  let next = attempt(sh, s, best.seed, best.strategy, best.decisions)
-  for (let k = 0; next === undefined && k < Math.ceil(sh.searchSeeds / 4) && sh.tried < sh.budget; k++) {
-    next = attempt(sh, s, (best.seed + 1 + k) >>> 0, best.strategy)
+function* reproduce(sh: Shrinker, best: Candidate, s: Scenario): Steps<Candidate | undefined> {
+  let next = yield* attempt(sh, s, best.seed, best.strategy, best.decisions)
+  for (let k = 0; next === undefined && k < Math.ceil(sh.searchSeeds / 4) && !spent(sh); k++) {
+    next = yield* attempt(sh, s, (best.seed + 1 + k) >>> 0, best.strategy)
   }
   return next
 }
@@ -213,15 +247,15 @@ const reproduce = (sh: Shrinker, best: Candidate, s: Scenario): Candidate | unde
  * the token's strategy and under swarm), shrunk again: a small scenario often has a far
  * shorter counterexample than the one the original run led to.
  */
-const shortestOfSeeds = (sh: Shrinker, c: Candidate): Candidate => {
+function* shortestOfSeeds(sh: Shrinker, c: Candidate): Steps<Candidate> {
   let best = c
   for (const st of [sh.strategy, { _tag: "swarm" } as const]) {
-    for (let k = 0; k < sh.searchSeeds && sh.tried < sh.budget; k++) {
-      const next = attempt(sh, c.s, (c.seed + 1000 + k) >>> 0, st)
+    for (let k = 0; k < sh.searchSeeds && !spent(sh); k++) {
+      const next = yield* attempt(sh, c.s, (c.seed + 1000 + k) >>> 0, st)
       if (next !== undefined && smaller(next, best)) best = next
     }
   }
-  return best === c ? c : shrinkDecisions(sh, best)
+  return best === c ? c : yield* shrinkDecisions(sh, best)
 }
 
 /** The result must replay strictly, to the same violation. */
@@ -231,10 +265,10 @@ const checkReplays = (best: Candidate, invariant: string): void => {
 }
 
 /** The shrink: the decisions, then the scenario's size, then the shortest run of many seeds; throws `ShrinkError`. */
-const shrinkSync = (s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOptions): ShrinkResult => {
+function* shrinkSteps(s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOptions): Steps<ShrinkResult> {
   const { first, invariant } = originalOf(s0, data)
-  const sh: Shrinker = { invariant, strategy: data.strategy, budget: o.budget ?? 10_000, searchSeeds: o.searchSeeds ?? 200, tried: 0 }
-  const best = shortestOfSeeds(sh, shrinkScenario(sh, shrinkDecisions(sh, first)))
+  const sh: Shrinker = { invariant, strategy: data.strategy, budget: o.budget ?? 10_000, stepBudget: o.stepBudget ?? 20_000_000, searchSeeds: o.searchSeeds ?? 200, tried: 0, stepsRun: 0 }
+  const best = yield* shortestOfSeeds(sh, yield* shrinkScenario(sh, yield* shrinkDecisions(sh, first)))
   checkReplays(best, invariant)
   return {
     invariant,
