@@ -282,6 +282,34 @@ const shootdown = () => {
   }
 }
 
+// ------------------------------------------------------------------------- memslots (mechanism C)
+
+const memslots = () => {
+  log("memslots: explore mmio-wrap, random, fast, one thread")
+  const wrap = exploreRate("mmio-wrap", { _tag: "random" }, "fast", 2_000)
+  log("memslots: memslot-stress, 8 vCPUs, 1 virtual second, timed (a guest step is 10 µs of work; an ioctl pair every 100 µs)")
+  const base = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("memslot-stress")!, {
+    set: [["vcpusPerVm", "8"], ["pcpus", "8"], ["durationNs", "1000000000"],
+      ["workload.rounds", "10000"], ["workload.gapNs", "100000"], ["workload.guestWork", "1000000"], ["workload.gfns", "64"], ["workload.memGfns", "56"], ["workload.dummyGfns", "8"]]
+  }))
+  const s = { ...base, maxSteps: 100_000_000, costs: { ...base.costs, guestAccessNs: 10_000 } }
+  const t = now()
+  const r = Effect.runSync(Runner.run(s, { seed: 1 }))
+  const ms = now() - t
+  if (r.violations.length > 0) throw new Error(`memslot-stress: unexpected violation ${r.violations[0]!.invariant}`)
+  return {
+    mmioWrapExplore: wrap,
+    memslotStress: {
+      scenario: "memslot-stress vcpusPerVm=8 pcpus=8, 1 virtual second, costs.guestAccessNs=10000, an ioctl pair every 100 µs",
+      outcome: r.outcome,
+      wallSeconds: round(ms / 1000),
+      steps: r.steps,
+      stepsPerSecond: Math.round((r.steps * 1000) / ms),
+      memslotIoctls: r.metrics["memslot_ioctls"] ?? 0
+    }
+  }
+}
+
 // ------------------------------------------------------------------------- shrink
 
 const shrink = () => {
@@ -346,6 +374,7 @@ if (want("explore")) result["explore"] = explores()
 if (want("workers")) result["workers"] = workers()
 if (want("startup")) result["startup"] = startup()
 if (want("shootdown")) result["tlbShootdown"] = shootdown()
+if (want("memslots")) result["memslots"] = memslots()
 if (want("shrink")) result["shrink"] = shrink()
 if (want("litmus")) result["litmus"] = litmusSuite()
 if (want("service")) result["service"] = await service(root, log)

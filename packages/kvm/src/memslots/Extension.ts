@@ -14,6 +14,8 @@ import { MmioCache, mmioCache, Memslots } from "./State.js"
 export interface MemslotsOptions {
   /** Guest frames the shadow MMU's roots cover. */
   readonly gfns: number
+  /** SPTEs of a last-level shadow page. */
+  readonly sptesPerPage: number
   /** The address space of vCPU `i` (1: in SMM). */
   readonly asOf: (i: number) => number
 }
@@ -21,7 +23,7 @@ export interface MemslotsOptions {
 /** Sets up mechanism C on `vm` (its variant settings from the VM's switches) and attaches its extension. */
 export const attach = (vm: Vm, o: MemslotsOptions): Memslots => {
   const variant = vm.switches.variant
-  const mmu = new Mmu(vm, { gfns: o.gfns, zapBatch: Number(variant.zapBatch) })
+  const mmu = new Mmu(vm, { gfns: o.gfns, sptesPerPage: o.sptesPerPage, zapBatch: Number(variant.zapBatch) })
   const ms = new Memslots(vm, mmu, Number(variant.addressSpaces), Number(variant.mmioGenBits))
   vm.srcu = Srcu.make(vm)
   for (const v of vm.vcpus) {

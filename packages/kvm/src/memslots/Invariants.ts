@@ -67,5 +67,8 @@ export const lat1 = (k: Sim.Kernel, who: string, zapped: number, batch: number):
     ? undefined
     : `${who} zapped ${zapped} shadow pages holding mmu_lock while another thread waited for it (BATCH_ZAP_PAGES is ${batch})`
 
-/** ZAP-1's bound, in the zapper's own steps: a few steps per page present at the start, and slack for lock hand-offs. */
-export const zap1Bound = (pages: number): number => 200 + 60 * pages
+/**
+ * ZAP-1's bound, in the zapper's own steps, from what was on the list at the start: a few steps
+ * per entry to clear, a lock hand-off per page, and slack.
+ */
+export const zap1Bound = (pages: number, entries: number): number => 500 + 40 * pages + 8 * entries

@@ -29,6 +29,11 @@ export const switches = {
     breaks: "GEN-2",
     needs: { mmioCaching: ["on"] }
   },
+  "C.zapAllLivelock": {
+    spec: "§3.7, d012a06ab1d2 (the v5.2 revert) and 002c5f73c508: memslot deletion through kvm_mmu_zap_all that drops mmu_lock when contended and restarts from the head, while vCPUs fault new pages in",
+    breaks: "ZAP-1",
+    needs: { zap: ["all"] }
+  },
   "C.holdLockWholeZap": {
     spec: "§3.7: kvm_zap_obsolete_pages never drops mmu_lock (no cond_resched_rwlock_write after a batch), as the revert's first version",
     breaks: "LAT-1",

@@ -58,10 +58,13 @@ export function* kvm_arch_flush_shadow_memslot(ms: Memslots, slot: Memslot, t: H
  */
 export const checkDeleted = (ms: Memslots, old: Memslot, op: string): string | undefined => {
   for (const sp of ms.mmu.pages) {
-    if (sp === undefined || sp.isRoot || sp.freed || sp.as_id !== old.as_id || !covers(old, sp.gfn)) continue
-    const spte = ms.vm.memory.peek(sp.spte)
-    if (is_shadow_present_pte(spte) && spte === gfnToPfn(old, sp.gfn)) {
-      return `KVM_SET_USER_MEMORY_REGION (${op} slot ${old.id} of address space ${old.as_id}) returned while shadow page ${sp.id} still maps gfn ${sp.gfn} to its old pfn ${spte}`
+    if (sp === undefined || sp.isRoot || sp.freed || sp.as_id !== old.as_id) continue
+    for (let gfn = sp.gfn; gfn < sp.gfn + sp.entries.length; gfn++) {
+      if (!covers(old, gfn)) continue
+      const spte = ms.vm.memory.peek(sp.sptep(gfn))
+      if (is_shadow_present_pte(spte) && spte === gfnToPfn(old, gfn)) {
+        return `KVM_SET_USER_MEMORY_REGION (${op} slot ${old.id} of address space ${old.as_id}) returned while shadow page ${sp.id} still maps gfn ${gfn} to its old pfn ${spte}`
+      }
     }
   }
   return undefined

@@ -38,12 +38,12 @@ function* vcpuGeneration(ms: Memslots, v: VcpuState, as: number): Sim.Gen<number
  * `check_mmio_spte`: a miss while the vCPU's memslots are being updated (the in-progress flag is
  * not stored in SPTEs), else a hit iff the masked generations match. GEN-2 is checked at a hit.
  */
-function* check_mmio_spte(ms: Memslots, v: VcpuState, spte: number, sp: MmuPage): Sim.Gen<boolean> {
+function* check_mmio_spte(ms: Memslots, v: VcpuState, spte: number, sp: MmuPage, gfn: number): Sim.Gen<boolean> {
   const gen = yield* vcpuGeneration(ms, v, vcpuMmu.of(v).as_id)
   if (gen >= KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS && !ms.vm.bug("C.lowBitInProgress")) return false
   const kvm_gen = gen % (mmioGenMask(ms.mmioGenBits) + 1)
   if (kvm_gen !== get_mmio_spte_generation(spte)) return false
-  const bad = CInv.gen2(ms.vm.kernel, v, sp.gfn, sp.mmioGen, gen)
+  const bad = CInv.gen2(ms.vm.kernel, v, gfn, sp.mmioGen[gfn - sp.gfn]!, gen)
   if (bad !== undefined) yield* Sim.fail("GEN-2", bad)
   return true
 }
@@ -57,7 +57,7 @@ export function* handle_mmio_page_fault(ms: Memslots, v: VcpuState, gfn: number)
   }
   const [spte, sp] = yield* get_mmio_spte(ms.mmu, v, gfn)
   if (is_mmio_spte(spte) && sp !== undefined) {
-    if (!(yield* check_mmio_spte(ms, v, spte, sp))) {
+    if (!(yield* check_mmio_spte(ms, v, spte, sp, gfn))) {
       vm.count("mmio_spte_stale")
       return RetPf.INVALID
     }
@@ -100,7 +100,7 @@ export function* kvm_mmu_do_page_fault(ms: Memslots, v: VcpuState, gfn: number):
     // mark_mmio_spte -> make_mmio_spte: the vCPU's memslot generation, masked.
     const gen = yield* vcpuGeneration(ms, v, as)
     const sp = yield* direct_map(mmu, v, gfn, make_mmio_spte(gfn, gen % (mmioGenMask(ms.mmioGenBits) + 1)))
-    sp.mmioGen = gen
+    sp.mmioGen[gfn - sp.gfn] = gen
     vm.count("mmio_sptes_made")
     r = RetPf.EMULATE
   } else {

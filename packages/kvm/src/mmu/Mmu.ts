@@ -3,8 +3,9 @@
  * paging (`tdp_mmu=0`, the MMU thread 2 discusses; the TDP MMU's roots and RCU-freed pages are
  * not modelled): shadow pages on `kvm->arch.active_mmu_pages` (new pages at the head), each
  * stamped with `mmu_valid_gen`; per address space, roots shared by the vCPUs that load them
- * (`root_count`), whose entries (memory locations) link a last-level page per gfn, whose one
- * SPTE (a memory location) maps the gfn's pfn or is an MMIO SPTE; `mmu_lock` as a lock in
+ * (`root_count`), whose entries (memory locations) link last-level pages, each covering
+ * `sptesPerPage` consecutive gfns (512 in the kernel), whose SPTEs (memory locations) map each
+ * gfn's pfn or are MMIO SPTEs; `mmu_lock` as a lock in
  * memory whose waiters are visible (`rwlock_needbreak`). The zaps: `kvm_mmu_zap_all_fast` with
  * `kvm_zap_obsolete_pages`, `kvm_mmu_zap_memslot`, `kvm_mmu_zap_all`, all through
  * `__kvm_mmu_prepare_zap_page` and `kvm_mmu_commit_zap_page` (mechanism A's remote flush, then
@@ -47,25 +48,30 @@ export class MmuPage {
   // ---- ghost
   /** Freed by `kvm_mmu_commit_zap_page` (WALK-1). */
   freed = false
-  /** The full memslot generation its MMIO SPTE was made at (GEN-2), or -1. */
-  mmioGen = -1
+  /** Per SPTE: the full memslot generation its MMIO SPTE was made at (GEN-2), or -1. */
+  readonly mmioGen: Array<number>
   constructor(
     readonly id: number,
     /** `role.level`: a root (its entries link leaves) or a last-level page (one SPTE). */
     readonly isRoot: boolean,
     /** `kvm_mmu_role_as_id(sp->role)`. */
     readonly as_id: number,
-    /** A leaf's gfn (`sp->gfn`; shadow paging: the page has guest PTEs for it), -1 for a root. */
+    /** A leaf's first gfn (`sp->gfn`; shadow paging: the page has guest PTEs for its gfns), -1 for a root. */
     readonly gfn: number,
     mmu_valid_gen: number,
-    /** A root's entries by gfn (child page id, 0 when not present); a leaf's SPTE as its one entry. */
+    /** A root's entries (child page id, 0 when not present); a leaf's SPTEs, one per gfn from `gfn`. */
     readonly entries: ReadonlyArray<Memory.Loc>
   ) {
     this.mmu_valid_gen = mmu_valid_gen
+    this.mmioGen = isRoot ? [] : entries.map(() => -1)
   }
-  /** A leaf's SPTE. */
-  get spte(): Memory.Loc {
-    return this.entries[0]!
+  /** Whether this leaf maps `gfn`. */
+  maps(gfn: number): boolean {
+    return !this.isRoot && gfn >= this.gfn && gfn < this.gfn + this.entries.length
+  }
+  /** A leaf's SPTE for `gfn`. */
+  sptep(gfn: number): Memory.Loc {
+    return this.entries[gfn - this.gfn]!
   }
 }
 
@@ -93,8 +99,10 @@ export class VcpuMmu {
 export const vcpuMmu = new Slot<VcpuMmu>("MMU")
 
 export interface MmuOptions {
-  /** Guest frames each root has an entry for. */
+  /** Guest frames the roots cover. */
   readonly gfns: number
+  /** SPTEs of a last-level page (`PT64_ENT_PER_PAGE`, 512 in the kernel): the gfns it covers. */
+  readonly sptesPerPage: number
   /** `BATCH_ZAP_PAGES` (10). */
   readonly zapBatch: number
 }
@@ -116,6 +124,10 @@ export class Mmu {
   }
   page(id: number): MmuPage {
     return this.pages[id]!
+  }
+  /** The root entry that covers `gfn`. */
+  index(gfn: number): number {
+    return Math.floor(gfn / this.options.sptesPerPage)
   }
 }
 
@@ -165,9 +177,10 @@ export function* cond_resched_rwlock_write(mmu: Mmu, t: HostThread): Sim.Gen<boo
 const kvm_mmu_alloc_shadow_page = (mmu: Mmu, isRoot: boolean, as_id: number, gfn: number): MmuPage => {
   const id = mmu.pages.length
   const m = mmu.vm.memory
+  const per = mmu.options.sptesPerPage
   const entries = isRoot
-    ? Array.from({ length: mmu.options.gfns }, (_, g) => m.alloc(`${mmu.vm.name}.sp[${id}].spt[gfn ${g}]`, 0))
-    : [m.alloc(`${mmu.vm.name}.sp[${id}].spte`, 0)]
+    ? Array.from({ length: Math.ceil(mmu.options.gfns / per) }, (_, i) => m.alloc(`${mmu.vm.name}.sp[${id}].spt[${i}]`, 0))
+    : Array.from({ length: per }, (_, i) => m.alloc(`${mmu.vm.name}.sp[${id}].spt[gfn ${gfn + i}]`, 0))
   const sp = new MmuPage(id, isRoot, as_id, gfn, mmu.validGen, entries)
   mmu.pages.push(sp)
   mmu.active_mmu_pages.push(sp)
@@ -323,9 +336,9 @@ export function* guestAccess(mmu: Mmu, v: VcpuState, gfn: number): Sim.Gen<Acces
     return Access.Done
   }
   const root = mmu.page(vcpuMmu.of(v).root_hpa)
-  const child = yield* v.hw.READ_ONCE(root.entries[gfn]!)
+  const child = yield* v.hw.READ_ONCE(root.entries[mmu.index(gfn)]!)
   if (child === 0) return Access.Violation
-  const spte = yield* v.hw.READ_ONCE(mmu.page(child).spte)
+  const spte = yield* v.hw.READ_ONCE(mmu.page(child).sptep(gfn))
   const freed = MmuInv.walk1(vm.kernel, v, child, mmu.page(child).freed) // at the dereference
   if (freed !== undefined) yield* Sim.fail("WALK-1", freed)
   if (is_mmio_spte(spte)) return Access.Misconfig
@@ -341,12 +354,12 @@ export function* get_mmio_spte(mmu: Mmu, v: VcpuState, gfn: number): Sim.Gen<rea
   yield* walk_shadow_page_lockless_begin(vm, v)
   vm.count("lockless_walks")
   const root = mmu.page(vcpuMmu.of(v).root_hpa)
-  const child = yield* v.hw.READ_ONCE(root.entries[gfn]!)
+  const child = yield* v.hw.READ_ONCE(root.entries[mmu.index(gfn)]!)
   let spte = 0
   let sp: MmuPage | undefined
   if (child !== 0) {
     sp = mmu.page(child)
-    spte = yield* v.hw.READ_ONCE(sp.spte)
+    spte = yield* v.hw.READ_ONCE(sp.sptep(gfn))
     const freed = MmuInv.walk1(vm.kernel, v, child, sp.freed) // at the dereference
     if (freed !== undefined) yield* Sim.fail("WALK-1", freed)
   }
@@ -356,19 +369,20 @@ export function* get_mmio_spte(mmu: Mmu, v: VcpuState, gfn: number): Sim.Gen<rea
 
 /**
  * The last part of a page fault under `mmu_lock` (`direct_map` -> `kvm_mmu_get_child_sp`,
- * `mmu_set_spte`): link a leaf for `gfn` from the root if there is none (a new page at the
+ * `mmu_set_spte`): link the leaf covering `gfn` from the root if there is none (a new page at the
  * head of the list), then write its SPTE.
  */
 export function* direct_map(mmu: Mmu, v: VcpuState, gfn: number, spte: number): Sim.Gen<MmuPage> {
   const root = mmu.page(vcpuMmu.of(v).root_hpa)
-  const entry = root.entries[gfn]!
+  const i = mmu.index(gfn)
+  const entry = root.entries[i]!
   let sp = childOf(mmu, yield* v.hw.READ_ONCE(entry))
   if (sp === undefined) {
-    sp = kvm_mmu_alloc_shadow_page(mmu, false, root.as_id, gfn)
+    sp = kvm_mmu_alloc_shadow_page(mmu, false, root.as_id, i * mmu.options.sptesPerPage)
     sp.parent = entry
     yield* v.hw.WRITE_ONCE(entry, sp.id) // link_shadow_page -> mmu_spte_set
   }
-  yield* v.hw.WRITE_ONCE(sp.spte, spte) // mmu_spte_set / mark_mmio_spte
+  yield* v.hw.WRITE_ONCE(sp.sptep(gfn), spte) // mmu_spte_set / mark_mmio_spte
   return sp
 }
 

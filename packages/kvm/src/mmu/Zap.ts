@@ -33,10 +33,11 @@ function* zapPage(mmu: Mmu, sp: MmuPage, invalid_list: Array<MmuPage>, t: HostTh
   return r
 }
 
-/** ZAP-1's monitor for a zap that starts now with `pages` pages to get rid of. */
-const zap1 = (mmu: Mmu, what: string, pages: number): Sim.Monitor => {
-  const m = mmu.vm.kernel.monitor("ZAP-1", { maxHotSteps: CInv.zap1Bound(pages), fair: true })
-  m.hot(`${what} began with ${pages} shadow pages to zap and has not finished`)
+/** ZAP-1's monitor for a zap that starts now, with the pages on `active_mmu_pages` to get rid of. */
+const zap1 = (mmu: Mmu, what: string): Sim.Monitor => {
+  const pages = mmu.active_mmu_pages
+  const m = mmu.vm.kernel.monitor("ZAP-1", { maxHotSteps: CInv.zap1Bound(pages.length, pages.reduce((n, sp) => n + sp.entries.length, 0)), fair: true })
+  m.hot(`${what} began with ${pages.length} shadow pages to zap and has not finished`)
   return m
 }
 
@@ -87,7 +88,7 @@ export function* kvm_mmu_zap_all_fast(mmu: Mmu, t: HostThread, onFlip?: () => vo
   mmu.validGen = gen === 0 ? 1 : 0
   yield* t.hw.WRITE_ONCE(mmu.mmu_valid_gen, mmu.validGen)
   onFlip?.()
-  const monitor = zap1(mmu, "kvm_mmu_zap_all_fast", mmu.active_mmu_pages.length)
+  const monitor = zap1(mmu, "kvm_mmu_zap_all_fast")
   yield* kvm_make_all_cpus_request(vm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, t)
   yield* kvm_zap_obsolete_pages(mmu, t)
   monitor.cold()
@@ -96,14 +97,15 @@ export function* kvm_mmu_zap_all_fast(mmu: Mmu, t: HostThread, onFlip?: () => vo
 
 /**
  * `kvm_mmu_zap_all` (teardown; on deletion in the v5.2 revert as first posted): from the head,
- * zap every page (skipping invalid ones), commit, all under `mmu_lock`. (The revert's later
- * lock-break, restarting from the head, is `C.zapAllLivelock`: not modelled yet.)
+ * zap every page (skipping invalid ones), commit, all under `mmu_lock`. With `C.zapAllLivelock`,
+ * the revert's lock-break: drop the lock when contended and restart from the head, where
+ * faulting vCPUs keep adding pages.
  */
 export function* kvm_mmu_zap_all(mmu: Mmu, t: HostThread): Sim.Gen<void> {
   const vm = mmu.vm
   yield* write_lock(mmu, t)
   vm.count("zap_all")
-  const monitor = zap1(mmu, "kvm_mmu_zap_all", mmu.active_mmu_pages.length)
+  const monitor = zap1(mmu, "kvm_mmu_zap_all")
   const invalid_list: Array<MmuPage> = []
   restart: for (;;) {
     for (let i = mmu.active_mmu_pages.length - 1; i >= 0; i--) {
@@ -111,6 +113,7 @@ export function* kvm_mmu_zap_all(mmu: Mmu, t: HostThread): Sim.Gen<void> {
       if (sp === undefined || sp.invalid) continue
       const [unstable] = yield* __kvm_mmu_prepare_zap_page(mmu, sp, invalid_list, t)
       if (unstable) continue restart
+      if (vm.bug("C.zapAllLivelock") && (yield* cond_resched_rwlock_write(mmu, t))) continue restart
     }
     break
   }
@@ -129,21 +132,24 @@ export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Si
   const vm = mmu.vm
   yield* write_lock(mmu, t)
   vm.count("zap_memslot")
-  const inSlot = (sp: MmuPage) => !sp.isRoot && sp.as_id === slot.as_id && sp.gfn >= slot.base_gfn && sp.gfn < slot.base_gfn + slot.npages
+  const end = slot.base_gfn + slot.npages
+  const inSlot = (sp: MmuPage) => !sp.isRoot && sp.as_id === slot.as_id && sp.gfn < end && sp.gfn + sp.entries.length > slot.base_gfn
   // kvm_unmap_gfn_range -> kvm_zap_rmap: the SPTEs that map the slot's gfns.
   let flush = false
   for (const sp of mmu.active_mmu_pages) {
     if (!inSlot(sp)) continue
-    const spte = yield* t.hw.READ_ONCE(sp.spte)
-    if (!is_shadow_present_pte(spte)) continue
-    yield* t.hw.WRITE_ONCE(sp.spte, 0) // drop_spte
-    vm.count("sptes_zapped")
-    flush = true
+    for (let gfn = Math.max(sp.gfn, slot.base_gfn); gfn < Math.min(sp.gfn + sp.entries.length, end); gfn++) {
+      const spte = yield* t.hw.READ_ONCE(sp.sptep(gfn))
+      if (!is_shadow_present_pte(spte)) continue
+      yield* t.hw.WRITE_ONCE(sp.sptep(gfn), 0) // drop_spte
+      vm.count("sptes_zapped")
+      flush = true
+    }
   }
   const invalid_list: Array<MmuPage> = []
-  for (let gfn = slot.base_gfn; gfn < slot.base_gfn + slot.npages; gfn++) {
+  for (let gfn = slot.base_gfn; gfn < end; gfn++) {
     // for_each_gfn_valid_sp_with_gptes
-    for (const sp of mmu.active_mmu_pages.filter((p) => inSlot(p) && p.gfn === gfn && !p.invalid)) yield* zapPage(mmu, sp, invalid_list, t)
+    for (const sp of mmu.active_mmu_pages.filter((p) => inSlot(p) && p.maps(gfn) && !p.invalid)) yield* zapPage(mmu, sp, invalid_list, t)
     if (yield* t.hw.READ_ONCE(mmu.mmu_lock.waiters)) {
       yield* kvm_mmu_remote_flush_or_zap(mmu, invalid_list, flush, t)
       flush = false

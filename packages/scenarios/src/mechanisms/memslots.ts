@@ -21,14 +21,14 @@ const def = <W extends Workloads.MemslotsWorkload>(kind: W["kind"], schema: Work
 })
 
 const shape = { vms: 1, durationNs: 0, bugs: [], costs: {} }
-const guest = { guestSteps: 3, gapNs: 0 }
+const guest = { guestSteps: 3, gapNs: 0, sptesPerPage: 2 }
 
 export const mechanism = {
   id: "C",
   title: "memslot generations, MMIO SPTEs and zapping on memslot removal (spec §3, thread 2)",
   switches: Memslots.Variants.switches,
   invariants: Memslots.Invariants.ids,
-  workloads: [def<typeof Workloads.MemslotStress.Type>("memslot-stress", Workloads.MemslotStress), def<typeof Workloads.MmioWrap.Type>("mmio-wrap", Workloads.MmioWrap), def<typeof Workloads.MemslotDelete.Type>("memslot-delete", Workloads.MemslotDelete)],
+  workloads: [def<typeof Workloads.MemslotStress.Type>("memslot-stress", Workloads.MemslotStress), def<typeof Workloads.MmioWrap.Type>("mmio-wrap", Workloads.MmioWrap), def<typeof Workloads.MemslotDelete.Type>("memslot-delete", Workloads.MemslotDelete), def<typeof Workloads.RomAccess.Type>("rom-access", Workloads.RomAccess)],
   builtins: [
     {
       name: "memslot-stress",
@@ -62,6 +62,19 @@ export const mechanism = {
       pcpus: 1,
       variant: {},
       workload: { kind: "memslot-delete", gfns: 8, memGfns: 4, dummyGfns: 2, rounds: 1, updateAs: 0, smmVcpus: 0, guestWork: 30, ...guest }
+    },
+    {
+      name: "rom-access",
+      description:
+        "Thread 2's benchmark (mmtest -c 8 -m 2000 -e ./rom.sh, scaled down): eight vCPUs touch their share of memory over and " +
+        "over while the VMM deletes and re-creates a ROM slot every 150 µs; benchmarkNs is when the last vCPU finished " +
+        "(virtual ns, --strategy timed; spec §3.8, §6 N2)",
+      ...shape,
+      maxSteps: 20_000_000,
+      vcpusPerVm: 8,
+      pcpus: 8,
+      variant: {},
+      workload: { kind: "rom-access", gfns: 72, memGfns: 64, dummyGfns: 4, rounds: 1000, updateAs: 0, smmVcpus: 0, guestWork: 1600, guestSteps: 20, gapNs: 150_000, sptesPerPage: 8 }
     }
   ],
   switchCases: [
@@ -70,6 +83,15 @@ export const mechanism = {
     { bug: "C.wrapOnlyAs0", scenario: "mmio-wrap", set: [], strategy: random, invariant: "GEN-4" },
     { bug: "C.cacheDuringFlux", scenario: "memslot-stress", set: [], strategy: random, invariant: "GEN-3" },
     { bug: "C.lowBitInProgress", scenario: "memslot-stress", set: [], strategy: random, invariant: "GEN-2" },
+    // Four vCPUs faulting through the whole run; swarm's schedules, which favour some actors,
+    // let them add pages at the head faster than the restarting zap removes them.
+    {
+      bug: "C.zapAllLivelock",
+      scenario: "memslot-stress",
+      set: [["zap", "all"], ["vcpusPerVm", "4"], ["pcpus", "4"], ["workload.guestWork", "60"], ["workload.rounds", "4"]],
+      strategy: { _tag: "swarm" },
+      invariant: "ZAP-1"
+    },
     { bug: "C.holdLockWholeZap", scenario: "memslot-stress", set: [["zapBatch", "1"]], strategy: random, invariant: "LAT-1" },
     { bug: "M.deleteSkipsZap", scenario: "memslot-delete", set: [], strategy: random, invariant: "DEL-1" },
     { bug: "M.genStepOne", scenario: "memslot-stress", set: [], strategy: random, invariant: "GEN-1" }

@@ -4,6 +4,9 @@
  * hole created and deleted over and over (`memslot-stress`: `memslot_modification_stress_test`;
  * `mmio-wrap`: the same churn in one address space, with a small MMIO generation so it wraps),
  * or created, moved and deleted while vCPUs read it (`memslot-delete`: `set_memory_region_test`).
+ * `rom-access` is thread 2's benchmark (`mmtest -c 8 -m 2000 -e ./rom.sh`): each vCPU touches its
+ * share of slot 0 over and over while the VMM deletes and re-creates a ROM-like slot, until every
+ * vCPU is done; `benchmarkNs` is when the last one finished (virtual ns, under `timed`).
  * Guest frames `[0, memGfns)` are slot 0 in every address space; the rest is the MMIO hole, in
  * which the dummy slot lives at `[memGfns, memGfns + dummyGfns)` (moved: right after it).
  */
@@ -18,6 +21,8 @@ import { placeVcpus, spawnVcpus, sumStats, switchesOf, teardown } from "./Reques
 const fields = {
   /** Guest frames: slot 0, then the MMIO hole. */
   gfns: Count(2, 256),
+  /** SPTEs of a last-level shadow page: the guest frames it covers (512 in the kernel). */
+  sptesPerPage: Count(1, 512),
   /** Frames of slot 0, from gfn 0. */
   memGfns: Count(1, 255),
   /** Frames of the dummy slot, in the MMIO hole. */
@@ -30,7 +35,7 @@ const fields = {
   smmVcpus: Count(0, 256),
   /** Guest accesses per guest-mode interval before a voluntary exit. */
   guestSteps: Count(1, 1000),
-  /** Guest steps each vCPU executes in all; then it halts for good. */
+  /** Guest steps each vCPU executes at least; it goes on until the VMM's ioctls are done, then halts for good. */
   guestWork: Count(1, 1_000_000),
   /** Virtual ns the VMM waits between ioctls (timed runs). */
   gapNs: Schema.Int.pipe(Schema.between(0, 1_000_000_000))
@@ -39,7 +44,8 @@ const fields = {
 export const MemslotStress = Schema.Struct({ kind: Schema.Literal("memslot-stress"), ...fields })
 export const MmioWrap = Schema.Struct({ kind: Schema.Literal("mmio-wrap"), ...fields })
 export const MemslotDelete = Schema.Struct({ kind: Schema.Literal("memslot-delete"), ...fields })
-export type MemslotsWorkload = typeof MemslotStress.Type | typeof MmioWrap.Type | typeof MemslotDelete.Type
+export const RomAccess = Schema.Struct({ kind: Schema.Literal("rom-access"), ...fields })
+export type MemslotsWorkload = typeof MemslotStress.Type | typeof MmioWrap.Type | typeof MemslotDelete.Type | typeof RomAccess.Type
 
 /** The shapes that cannot work, each with its field. */
 export const check = (s: Scenario, w: MemslotsWorkload): ReadonlyArray<Issue> => {
@@ -61,24 +67,46 @@ export const notes = (s: Scenario): ReadonlyArray<string> =>
 
 const { ExitReason } = Protocol
 
-/** The guest: accesses anywhere in its frames (memory or the MMIO hole), voluntary exits, and the host's fault handling. */
-const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, done: { n: number; readonly q: Sim.WaitQueue }): Vcpu.Guest => {
+/**
+ * The guests' end, as memstress has it: `host_quit`, which the VMM sets once its ioctls are done
+ * (a plain flag: nothing the model checks races with it), and the count of guests that have
+ * reported done (ucall DONE), with the VMM's wait for them.
+ */
+interface Done {
+  host_quit: boolean
+  n: number
+  readonly q: Sim.WaitQueue
+  /** Virtual ns at which the last guest reported done. */
+  lastNs: number
+}
+
+/**
+ * The guest: accesses anywhere in its frames (memory or the MMIO hole; `rom-access`: its own
+ * share of slot 0, in order, over and over), voluntary exits, and the host's fault handling.
+ */
+const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, done: Done): Vcpu.Guest => {
   const k = vm.kernel
   const steps = vm.vcpus.map(() => 0)
   const work = vm.vcpus.map(() => 0)
+  const finished = vm.vcpus.map(() => false)
   const faultGfn = vm.vcpus.map(() => 0)
+  const share = Math.max(1, Math.floor(w.memGfns / vm.vcpus.length))
   return {
     *step(v) {
-      if (++work[v.vcpu_id]! > w.guestWork) {
+      const id = v.vcpu_id
+      if (finished[id] || (work[id]! >= w.guestWork && (done.host_quit || w.kind === "rom-access"))) {
         // The guest's work is done (a selftest's ucall DONE): it idles in HLT until teardown.
-        if (work[v.vcpu_id] === w.guestWork + 1) {
+        if (!finished[id]) {
+          finished[id] = true
           done.n++
+          done.lastNs = k.now
           k.wakeAll(done.q)
         }
         yield* Sim.point(vm.costs.guestAccessNs)
         return ExitReason.Hlt
       }
-      const gfn = k.randomBetween(0, w.gfns)
+      const gfn = w.kind === "rom-access" ? share * id + (work[id]! % share) : k.randomBetween(0, w.gfns)
+      work[id]!++
       const a = yield* Mmu.guestAccess(ms.mmu, v, gfn)
       if (a !== Mmu.Access.Done) {
         faultGfn[v.vcpu_id] = gfn
@@ -101,16 +129,18 @@ const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, 
   }
 }
 
-/** The VMM's ioctls, in order. */
+/** The dummy (or ROM) slot's ioctl. */
+const dummy = (w: MemslotsWorkload, op: Memslots.Protocol.MemslotOp, baseGfn: number) =>
+  new Memslots.Protocol.SetUserMemoryRegion({ as: w.updateAs, slot: 1, op, baseGfn, npages: w.dummyGfns, userspaceAddr: 1 + w.gfns + w.memGfns })
+
+/** The VMM's ioctls, in order (`rom-access`: the ROM slot's creation; its churn follows the guests). */
 const timeline = (w: MemslotsWorkload): Array<Memslots.Protocol.SetUserMemoryRegion> => {
-  const { SetUserMemoryRegion } = Memslots.Protocol
-  const dummy = (op: Memslots.Protocol.MemslotOp, baseGfn: number) =>
-    new SetUserMemoryRegion({ as: w.updateAs, slot: 1, op, baseGfn, npages: w.dummyGfns, userspaceAddr: 1 + w.gfns + w.memGfns })
   const out: Array<Memslots.Protocol.SetUserMemoryRegion> = []
+  if (w.kind === "rom-access") return [dummy(w, "create", w.memGfns)]
   for (let r = 0; r < w.rounds; r++) {
-    out.push(dummy("create", w.memGfns))
-    if (w.kind === "memslot-delete") out.push(dummy("move", w.memGfns + w.dummyGfns), dummy("delete", w.memGfns + w.dummyGfns))
-    else out.push(dummy("delete", w.memGfns))
+    out.push(dummy(w, "create", w.memGfns))
+    if (w.kind === "memslot-delete") out.push(dummy(w, "move", w.memGfns + w.dummyGfns), dummy(w, "delete", w.memGfns + w.dummyGfns))
+    else out.push(dummy(w, "delete", w.memGfns))
   }
   return out
 }
@@ -128,10 +158,10 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     const host = yield* Vm.makeHost({ pcpus: cpus, costs: Costs.resolve(s.costs) })
     const vm = Vm.makeVm(host, vcpus, switchesOf(s))
     bindSink(sink, host.memory, () => sumStats([vm]))
-    const ms = Memslots.Extension.attach(vm, { gfns: w.gfns, asOf: (i) => (i >= vcpus - w.smmVcpus ? 1 : 0) })
+    const ms = Memslots.Extension.attach(vm, { gfns: w.gfns, sptesPerPage: w.sptesPerPage, asOf: (i) => (i >= vcpus - w.smmVcpus ? 1 : 0) })
     // Slot 0 in every address space, before the vCPUs run (the VMM's first ioctls).
     for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
-    const done = { n: 0, q: Sim.makeWaitQueue("guests done") }
+    const done: Done = { host_quit: false, n: 0, q: Sim.makeWaitQueue("guests done"), lastNs: 0 }
     const actors = yield* spawnVcpus(host, vm, makeGuest(vm, ms, w, done), placeVcpus(s, host)(0))
     const box = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)
     const manager = yield* Sim.spawn("memslot-manager", function*() {
@@ -143,10 +173,18 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
       yield* box.send(cmd)
       if (w.gapNs > 0) yield* Sim.sleep(w.gapNs)
     }
+    // rom.sh: read the ROM (QEMU deletes and re-creates its slot) until the guests are done, at most `rounds` times.
+    for (let r = 0; w.kind === "rom-access" && r < w.rounds && done.n < vcpus; r++) {
+      yield* box.send(dummy(w, "delete", w.memGfns))
+      yield* box.send(dummy(w, "create", w.memGfns))
+      if (w.gapNs > 0) yield* Sim.sleep(w.gapNs)
+    }
     yield* box.send(new Memslots.Protocol.CloseVm())
     yield* Sim.join(manager)
+    done.host_quit = true
     // As the selftests do: tear down once every guest has reported its work done.
     while (done.n < vcpus) yield* Sim.wait(done.q)
+    if (w.kind === "rom-access") vm.count("benchmarkNs", done.lastNs)
     yield* teardown(vm, vmm, actors)
     return sink === undefined ? {} : sink.metrics()
   }
