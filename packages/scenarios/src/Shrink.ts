@@ -94,7 +94,7 @@ export const shrink = (token: string, o: ShrinkOptions = {}): Effect.Effect<Shri
 export function* steps(token: string, o: ShrinkOptions = {}): Steps<ShrinkResult> {
   const data = ReplayToken.decode(token)
   if (data instanceof ReplayToken.InvalidReplayToken) throw new ShrinkError(data.message)
-  const s0 = Either.getOrThrow(scenarioOfToken(token))
+  const s0 = Either.getOrThrowWith(scenarioOfToken(token), (e) => e)
   return yield* shrinkSteps(s0, data, o)
 }
 
