@@ -41,7 +41,11 @@ export const Costs = Schema.Struct({
   pleWindowNs: upToASecond,
   /** The default is UINT_MAX cycles at 2.5 GHz (1.72 s); 10 s allows that cap at clocks down to 0.43 GHz. */
   pleWindowMaxNs: ns(10 * SECOND_NS, "at most 10 virtual seconds: UINT_MAX cycles at 0.43 GHz"),
-  schedLatencyNs: upToASecond
+  schedLatencyNs: upToASecond,
+  spteZapNs: upToASecond,
+  shadowPageFreeNs: upToASecond,
+  rootLoadNs: upToASecond,
+  srcuGracePeriodNs: upToASecond
 })
 export type Costs = typeof Costs.Type
 
@@ -63,7 +67,11 @@ export const defaults: Costs = {
   drainNs: 20,
   pleWindowNs: 1640,
   pleWindowMaxNs: 1_717_986_918,
-  schedLatencyNs: 24_000_000
+  schedLatencyNs: 24_000_000,
+  spteZapNs: 30,
+  shadowPageFreeNs: 200,
+  rootLoadNs: 1_000,
+  srcuGracePeriodNs: 30_000
 }
 
 /** Where each default comes from. */
@@ -84,7 +92,12 @@ export const sources: Readonly<Record<keyof Costs, string>> = {
     "kernel arch/x86/kvm/vmx/vmx.c: ple_window = KVM_VMX_DEFAULT_PLE_WINDOW = 4096 cycles ≈ 1.64 µs at 2.5 GHz; grow_ple_window doubles it at each pause-loop exit (ple_window_grow = 2), vmx_sched_in resets it (ple_window_shrink = 0)",
   pleWindowMaxNs: "kernel arch/x86/kvm/x86.h: KVM_VMX_DEFAULT_PLE_WINDOW_MAX = UINT_MAX cycles ≈ 1.72 s at 2.5 GHz, the cap of grow_ple_window",
   schedLatencyNs:
-    "kernel/sched/fair.c before EEVDF (v6.6): sysctl_sched_latency = 6 ms × (1 + ilog2(8)) = 24 ms for 8 or more CPUs; a CFS slice is that over nr_running, at least sysctl_sched_min_granularity (0.75 ms × 4 = 3 ms, the timeSliceNs default)"
+    "kernel/sched/fair.c before EEVDF (v6.6): sysctl_sched_latency = 6 ms × (1 + ilog2(8)) = 24 ms for 8 or more CPUs; a CFS slice is that over nr_running, at least sysctl_sched_min_granularity (0.75 ms × 4 = 3 ms, the timeSliceNs default)",
+  spteZapNs: "assumption: clearing one SPTE under mmu_lock (the store, and its rmap entry for a present one), ~30 ns",
+  shadowPageFreeNs: "assumption: kvm_mmu_free_shadow_page (list removal, hash removal, freeing the page table page), ~200 ns",
+  rootLoadNs: "assumption: kvm_mmu_load for a fresh root (allocate it, load the PGD, kvm_x86_flush_tlb_current), ~1 µs",
+  srcuGracePeriodNs:
+    "spec §6 N7 (Szmigiero, memslot_perf_test, 2021) as an order of magnitude: moving a memslot (two kvm_swap_active_memslots, each with one synchronize_srcu_expedited) took 80-96 µs, so ~30 µs per expedited grace period; an assumption otherwise"
 }
 
 export const resolve = (overrides: CostOverrides | undefined): Costs => ({ ...defaults, ...overrides })

@@ -93,7 +93,7 @@ export function* kvm_swap_active_memslots(ms: Memslots, as: number, t: HostThrea
   yield* Spinlock.spin_unlock(t.hw, ms.mn_invalidate_lock)
 
   // slots_arch_lock is released here (no other taker is modelled), before the grace period.
-  yield* synchronize_srcu_expedited(vm.srcu!, t)
+  yield* synchronize_srcu_expedited(vm.srcu!, t, vm.costs.srcuGracePeriodNs)
   vm.count("memslot_generation_updates")
 
   const next = gen + (vm.bug("M.genStepOne") ? 1 : ms.nr_as)

@@ -213,6 +213,7 @@ export function* __kvm_mmu_prepare_zap_page(mmu: Mmu, sp: MmuPage, invalid_list:
     const old = yield* t.hw.READ_ONCE(e)
     if (old === 0) continue
     yield* t.hw.WRITE_ONCE(e, 0) // mmu_spte_clear_no_track / drop_spte
+    yield* Sim.point(vm.costs.spteZapNs)
     if (sp.isRoot) mmu.page(old).parent = undefined
     else if (is_shadow_present_pte(old)) vm.count("sptes_zapped")
     else if (is_mmio_spte(old)) vm.count("mmio_sptes_zapped")
@@ -249,6 +250,7 @@ export function* kvm_mmu_commit_zap_page(mmu: Mmu, invalid_list: Array<MmuPage>,
   if (invalid_list.length === 0) return
   yield* kvm_flush_remote_tlbs(mmu.vm, t)
   for (const sp of invalid_list.splice(0)) {
+    yield* Sim.point(mmu.vm.costs.shadowPageFreeNs)
     sp.freed = true // kvm_mmu_free_shadow_page
     mmu.vm.count("shadow_pages_freed")
     mmu.vm.kernel.event("sp.free", [sp.id])
@@ -306,6 +308,7 @@ export function* kvm_mmu_reload(mmu: Mmu, v: VcpuState): Sim.Gen<void> {
   root.root_count++
   m.root_hpa = root.id
   yield* write_unlock(mmu, v)
+  yield* Sim.point(mmu.vm.costs.rootLoadNs) // kvm_mmu_load_pgd, kvm_x86_flush_tlb_current
   v.tlb.clear()
   mmu.vm.count("roots_loaded")
 }

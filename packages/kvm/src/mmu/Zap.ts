@@ -142,6 +142,7 @@ export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Si
       const spte = yield* t.hw.READ_ONCE(sp.sptep(gfn))
       if (!is_shadow_present_pte(spte)) continue
       yield* t.hw.WRITE_ONCE(sp.sptep(gfn), 0) // drop_spte
+      yield* Sim.point(vm.costs.spteZapNs)
       vm.count("sptes_zapped")
       flush = true
     }

@@ -10,7 +10,7 @@
  * nothing published under SRCU, and their traces stay as they were.
  */
 import type { Memory } from "@kvmlab/memory"
-import type { Sim } from "@kvmlab/sim"
+import { Sim } from "@kvmlab/sim"
 import type { HostThread, Vm } from "../Vm.js"
 import type { VcpuState } from "./State.js"
 
@@ -48,10 +48,11 @@ export function* kvm_vcpu_srcu_read_lock(s: Srcu, v: VcpuState): Sim.Gen<void> {
 /**
  * `kvm_vcpu_srcu_read_unlock` -> `srcu_read_unlock`: `smp_mb()` (C) then
  * `this_cpu_inc(unlock_count)`: the section's reads are done before the updater can see it
- * left; pairs with the full barrier that ends `synchronize_srcu`'s scan.
+ * left; pairs with the full barrier that ends `synchronize_srcu`'s scan. (`barrier` false: the
+ * caller's bug switch removed it.)
  */
-export function* kvm_vcpu_srcu_read_unlock(s: Srcu, v: VcpuState): Sim.Gen<void> {
-  yield* v.hw.smp_mb()
+export function* kvm_vcpu_srcu_read_unlock(s: Srcu, v: VcpuState, barrier = true): Sim.Gen<void> {
+  if (barrier) yield* v.hw.smp_mb()
   const c = ++s.count[v.vcpu_id]!
   yield* v.hw.WRITE_ONCE(s.readers[v.vcpu_id]!, c)
 }
@@ -61,8 +62,9 @@ export function* kvm_vcpu_srcu_read_unlock(s: Srcu, v: VcpuState): Sim.Gen<void>
  * was open at the scan to close (a reader whose counter is odd: wait until it changes), then
  * `smp_mb()`. A section that opens after the scan sees everything published before it (B).
  */
-export function* synchronize_srcu_expedited(s: Srcu, t: HostThread): Sim.Gen<void> {
+export function* synchronize_srcu_expedited(s: Srcu, t: HostThread, costNs = 0): Sim.Gen<void> {
   yield* t.hw.smp_mb()
+  yield* Sim.point(costNs) // the expedited grace period's own work (IPIs to the other CPUs)
   for (const r of s.readers) {
     const c = yield* t.hw.READ_ONCE(r)
     if (c % 2 === 1) yield* t.hw.smp_cond_load_acquire(r, (now) => now !== c)

@@ -138,7 +138,7 @@ export const vcpu_enter_guest = Sim.proc(function* vcpu_enter_guest(vm: Vm, v: V
   // kvm_vcpu_exiting_guest_mode (A1) on the requester side. The barrier is the smp_mb() inside
   // srcu_read_unlock (smp_mb__after_srcu_read_unlock is empty); a VM that publishes nothing
   // under SRCU (no memslot updates) has the barrier alone.
-  if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_unlock(vm.srcu, v)
+  if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_unlock(vm.srcu, v, !vm.bug("A.noEntryBarrier"))
   else if (!vm.bug("A.noEntryBarrier")) yield* v.hw.smp_mb()
   // Posted interrupts whose notification found this vCPU outside guest mode (APICv).
   if (vm.switches.variant.apicv === "on") yield* sync_pir_to_irr(vm, v)

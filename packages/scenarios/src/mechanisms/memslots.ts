@@ -13,7 +13,8 @@ const invariants = ["GEN-1", "GEN-2", "GEN-3", "GEN-4", "DEL-1", "ZAP-1", "LAT-1
 const def = <W extends Workloads.MemslotsWorkload>(kind: W["kind"], schema: WorkloadDef<W>["schema"]): WorkloadDef<W> => ({
   kind,
   schema,
-  exercises: ["C"],
+  // Mechanism A's requests, kicks, remote flushes and lockless walks run here too.
+  exercises: ["C", "A"],
   invariants,
   check: Workloads.check,
   notes: Workloads.notes,
@@ -62,6 +63,17 @@ export const mechanism = {
       pcpus: 1,
       variant: {},
       workload: { kind: "memslot-delete", gfns: 8, memGfns: 4, dummyGfns: 2, rounds: 1, updateAs: 0, smmVcpus: 0, guestWork: 30, ...guest }
+    },
+    {
+      name: "zap-vs-walk",
+      description:
+        "Obsolete-root zaps against MMIO lockless walks: two vCPUs mostly in the MMIO hole (get_mmio_spte in " +
+        "READING_SHADOW_PAGE_TABLES) while each deletion's fast zap frees the old pages after its remote flush (spec §1.6, §3.5; WALK-1)",
+      ...shape,
+      vcpusPerVm: 2,
+      pcpus: 2,
+      variant: {},
+      workload: { kind: "memslot-stress", gfns: 8, memGfns: 2, dummyGfns: 2, rounds: 2, updateAs: 0, smmVcpus: 0, guestWork: 30, ...guest }
     },
     {
       name: "rom-access",
