@@ -105,13 +105,14 @@ const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, 
         yield* Sim.point(vm.costs.guestAccessNs)
         return ExitReason.Hlt
       }
+      // rom-access walks its share in order; a faulting access is retried (the guest re-executes it).
       const gfn = w.kind === "rom-access" ? share * id + (work[id]! % share) : k.randomBetween(0, w.gfns)
-      work[id]!++
       const a = yield* Mmu.guestAccess(ms.mmu, v, gfn)
       if (a !== Mmu.Access.Done) {
         faultGfn[v.vcpu_id] = gfn
         return a === Mmu.Access.Misconfig ? ExitReason.EptMisconfig : ExitReason.EptViolation
       }
+      work[id]!++
       if (++steps[v.vcpu_id]! < w.guestSteps) return undefined
       steps[v.vcpu_id] = 0
       return ExitReason.IoInstruction
