@@ -35,7 +35,7 @@ const fields = {
   smmVcpus: Count(0, 256),
   /** Guest accesses per guest-mode interval before a voluntary exit. */
   guestSteps: Count(1, 1000),
-  /** Guest steps each vCPU executes at least; it goes on until the VMM's ioctls are done, then halts for good. */
+  /** Guest steps each vCPU executes at least; it goes on until the VMM's ioctls are done (at most 20 times as many), then halts for good. */
   guestWork: Count(1, 1_000_000),
   /** Virtual ns the VMM waits between ioctls (timed runs). */
   gapNs: Schema.Int.pipe(Schema.between(0, 1_000_000_000))
@@ -84,6 +84,9 @@ interface Done {
  * The guest: accesses anywhere in its frames (memory or the MMIO hole; `rom-access`: its own
  * share of slot 0, in order, over and over), voluntary exits, and the host's fault handling.
  */
+/** How many times its work a guest does at most while the VMM's ioctls go on. */
+const GUEST_WORK_CAP = 20
+
 const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, done: Done): Vcpu.Guest => {
   const k = vm.kernel
   const steps = vm.vcpus.map(() => 0)
@@ -94,7 +97,9 @@ const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, 
   return {
     *step(v) {
       const id = v.vcpu_id
-      if (finished[id] || (work[id]! >= w.guestWork && (done.host_quit || w.kind === "rom-access"))) {
+      // Done: its work, once the VMM's ioctls are (memstress's host_quit); or, so that a strategy
+      // starving the VMM (pct) still ends its run, GUEST_WORK_CAP times its work.
+      if (finished[id] || (work[id]! >= w.guestWork && (done.host_quit || w.kind === "rom-access")) || work[id]! >= GUEST_WORK_CAP * w.guestWork) {
         // The guest's work is done (a selftest's ucall DONE): it idles in HLT until teardown.
         if (!finished[id]) {
           finished[id] = true
