@@ -6,7 +6,7 @@
  * actor that takes `KVM_SET_USER_MEMORY_REGION` ioctls from its mailbox and runs them one at a
  * time under `slots_lock`, as a VMM's ioctl thread does.
  */
-import { type Cpu, Spinlock } from "@kvmlab/memory"
+import { Spinlock } from "@kvmlab/memory"
 import { type Mailbox, Sim } from "@kvmlab/sim"
 import { synchronize_srcu_expedited } from "../vcpu/Srcu.js"
 import type { VcpuState } from "../vcpu/State.js"
@@ -19,13 +19,13 @@ import { kvm_arch_flush_shadow_memslot, kvm_arch_memslots_updated, checkDeleted 
 // ------------------------------------------------------------------------------ readers
 
 /** `srcu_dereference(kvm->memslots[as], &kvm->srcu)`: the array a reader uses (`__kvm_memslots`). */
-export function* __kvm_memslots(ms: Memslots, hw: { readonly hw: Cpu.Cpu }, as: number): Sim.Gen<KvmMemslots> {
-  const i = yield* hw.hw.READ_ONCE(ms.memslots[as]!)
+export function* __kvm_memslots(ms: Memslots, t: HostThread, as: number): Sim.Gen<KvmMemslots> {
+  const i = yield* t.hw.READ_ONCE(ms.memslots[as]!)
   return ms.arrays[as]![i]!
 }
 
 /** `slots->generation` of the array a reader dereferenced: [array, generation]. */
-export function* memslotsGeneration(ms: Memslots, t: { readonly hw: Cpu.Cpu }, as: number): Sim.Gen<readonly [KvmMemslots, number]> {
+export function* memslotsGeneration(ms: Memslots, t: HostThread, as: number): Sim.Gen<readonly [KvmMemslots, number]> {
   const slots = yield* __kvm_memslots(ms, t, as)
   return [slots, yield* t.hw.READ_ONCE(slots.generation)] as const
 }

@@ -7,7 +7,7 @@
  */
 import { Sim } from "@kvmlab/sim"
 import { kvm_mmu_invalidate_mmio_sptes, kvm_mmu_zap_all, kvm_mmu_zap_all_fast, kvm_mmu_zap_memslot } from "../mmu/Zap.js"
-import { is_shadow_present_pte, mmioGenMask } from "../mmu/Spte.js"
+import { is_shadow_present_pte, mmio_wrap_value } from "../mmu/Spte.js"
 import { kvm_vcpu_kick } from "../requests/Requests.js"
 import type { VcpuState } from "../vcpu/State.js"
 import type { HostThread } from "../Vm.js"
@@ -17,10 +17,7 @@ import { KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS } from "./Protocol.js"
 import { covers, gfnToPfn, type Memslot, type Memslots, mmioCache } from "./State.js"
 
 /** Whether completed generation `gen` wraps the MMIO generation (masked, address-space bits stripped, 0). */
-export const wraps = (ms: Memslots, gen: number): boolean => {
-  const masked = gen % (mmioGenMask(ms.mmioGenBits) + 1)
-  return masked - (masked % ms.nr_as) === 0
-}
+export const wraps = (ms: Memslots, gen: number): boolean => mmio_wrap_value(gen, ms.mmioGenBits, ms.nr_as) === 0
 
 /**
  * `kvm_arch_memslots_updated(kvm, gen)`, called with the next generation before it is stored:

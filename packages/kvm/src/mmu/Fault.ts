@@ -15,7 +15,7 @@ import { gfnToPfn, type Memslots } from "../memslots/State.js"
 import { mmio_info_in_cache, vcpu_cache_mmio_info } from "../memslots/X86.js"
 import type { VcpuState } from "../vcpu/State.js"
 import { direct_map, get_mmio_spte, is_page_fault_stale, type MmuPage, vcpuMmu, write_lock, write_unlock } from "./Mmu.js"
-import { get_mmio_spte_generation, is_mmio_spte, make_mmio_spte, make_spte, mmioGenMask } from "./Spte.js"
+import { get_mmio_spte_generation, is_mmio_spte, make_mmio_spte, make_spte, mmio_generation } from "./Spte.js"
 
 /** `enum RET_PF_*`. */
 export const enum RetPf {
@@ -41,7 +41,7 @@ function* vcpuGeneration(ms: Memslots, v: VcpuState, as: number): Sim.Gen<number
 function* check_mmio_spte(ms: Memslots, v: VcpuState, spte: number, sp: MmuPage, gfn: number): Sim.Gen<boolean> {
   const gen = yield* vcpuGeneration(ms, v, vcpuMmu.of(v).as_id)
   if (gen >= KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS && !ms.vm.bug("C.lowBitInProgress")) return false
-  const kvm_gen = gen % (mmioGenMask(ms.mmioGenBits) + 1)
+  const kvm_gen = mmio_generation(gen, ms.mmioGenBits)
   if (kvm_gen !== get_mmio_spte_generation(spte)) return false
   const bad = CInv.gen2(ms.vm.kernel, v, gfn, sp.mmioGen[gfn - sp.gfn]!, gen)
   if (bad !== undefined) yield* Sim.fail("GEN-2", bad)
@@ -99,7 +99,7 @@ export function* kvm_mmu_do_page_fault(ms: Memslots, v: VcpuState, gfn: number):
   else if (slot === undefined) {
     // mark_mmio_spte -> make_mmio_spte: the vCPU's memslot generation, masked.
     const gen = yield* vcpuGeneration(ms, v, as)
-    const sp = yield* direct_map(mmu, v, gfn, make_mmio_spte(gfn, gen % (mmioGenMask(ms.mmioGenBits) + 1)))
+    const sp = yield* direct_map(mmu, v, gfn, make_mmio_spte(gfn, mmio_generation(gen, ms.mmioGenBits)))
     sp.mmioGen[gfn - sp.gfn] = gen
     vm.count("mmio_sptes_made")
     r = RetPf.EMULATE

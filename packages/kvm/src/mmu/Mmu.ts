@@ -17,10 +17,10 @@
  * is plain data; the entries the hardware and lockless walkers read, and `mmu_valid_gen`, are
  * memory locations.
  */
-import { type Cpu, type Memory, Spinlock } from "@kvmlab/memory"
+import { type Memory, Spinlock } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
 import * as Inv from "../requests/Invariants.js"
-import { ExitReason, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS } from "../requests/Protocol.js"
+import { KVM_REQ_MMU_FREE_OBSOLETE_ROOTS } from "../requests/Protocol.js"
 import { kvm_flush_remote_tlbs, kvm_make_all_cpus_request } from "../requests/Requests.js"
 import { Slot, type VcpuState } from "../vcpu/State.js"
 import type { HostThread, Vm } from "../Vm.js"
@@ -133,13 +133,8 @@ export class Mmu {
 
 // ------------------------------------------------------------------------------ mmu_lock
 
-/** A thread that takes `mmu_lock`: a host thread or a vCPU thread. */
-export interface Holder {
-  readonly hw: Cpu.Cpu
-}
-
-/** `write_lock(&kvm->mmu_lock)`: a waiter is visible to `rwlock_needbreak` while it spins. */
-export function* write_lock(mmu: Mmu, cpu: Holder): Sim.Gen<void> {
+/** `write_lock(&kvm->mmu_lock)` by a host thread or a vCPU thread: a waiter is visible to `rwlock_needbreak` while it spins. */
+export function* write_lock(mmu: Mmu, cpu: HostThread): Sim.Gen<void> {
   const l = mmu.mmu_lock
   if (yield* Spinlock.spin_trylock(cpu.hw, l.lock)) return
   yield* cpu.hw.atomic_inc(l.waiters)
@@ -149,7 +144,7 @@ export function* write_lock(mmu: Mmu, cpu: Holder): Sim.Gen<void> {
 }
 
 /** `write_unlock(&kvm->mmu_lock)`. */
-export function* write_unlock(mmu: Mmu, cpu: Holder): Sim.Gen<void> {
+export function* write_unlock(mmu: Mmu, cpu: HostThread): Sim.Gen<void> {
   mmu.mmu_lock.zapsWhileContended = 0
   yield* Spinlock.spin_unlock(cpu.hw, mmu.mmu_lock.lock)
 }
@@ -204,7 +199,7 @@ const list_del = (mmu: Mmu, sp: MmuPage): void => {
  * (`root_count > 0`), take it off the list, to be freed when its last user drops it; mark it
  * invalid; a zapped valid root makes every vCPU drop obsolete roots. Returns [unstable, nr_zapped].
  */
-export function* __kvm_mmu_prepare_zap_page(mmu: Mmu, sp: MmuPage, invalid_list: Array<MmuPage>, t: Holder): Sim.Gen<readonly [boolean, number]> {
+export function* __kvm_mmu_prepare_zap_page(mmu: Mmu, sp: MmuPage, invalid_list: Array<MmuPage>, t: HostThread): Sim.Gen<readonly [boolean, number]> {
   const vm = mmu.vm
   vm.count("mmu_shadow_zapped")
   // kvm_mmu_page_unlink_children -> mmu_page_zap_pte: each present entry cleared (drop_spte,
@@ -238,7 +233,7 @@ export function* __kvm_mmu_prepare_zap_page(mmu: Mmu, sp: MmuPage, invalid_list:
   const l = mmu.mmu_lock
   if (vm.memory.peek(l.waiters) > 0) l.zapsWhileContended += nr_zapped
   // After marking the root invalid, so that every vCPU sees it as such.
-  if (zapped_root) yield* kvm_make_all_cpus_request(vm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, t as HostThread)
+  if (zapped_root) yield* kvm_make_all_cpus_request(vm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, t)
   return [false, nr_zapped] as const
 }
 
@@ -289,7 +284,7 @@ export function* kvm_mmu_free_obsolete_roots(mmu: Mmu, v: VcpuState): Sim.Gen<vo
   if (root.root_count === 0 && root.invalid) yield* __kvm_mmu_prepare_zap_page(mmu, root, invalid_list, v)
   m.root_hpa = INVALID_PAGE
   mmu.vm.count("roots_freed")
-  yield* kvm_mmu_commit_zap_page(mmu, invalid_list, { name: v.name, hw: v.hw, cpu: v.cpu })
+  yield* kvm_mmu_commit_zap_page(mmu, invalid_list, v)
   yield* write_unlock(mmu, v)
 }
 
@@ -400,4 +395,3 @@ export const attachVcpus = (mmu: Mmu, asOf: (i: number) => number): void => {
   for (const v of mmu.vm.vcpus) vcpuMmu.set(v, new VcpuMmu(asOf(v.vcpu_id)))
 }
 
-export { ExitReason }

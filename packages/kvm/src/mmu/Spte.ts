@@ -16,8 +16,17 @@ const GEN_SHIFT = 2 ** 20
 /** The gfns a model SPTE can carry. */
 export const MAX_GFN = GEN_SHIFT - 1
 
-/** `MMIO_SPTE_GEN_MASK` for an MMIO generation of `bits` bits (19 in the kernel). */
-export const mmioGenMask = (bits: number): number => 2 ** bits - 1
+/** `gen & MMIO_SPTE_GEN_MASK` for an MMIO generation of `bits` bits (19 in the kernel); the in-progress flag is above it. */
+export const mmio_generation = (gen: number, bits: number): number => gen % 2 ** bits
+
+/**
+ * `kvm_mmu_invalidate_mmio_sptes`'s wrap test value: the MMIO generation with the address-space
+ * bits stripped (`gen &= ~((u64)nr_as - 1)`), or kept when `stripAs` is false (C.wrapOnlyAs0).
+ */
+export const mmio_wrap_value = (gen: number, bits: number, nr_as: number, stripAs = true): number => {
+  const masked = mmio_generation(gen, bits)
+  return stripAs ? masked - (masked % nr_as) : masked
+}
 
 /** `is_mmio_spte`. */
 export const is_mmio_spte = (spte: number): boolean => spte >= SHADOW_MMIO_VALUE

@@ -23,7 +23,7 @@ import {
   write_lock,
   write_unlock
 } from "./Mmu.js"
-import { is_shadow_present_pte, mmioGenMask } from "./Spte.js"
+import { is_shadow_present_pte, mmio_wrap_value } from "./Spte.js"
 
 /** Zaps one page, checking LAT-1 (the holder may not zap past a batch while someone waits). */
 function* zapPage(mmu: Mmu, sp: MmuPage, invalid_list: Array<MmuPage>, t: HostThread): Sim.Gen<readonly [boolean, number]> {
@@ -167,9 +167,7 @@ export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Si
  * wrap (0) zap everything with the fast zap. `C.wrapOnlyAs0` keeps the address-space bits.
  */
 export function* kvm_mmu_invalidate_mmio_sptes(mmu: Mmu, gen: number, nr_as: number, genBits: number, t: HostThread, onFlip?: () => void): Sim.Gen<boolean> {
-  let masked = gen % (mmioGenMask(genBits) + 1)
-  if (!mmu.vm.bug("C.wrapOnlyAs0")) masked -= masked % nr_as // gen &= ~((u64)nr_as - 1)
-  if (masked !== 0) return false
+  if (mmio_wrap_value(gen, genBits, nr_as, !mmu.vm.bug("C.wrapOnlyAs0")) !== 0) return false
   mmu.vm.count("mmio_generation_wraps")
   yield* kvm_mmu_zap_all_fast(mmu, t, onFlip)
   return true
