@@ -63,8 +63,15 @@ export interface Mechanism {
    * against the scenario schema; typed loosely here, since that schema is made from the records).
    */
   readonly builtins: ReadonlyArray<{ readonly name: string; readonly description: string; readonly [field: string]: unknown }>
-  /** Where each of its switches is found (every switch at least once). */
+  /** Where each of its switches is found (every switch with `breaks`, at least once). */
   readonly switchCases: ReadonlyArray<SwitchCase>
+  /** Where each of its switches with `clean` is explored and found clean. */
+  readonly cleanCases?: ReadonlyArray<CleanCase>
+}
+
+/** Where a switch the model finds no violation for (`Switch.clean`) is explored: `runs` runs, none violating. */
+export interface CleanCase extends Omit<SwitchCase, "invariant"> {
+  readonly runs: number
 }
 
 /**

@@ -39,6 +39,24 @@ export const switches = {
     breaks: "LAT-1",
     needs: { zap: ["fast"] }
   },
+  "C.slowZapAllAtWrap": {
+    spec: "§3.7, thread 2's v2 (patches 14 and 27 of 27; 92f58b5c0181 went back to the fast zap): kvm_mmu_invalidate_mmio_sptes handles the wrap with kvm_mmu_zap_all, from the head, dropping mmu_lock when contended, with no root switch",
+    breaks: "ZAP-1",
+    needs: {},
+    note: "the livelock 92f58b5c0181 gives as its reason (\"theoretically susceptible to the livelock bug\"): faulting vCPUs add pages at the head faster than the restarting zap removes them. The spec expected GEN-2, a stale hit while the lock is dropped; check_mmio_spte misses while the update is in progress, so there is none"
+  },
+  "C.flushOrZapPriority": {
+    spec: "§3.5, §3.7: kvm_mmu_remote_flush_or_zap as merged in v5.1-rc (a21136345cb6f), with the list_empty() check inverted: with no flush pending, a non-empty invalid_list is neither committed before the lock drop nor ever (fixed by \"KVM: x86/mmu: Fix an inverted list_empty() check when zapping sptes\")",
+    breaks: "ZAP-1",
+    needs: { zap: ["memslot"] },
+    note: "the leaked shadow pages are never freed (the slab BUG at module exit in the fix's log); ZAP-1's monitor stays hot"
+  },
+  "C.reloadOutsideLock": {
+    spec: "§3.7: kvm_mmu_zap_all_fast makes the KVM_REQ_MMU_FREE_OBSOLETE_ROOTS request after dropping mmu_lock, not in the flip's critical section",
+    clean:
+      "on the shadow MMU every page is made under mmu_lock with the generation read there, so none is tagged with the old one after the flip; a vCPU still on its obsolete root takes RET_PF_RETRY from is_page_fault_stale (a955cad84cdaf) until the late request, and kvm_mmu_commit_zap_page flushes before it frees. The kernel's comment is about the TDP MMU's roots, which this model does not have",
+    needs: { zap: ["fast"] }
+  },
   "M.deleteSkipsZap": {
     spec: "mutant (no historical bug): kvm_invalidate_memslot publishes the INVALID copy but skips kvm_arch_flush_shadow_memslot, so the deleted slot's SPTEs survive",
     breaks: "DEL-1",
@@ -73,11 +91,20 @@ export const ZapBatch = Schema.Literal("10", "1", "4", "32", "100")
 /** `enable_mmio_caching` (kvm module parameter): MMIO SPTEs and the per-vCPU MMIO cache, or neither. */
 export const MmioCaching = Schema.Literal("on", "off")
 
+/**
+ * What the full fault does for a gfn with no slot while a memslot update is in progress: `make`
+ * an MMIO SPTE with the in-progress array's generation masked (the kernel), or `skip` it and
+ * emulate (kvmlab's proposal, as `vcpu_cache_mmio_info` skips the cache): an SPTE made after the
+ * wrap's zap otherwise carries the generation just before the wrap, and aliases it a cycle later.
+ */
+export const MmioSpteInFlux = Schema.Literal("make", "skip")
+
 /** Mechanism C's variant settings. */
 export const variant = {
   zap: knob(Zap, "fast"),
   mmioGenBits: knob(MmioGenBits, "19"),
   addressSpaces: knob(AddressSpaces, "2"),
   zapBatch: knob(ZapBatch, "10"),
-  mmioCaching: knob(MmioCaching, "on")
+  mmioCaching: knob(MmioCaching, "on"),
+  mmioSpteInFlux: knob(MmioSpteInFlux, "make")
 }

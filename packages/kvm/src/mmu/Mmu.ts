@@ -252,9 +252,14 @@ export function* kvm_mmu_commit_zap_page(mmu: Mmu, invalid_list: Array<MmuPage>,
   }
 }
 
-/** `kvm_mmu_remote_flush_or_zap`: commit a non-empty list (which flushes), else flush if asked. */
+/**
+ * `kvm_mmu_remote_flush_or_zap`: commit a non-empty list (which flushes), else flush if asked.
+ * `C.flushOrZapPriority`: a21136345cb6f as merged in v5.1-rc, with the `list_empty()` check
+ * inverted — a non-empty list with no flush pending bails out, and its pages are never freed.
+ */
 export function* kvm_mmu_remote_flush_or_zap(mmu: Mmu, invalid_list: Array<MmuPage>, remote_flush: boolean, t: HostThread): Sim.Gen<boolean> {
-  if (!remote_flush && invalid_list.length === 0) return false
+  const empty = invalid_list.length === 0
+  if (!remote_flush && (mmu.vm.bug("C.flushOrZapPriority") ? !empty : empty)) return false
   if (invalid_list.length > 0) yield* kvm_mmu_commit_zap_page(mmu, invalid_list, t)
   else yield* kvm_flush_remote_tlbs(mmu.vm, t)
   return true

@@ -89,19 +89,24 @@ export function* kvm_mmu_zap_all_fast(mmu: Mmu, t: HostThread, onFlip?: () => vo
   yield* t.hw.WRITE_ONCE(mmu.mmu_valid_gen, mmu.validGen)
   onFlip?.()
   const monitor = zap1(mmu, "kvm_mmu_zap_all_fast")
-  yield* kvm_make_all_cpus_request(vm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, t)
+  // In the flip's critical section, before kvm_zap_obsolete_pages can drop mmu_lock (the
+  // kernel's comment: otherwise a vCPU would purge shadow pages but miss the TLB flush).
+  const late = vm.bug("C.reloadOutsideLock")
+  if (!late) yield* kvm_make_all_cpus_request(vm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, t)
   yield* kvm_zap_obsolete_pages(mmu, t)
   monitor.cold()
   yield* write_unlock(mmu, t)
+  if (late) yield* kvm_make_all_cpus_request(vm, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, t)
 }
 
 /**
  * `kvm_mmu_zap_all` (teardown; on deletion in the v5.2 revert as first posted): from the head,
- * zap every page (skipping invalid ones), commit, all under `mmu_lock`. With `C.zapAllLivelock`,
- * the revert's lock-break: drop the lock when contended and restart from the head, where
- * faulting vCPUs keep adding pages.
+ * zap every page (skipping invalid ones), commit, all under `mmu_lock`. With `lockBreak` (v5.1's
+ * "Voluntarily reschedule as needed when zapping all sptes": `C.zapAllLivelock` on deletion,
+ * `C.slowZapAllAtWrap` at the MMIO wrap): drop the lock when contended and restart from the
+ * head, where faulting vCPUs keep adding pages.
  */
-export function* kvm_mmu_zap_all(mmu: Mmu, t: HostThread): Sim.Gen<void> {
+export function* kvm_mmu_zap_all(mmu: Mmu, t: HostThread, lockBreak = mmu.vm.bug("C.zapAllLivelock")): Sim.Gen<void> {
   const vm = mmu.vm
   yield* write_lock(mmu, t)
   vm.count("zap_all")
@@ -113,7 +118,7 @@ export function* kvm_mmu_zap_all(mmu: Mmu, t: HostThread): Sim.Gen<void> {
       if (sp === undefined || sp.invalid) continue
       const [unstable] = yield* __kvm_mmu_prepare_zap_page(mmu, sp, invalid_list, t)
       if (unstable) continue restart
-      if (vm.bug("C.zapAllLivelock") && (yield* cond_resched_rwlock_write(mmu, t))) continue restart
+      if (lockBreak && (yield* cond_resched_rwlock_write(mmu, t))) continue restart
     }
     break
   }
@@ -132,6 +137,7 @@ export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Si
   const vm = mmu.vm
   yield* write_lock(mmu, t)
   vm.count("zap_memslot")
+  const monitor = zap1(mmu, "kvm_mmu_zap_memslot")
   const end = slot.base_gfn + slot.npages
   const inSlot = (sp: MmuPage) => !sp.isRoot && sp.as_id === slot.as_id && sp.gfn < end && sp.gfn + sp.entries.length > slot.base_gfn
   // kvm_unmap_gfn_range -> kvm_zap_rmap: the SPTEs that map the slot's gfns.
@@ -158,6 +164,9 @@ export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Si
     }
   }
   yield* kvm_mmu_remote_flush_or_zap(mmu, invalid_list, flush, t)
+  // The list is a local: pages still on it are never freed (the slab's "objects remaining").
+  if (invalid_list.length === 0) monitor.cold()
+  else monitor.reason = `kvm_mmu_zap_memslot returned with ${invalid_list.length} zapped shadow pages never committed: leaked, never freed`
   yield* write_unlock(mmu, t)
 }
 
@@ -169,6 +178,10 @@ export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Si
 export function* kvm_mmu_invalidate_mmio_sptes(mmu: Mmu, gen: number, nr_as: number, genBits: number, t: HostThread, onFlip?: () => void): Sim.Gen<boolean> {
   if (mmio_wrap_value(gen, genBits, nr_as, !mmu.vm.bug("C.wrapOnlyAs0")) !== 0) return false
   mmu.vm.count("mmio_generation_wraps")
-  yield* kvm_mmu_zap_all_fast(mmu, t, onFlip)
+  if (mmu.vm.bug("C.slowZapAllAtWrap")) {
+    // v5.1 (thread 2's series): no root switch; every page zapped from the head, with lock drops.
+    yield* kvm_mmu_zap_all(mmu, t, true)
+    onFlip?.()
+  } else yield* kvm_mmu_zap_all_fast(mmu, t, onFlip)
   return true
 }

@@ -10,8 +10,13 @@ import type { Schema } from "effect"
 export interface Switch {
   /** The defect, with the spec section (and fix) that describes it. */
   readonly spec: string
-  /** The invariant it is found as. */
-  readonly breaks: string
+  /** The invariant it is found as (absent when the model finds none: see `clean`). */
+  readonly breaks?: string
+  /**
+   * Why the faithful model finds no violation with this switch alone, where the spec expected
+   * one; the mechanism's `cleanCases` measure it (a test explores and finds nothing).
+   */
+  readonly clean?: string
   /** Variant settings it needs: key to the values that let the defect run. */
   readonly needs: Readonly<Record<string, ReadonlyArray<string>>>
   /** What the switch does besides (shown in `--help` and the README). */

@@ -105,7 +105,15 @@ export const mechanism = {
       invariant: "ZAP-1"
     },
     { bug: "C.holdLockWholeZap", scenario: "memslot-stress", set: [["zapBatch", "1"]], strategy: random, invariant: "LAT-1" },
+    // The livelock 92f58b5c0181 names: swarm lets the vCPUs fault pages in at the head faster
+    // than the wrap's restarting zap removes them.
+    { bug: "C.slowZapAllAtWrap", scenario: "mmio-wrap", set: [], strategy: { _tag: "swarm" }, invariant: "ZAP-1" },
+    { bug: "C.flushOrZapPriority", scenario: "memslot-stress", set: [["zap", "memslot"]], strategy: random, invariant: "ZAP-1" },
     { bug: "M.deleteSkipsZap", scenario: "memslot-delete", set: [], strategy: random, invariant: "DEL-1" },
     { bug: "M.genStepOne", scenario: "memslot-stress", set: [], strategy: random, invariant: "GEN-1" }
+  ],
+  cleanCases: [
+    { bug: "C.reloadOutsideLock", scenario: "zap-vs-walk", set: [], strategy: random, runs: 1000 },
+    { bug: "C.reloadOutsideLock", scenario: "memslot-stress", set: [], strategy: { _tag: "swarm" }, runs: 1000 }
   ]
 } as const satisfies Mechanism
