@@ -7,6 +7,7 @@
 import type { Sim } from "@kvmlab/sim"
 import type { VcpuState } from "../vcpu/State.js"
 import { KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS } from "./Protocol.js"
+import type { Memslot } from "./State.js"
 
 export const ids = ["GEN-1", "GEN-2", "GEN-3", "GEN-4", "DEL-1", "ZAP-1", "LAT-1"] as const
 
@@ -32,10 +33,13 @@ export const gen1 = (k: Sim.Kernel, published: Map<number, number>, as: number, 
  * progress counts as made under it: §10.2). A hit on an SPTE from an earlier generation is a
  * stale "no slot" answer (19-bit aliasing after a wrap, or the in-progress flag lost).
  */
-export const gen2 = (k: Sim.Kernel, v: VcpuState, gfn: number, madeAt: number, seen: number): string | undefined =>
+export const gen2 = (k: Sim.Kernel, v: VcpuState, gfn: number, madeAt: number, seen: number, slot: Memslot | undefined): string | undefined =>
   k.check("GEN-2", completed(madeAt) === seen)
     ? undefined
-    : `${v.name} hit the MMIO SPTE of gfn ${gfn} made at generation ${genName(madeAt)} while its memslots are at generation ${genName(seen)}: a stale MMIO answer`
+    : `${v.name} hit the MMIO SPTE of gfn ${gfn} made at generation ${genName(madeAt)} while its memslots are at generation ${genName(seen)}: a stale MMIO answer` +
+      (slot === undefined
+        ? ` (gfn ${gfn} has no slot at ${genName(seen)} either, so this answer happens to be right)`
+        : `, and wrong: gfn ${gfn} is in slot ${slot.id} at ${genName(seen)}, so a guest access to its memory becomes an MMIO exit`)
 
 /** GEN-3, no cache during flux: `vcpu_cache_mmio_info` never fills the cache while an update is in progress. */
 export const gen3 = (k: Sim.Kernel, v: VcpuState, gfn: number, gen: number): string | undefined =>

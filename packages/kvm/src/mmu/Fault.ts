@@ -9,9 +9,9 @@
  */
 import { Sim } from "@kvmlab/sim"
 import * as CInv from "../memslots/Invariants.js"
-import { kvm_vcpu_gfn_to_memslot, memslotsGeneration } from "../memslots/KvmMain.js"
+import { kvm_vcpu_gfn_to_memslot, memslotsGeneration, search_memslots } from "../memslots/KvmMain.js"
 import { KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS, KVM_MEMSLOT_INVALID } from "../memslots/Protocol.js"
-import { gfnToPfn, type Memslots } from "../memslots/State.js"
+import { gfnToPfn, type KvmMemslots, type Memslots } from "../memslots/State.js"
 import { mmio_info_in_cache, vcpu_cache_mmio_info } from "../memslots/X86.js"
 import type { VcpuState } from "../vcpu/State.js"
 import { direct_map, get_mmio_spte, is_page_fault_stale, type MmuPage, vcpuMmu, write_lock, write_unlock } from "./Mmu.js"
@@ -26,12 +26,12 @@ export const enum RetPf {
   INVALID = 4
 }
 
-/** `kvm_vcpu_memslots(vcpu)->generation`, as a vCPU reads it (GEN-4 is checked at the read). */
-function* vcpuGeneration(ms: Memslots, v: VcpuState, as: number): Sim.Gen<number> {
-  const [, gen] = yield* memslotsGeneration(ms, v, as)
-  const bad = CInv.gen4(ms.vm.kernel, v, as, gen, ms.wrapPending[as]!)
+/** `kvm_vcpu_memslots(vcpu)` and its generation, as a vCPU reads them (GEN-4 is checked at the read). */
+function* vcpuMemslots(ms: Memslots, v: VcpuState, as: number): Sim.Gen<readonly [KvmMemslots, number]> {
+  const r = yield* memslotsGeneration(ms, v, as)
+  const bad = CInv.gen4(ms.vm.kernel, v, as, r[1], ms.wrapPending[as]!)
   if (bad !== undefined) yield* Sim.fail("GEN-4", bad)
-  return gen
+  return r
 }
 
 /**
@@ -39,11 +39,11 @@ function* vcpuGeneration(ms: Memslots, v: VcpuState, as: number): Sim.Gen<number
  * not stored in SPTEs), else a hit iff the masked generations match. GEN-2 is checked at a hit.
  */
 function* check_mmio_spte(ms: Memslots, v: VcpuState, spte: number, sp: MmuPage, gfn: number): Sim.Gen<boolean> {
-  const gen = yield* vcpuGeneration(ms, v, vcpuMmu.of(v).as_id)
+  const [slots, gen] = yield* vcpuMemslots(ms, v, vcpuMmu.of(v).as_id)
   if (gen >= KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS && !ms.vm.bug("C.lowBitInProgress")) return false
   const kvm_gen = mmio_generation(gen, ms.mmioGenBits)
   if (kvm_gen !== get_mmio_spte_generation(spte)) return false
-  const bad = CInv.gen2(ms.vm.kernel, v, gfn, sp.mmioGen[gfn - sp.gfn]!, gen)
+  const bad = CInv.gen2(ms.vm.kernel, v, gfn, sp.mmioGen[gfn - sp.gfn]!, gen, search_memslots(slots, gfn))
   if (bad !== undefined) yield* Sim.fail("GEN-2", bad)
   return true
 }
@@ -97,11 +97,16 @@ export function* kvm_mmu_do_page_fault(ms: Memslots, v: VcpuState, gfn: number):
   let r = RetPf.RETRY
   if (is_page_fault_stale(mmu, v, validGen)) vm.count("pf_stale")
   else if (slot === undefined) {
-    // mark_mmio_spte -> make_mmio_spte: the vCPU's memslot generation, masked.
-    const gen = yield* vcpuGeneration(ms, v, as)
-    const sp = yield* direct_map(mmu, v, gfn, make_mmio_spte(gfn, mmio_generation(gen, ms.mmioGenBits)))
-    sp.mmioGen[gfn - sp.gfn] = gen
-    vm.count("mmio_sptes_made")
+    // mark_mmio_spte -> make_mmio_spte: the vCPU's memslot generation, masked (the in-progress
+    // flag is not stored). mmioSpteInFlux=skip, a proposal: no MMIO SPTE while the update is in
+    // progress (as vcpu_cache_mmio_info does for the cache), the access is emulated all the same.
+    const [, gen] = yield* vcpuMemslots(ms, v, as)
+    if (gen >= KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS && vm.switches.variant.mmioSpteInFlux === "skip") vm.count("mmio_sptes_skipped_in_flux")
+    else {
+      const sp = yield* direct_map(mmu, v, gfn, make_mmio_spte(gfn, mmio_generation(gen, ms.mmioGenBits)))
+      sp.mmioGen[gfn - sp.gfn] = gen
+      vm.count("mmio_sptes_made")
+    }
     r = RetPf.EMULATE
   } else {
     yield* direct_map(mmu, v, gfn, make_spte(pfn))
