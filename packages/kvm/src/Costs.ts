@@ -45,7 +45,9 @@ export const Costs = Schema.Struct({
   spteZapNs: upToASecond,
   shadowPageFreeNs: upToASecond,
   rootLoadNs: upToASecond,
-  srcuGracePeriodNs: upToASecond
+  srcuGracePeriodNs: upToASecond,
+  hvaToPfnNs: upToASecond,
+  pageFaultNs: upToASecond
 })
 export type Costs = typeof Costs.Type
 
@@ -71,7 +73,9 @@ export const defaults: Costs = {
   spteZapNs: 30,
   shadowPageFreeNs: 200,
   rootLoadNs: 1_000,
-  srcuGracePeriodNs: 30_000
+  srcuGracePeriodNs: 30_000,
+  hvaToPfnNs: 300,
+  pageFaultNs: 1_500
 }
 
 /** Where each default comes from. */
@@ -97,7 +101,9 @@ export const sources: Readonly<Record<keyof Costs, string>> = {
   shadowPageFreeNs: "assumption: kvm_mmu_free_shadow_page (list removal, hash removal, freeing the page table page), ~200 ns",
   rootLoadNs: "assumption: kvm_mmu_load for a fresh root (allocate it, load the PGD, kvm_x86_flush_tlb_current), ~1 µs",
   srcuGracePeriodNs:
-    "spec §6 N7 (Szmigiero, memslot_perf_test, 2021) as an order of magnitude: moving a memslot (two kvm_swap_active_memslots, each with one synchronize_srcu_expedited) took 80-96 µs, so ~30 µs per expedited grace period; an assumption otherwise"
+    "spec §6 N7 (Szmigiero, memslot_perf_test, 2021) as an order of magnitude: moving a memslot (two kvm_swap_active_memslots, each with one synchronize_srcu_expedited) took 80-96 µs, so ~30 µs per expedited grace period; an assumption otherwise",
+  hvaToPfnNs: "assumption: hva_to_pfn on a present page (get_user_page_fast_only: a lockless page-table walk and a reference), ~300 ns, plus kmap (page_address on 64-bit: nothing)",
+  pageFaultNs: "assumption: a host page fault that allocates and zeroes a 4 KiB page (handle_mm_fault), ~1.5 µs, on top of hvaToPfnNs"
 }
 
 export const resolve = (overrides: CostOverrides | undefined): Costs => ({ ...defaults, ...overrides })

@@ -6,12 +6,13 @@
 import { Schema } from "effect"
 import * as Host from "./host/Variants.js"
 import * as Memslots from "./memslots/Variants.js"
+import * as PfnCache from "./pfncache/Variants.js"
 import * as PvFlush from "./pvflush/Variants.js"
 import * as Requests from "./requests/Variants.js"
 import type { Knob, Switch } from "./vcpu/Switch.js"
 
 /** Every mechanism's `Variants.ts`: adding a mechanism is one line here. */
-const mechanisms = [Requests, PvFlush, Memslots] as const
+const mechanisms = [Requests, PvFlush, Memslots, PfnCache] as const
 
 type Merge<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never
 type Mechanisms = (typeof mechanisms)[number]
@@ -23,7 +24,7 @@ switches satisfies Record<string, Switch>
 export type Bug = keyof typeof switches
 /** The bug switches, each with its spec section (and the invariant it breaks). */
 export const bugs: Readonly<Record<Bug, string>> = Object.fromEntries(
-  Object.entries(switches).map(([name, s]) => [name, `${(s as Switch).spec} (${(s as Switch).breaks})`])
+  Object.entries(switches).map(([name, s]) => [name, `${(s as Switch).spec} (${(s as Switch).breaks ?? "no violation in the model"})`])
 ) as Record<Bug, string>
 export const bugNames = Object.keys(switches) as ReadonlyArray<Bug>
 export const BugName = Schema.Literal(...(bugNames as [Bug, ...Array<Bug>]))

@@ -11,6 +11,7 @@ import { type Mailbox, Sim } from "@kvmlab/sim"
 import { synchronize_srcu_expedited } from "../vcpu/Srcu.js"
 import type { VcpuState } from "../vcpu/State.js"
 import type { HostThread } from "../Vm.js"
+import * as EInv from "../pfncache/Invariants.js"
 import * as Inv from "./Invariants.js"
 import { type MemslotCommand, KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS, KVM_MEMSLOT_INVALID, type SetUserMemoryRegion } from "./Protocol.js"
 import { type KvmMemslots, type Memslot, type Memslots, covers } from "./State.js"
@@ -80,12 +81,14 @@ export function* kvm_swap_active_memslots(ms: Memslots, as: number, t: HostThrea
   // unbalanced): prepare_to_rcuwait, then sleep while mn_active_invalidate_count != 0.
   yield* Spinlock.spin_lock(t.hw, ms.mn_invalidate_lock)
   yield* t.hw.smp_store_release(ms.mn_memslots_update_rcuwait, 1)
-  while ((yield* t.hw.READ_ONCE(ms.mn_active_invalidate_count)) !== 0) {
+  while (!vm.bug("M.swapIgnoresInvalidations") && (yield* t.hw.READ_ONCE(ms.mn_active_invalidate_count)) !== 0) {
     yield* Spinlock.spin_unlock(t.hw, ms.mn_invalidate_lock)
     yield* t.hw.smp_cond_load_acquire(ms.mn_active_invalidate_count, (n) => n === 0) // schedule()
     yield* Spinlock.spin_lock(t.hw, ms.mn_invalidate_lock)
   }
   yield* t.hw.WRITE_ONCE(ms.mn_memslots_update_rcuwait, 0) // finish_rcuwait
+  const interlock = EInv.gpc4(vm.kernel, as, vm.memory.peek(ms.mn_active_invalidate_count))
+  if (interlock !== undefined) yield* Sim.fail("GPC-4", interlock)
   // rcu_assign_pointer(kvm->memslots[as_id], slots): pairs with srcu_dereference in the readers.
   yield* t.hw.smp_store_release(ms.memslots[as]!, slots.node_idx)
   ms.activeIndex[as] = slots.node_idx

@@ -128,6 +128,28 @@ export function* kvm_mmu_zap_all(mmu: Mmu, t: HostThread, lockBreak = mmu.vm.bug
 }
 
 /**
+ * `kvm_unmap_gfn_range` on the shadow MMU (`kvm_zap_rmap` over `[start, end)` of address space
+ * `as_id`), `mmu_lock` held: clears every present SPTE mapping a gfn in the range. Returns whether
+ * a remote TLB flush is due.
+ */
+export function* kvm_unmap_gfn_range(mmu: Mmu, as_id: number, start: number, end: number, t: HostThread): Sim.Gen<boolean> {
+  const vm = mmu.vm
+  let flush = false
+  for (const sp of mmu.active_mmu_pages) {
+    if (sp.isRoot || sp.as_id !== as_id || sp.gfn >= end || sp.gfn + sp.entries.length <= start) continue
+    for (let gfn = Math.max(sp.gfn, start); gfn < Math.min(sp.gfn + sp.entries.length, end); gfn++) {
+      const spte = yield* t.hw.READ_ONCE(sp.sptep(gfn))
+      if (!is_shadow_present_pte(spte)) continue
+      yield* t.hw.WRITE_ONCE(sp.sptep(gfn), 0) // drop_spte
+      yield* Sim.point(vm.costs.spteZapNs)
+      vm.count("sptes_zapped")
+      flush = true
+    }
+  }
+  return flush
+}
+
+/**
  * `kvm_mmu_zap_memslot` (`KVM_X86_QUIRK_SLOT_ZAP_ALL` off): under `mmu_lock`,
  * `kvm_unmap_gfn_range` clears every SPTE mapping a gfn of the slot, then
  * `kvm_mmu_zap_memslot_pages_and_flush` zaps the pages with guest PTEs in the slot, gfn by gfn,
@@ -140,19 +162,7 @@ export function* kvm_mmu_zap_memslot(mmu: Mmu, slot: Memslot, t: HostThread): Si
   const monitor = zap1(mmu, "kvm_mmu_zap_memslot")
   const end = slot.base_gfn + slot.npages
   const inSlot = (sp: MmuPage) => !sp.isRoot && sp.as_id === slot.as_id && sp.gfn < end && sp.gfn + sp.entries.length > slot.base_gfn
-  // kvm_unmap_gfn_range -> kvm_zap_rmap: the SPTEs that map the slot's gfns.
-  let flush = false
-  for (const sp of mmu.active_mmu_pages) {
-    if (!inSlot(sp)) continue
-    for (let gfn = Math.max(sp.gfn, slot.base_gfn); gfn < Math.min(sp.gfn + sp.entries.length, end); gfn++) {
-      const spte = yield* t.hw.READ_ONCE(sp.sptep(gfn))
-      if (!is_shadow_present_pte(spte)) continue
-      yield* t.hw.WRITE_ONCE(sp.sptep(gfn), 0) // drop_spte
-      yield* Sim.point(vm.costs.spteZapNs)
-      vm.count("sptes_zapped")
-      flush = true
-    }
-  }
+  let flush = yield* kvm_unmap_gfn_range(mmu, slot.as_id, slot.base_gfn, end, t)
   const invalid_list: Array<MmuPage> = []
   for (let gfn = slot.base_gfn; gfn < end; gfn++) {
     // for_each_gfn_valid_sp_with_gptes

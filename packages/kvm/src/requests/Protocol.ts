@@ -81,6 +81,7 @@ export const enum ExitReason {
   ExternalInterrupt = 1,
   Hlt = 12,
   Vmcall = 18,
+  MsrWrite = 32,
   IoInstruction = 30,
   PauseInstruction = 40,
   EptViolation = 48,

@@ -1,0 +1,179 @@
+/**
+ * The primary MM of the VMM process (spec §5.2, §10.4): its page table, one PTE per host virtual
+ * page (`hva`, in pages), its pages (`page->_refcount`, contents, freed and reused), GUP as KVM
+ * uses it (`hva_to_pfn`, which faults a missing page in and takes a reference), and the MM actor:
+ * it takes `Munmap`, `Mprotect`, `Migrate` and `Remap` messages from a bounded mailbox and, for
+ * each, calls its MMU notifiers' `invalidate_range_start`, changes the PTEs, drops the old pages'
+ * mapping references — a page whose count reaches 0 is freed at once and is the next one the
+ * allocator hands out — and only then `invalidate_range_end`. `mmu_notifier.h` allows the pages
+ * to be gone by `_end`; `mm/memory.c` usually frees them after it (after `tlb_finish_mmu`), but a
+ * forced flush frees them inside the window, and that is the case that matters to a secondary
+ * MMU, so it is the one modelled.
+ *
+ * A page's pfn and its kernel mapping (`khva`) are the same number here: `kmap` of a 64-bit
+ * kernel is `page_address`, and the model has no highmem.
+ */
+import { type Memory, Spinlock } from "@kvmlab/memory"
+import type { Mailbox } from "@kvmlab/sim"
+import { Sim } from "@kvmlab/sim"
+import { Schema } from "effect"
+import type { HostThread } from "../Vm.js"
+
+/** A host virtual page range `[hva, hva + npages)`. */
+const range = {
+  hva: Schema.Int.pipe(Schema.nonNegative()),
+  npages: Schema.Int.pipe(Schema.between(1, 1 << 20))
+}
+
+/** `munmap(hva, npages)`: the pages go; the next touch faults fresh ones in. */
+export class Munmap extends Schema.TaggedClass<Munmap>()("Munmap", range) {}
+/** `mprotect`: an invalidation that leaves every PTE's page where it is. */
+export class Mprotect extends Schema.TaggedClass<Mprotect>()("Mprotect", range) {}
+/** Page migration (NUMA balancing, compaction): each page copied to a new one; the old one freed. */
+export class Migrate extends Schema.TaggedClass<Migrate>()("Migrate", range) {}
+/** `munmap` then `mmap` and touch: new pages at the same addresses. */
+export class Remap extends Schema.TaggedClass<Remap>()("Remap", range) {}
+/** The VMM process exits: the MM actor ends. */
+export class Exit extends Schema.TaggedClass<Exit>()("Exit", {}) {}
+
+/** Every message the MM actor takes. */
+export const MmCommand = Schema.Union(Munmap, Mprotect, Migrate, Remap, Exit)
+export type MmCommand = typeof MmCommand.Type
+
+/** Messages the MM actor's mailbox holds at most (the sender waits beyond). */
+export const MM_MAILBOX_CAPACITY = 4
+
+/** `struct mmu_notifier_ops`: what the MM calls around a change of its page table. */
+export interface MmuNotifier {
+  readonly invalidate_range_start: (t: HostThread, start: number, end: number) => Sim.Gen<void>
+  readonly invalidate_range_end: (t: HostThread, start: number, end: number) => Sim.Gen<void>
+}
+
+/** The MM of the VMM process. */
+export class Mm {
+  /** `mm->page_table_lock` (the split PTE locks of one page-table page, here one lock). */
+  readonly page_table_lock: Spinlock.Spinlock
+  /** The PTE of each host virtual page: the pfn it maps, or 0. */
+  readonly pte: Array<Memory.Loc>
+  /** `page->_refcount` of each pfn (index 0 unused). */
+  readonly refcount: Array<Memory.Loc> = [undefined as unknown as Memory.Loc]
+  /** The contents of each pfn (one word a user writes). */
+  readonly data: Array<Memory.Loc> = [undefined as unknown as Memory.Loc]
+  /** `mm->notifier_subscriptions`. */
+  readonly notifiers: Array<MmuNotifier> = []
+  /** Freed pfns, the most recently freed last: the allocator reuses it first. */
+  readonly freeList: Array<number> = []
+  // ---- ghost
+  /** Whether each pfn is free now. */
+  readonly freed: Array<boolean> = [false]
+  /** Host virtual pages in an invalidation between its start and its end, with how many. */
+  readonly invalidating = new Map<number, number>()
+
+  constructor(readonly memory: Memory.Memory, readonly name: string, readonly hvaPages: number) {
+    this.page_table_lock = Spinlock.make(memory, `${name}.page_table_lock`)
+    this.pte = Array.from({ length: hvaPages }, (_, hva) => memory.alloc(`${name}.pte[hva ${hva}]`, 0))
+  }
+
+  /** The pfn `hva` maps now (a check's look, not a memory operation). */
+  mapped(hva: number): number {
+    return this.memory.peek(this.pte[hva]!)
+  }
+}
+
+/** A page for a fault: the last one freed (so a stale user of it is seen writing someone else's page), else a new pfn. */
+function* alloc_page(mm: Mm, t: HostThread): Sim.Gen<number> {
+  let pfn = mm.freeList.pop()
+  if (pfn === undefined) {
+    pfn = mm.refcount.length
+    mm.refcount.push(mm.memory.alloc(`${mm.name}.page[${pfn}]._refcount`, 0))
+    mm.data.push(mm.memory.alloc(`${mm.name}.page[${pfn}].data`, 0))
+    mm.freed.push(false)
+  }
+  mm.freed[pfn] = false
+  yield* t.hw.WRITE_ONCE(mm.refcount[pfn]!, 1) // the mapping's reference
+  return pfn
+}
+
+/** `get_page`. */
+export function* get_page(mm: Mm, t: HostThread, pfn: number): Sim.Gen<void> {
+  yield* t.hw.atomic_inc(mm.refcount[pfn]!)
+}
+
+/** `put_page`: the last reference frees the page. */
+export function* put_page(mm: Mm, t: HostThread, pfn: number): Sim.Gen<void> {
+  if (!(yield* t.hw.atomic_dec_and_test(mm.refcount[pfn]!))) return
+  mm.freed[pfn] = true
+  mm.freeList.push(pfn)
+  mm.memory.kernel.event("page.free", [pfn])
+}
+
+/**
+ * `hva_to_pfn` with FOLL_WRITE (GUP): the page `hva` maps, faulted in if missing, with a reference
+ * the caller drops (`kvm_release_page_*`). `pageFaultNs` is charged for a fault-in.
+ */
+export function* hva_to_pfn(mm: Mm, t: HostThread, hva: number, costNs: number, faultNs: number): Sim.Gen<number> {
+  yield* Sim.point(costNs)
+  yield* Spinlock.spin_lock(t.hw, mm.page_table_lock)
+  let pfn = yield* t.hw.READ_ONCE(mm.pte[hva]!)
+  if (pfn === 0) {
+    yield* Sim.point(faultNs)
+    pfn = yield* alloc_page(mm, t)
+    yield* t.hw.WRITE_ONCE(mm.pte[hva]!, pfn)
+  }
+  yield* get_page(mm, t, pfn)
+  yield* Spinlock.spin_unlock(t.hw, mm.page_table_lock)
+  return pfn
+}
+
+/** Clears `hva`'s PTE under the page-table lock; returns the pfn it mapped (0 if none). */
+function* zap_pte(mm: Mm, t: HostThread, hva: number): Sim.Gen<number> {
+  yield* Spinlock.spin_lock(t.hw, mm.page_table_lock)
+  const pfn = yield* t.hw.READ_ONCE(mm.pte[hva]!)
+  if (pfn !== 0) yield* t.hw.WRITE_ONCE(mm.pte[hva]!, 0)
+  yield* Spinlock.spin_unlock(t.hw, mm.page_table_lock)
+  return pfn
+}
+
+/** Maps a fresh page at `hva` (with `contents`), under the page-table lock. */
+function* map_new(mm: Mm, t: HostThread, hva: number, contents: number): Sim.Gen<void> {
+  yield* Spinlock.spin_lock(t.hw, mm.page_table_lock)
+  const pfn = yield* alloc_page(mm, t)
+  yield* t.hw.WRITE_ONCE(mm.data[pfn]!, contents)
+  yield* t.hw.WRITE_ONCE(mm.pte[hva]!, pfn)
+  yield* Spinlock.spin_unlock(t.hw, mm.page_table_lock)
+}
+
+/** Runs one command: notifiers' start, the page-table change with the old pages put, notifiers' end. */
+export function* apply(mm: Mm, t: HostThread, cmd: Exclude<MmCommand, Exit>): Sim.Gen<void> {
+  const start = cmd.hva
+  const end = Math.min(cmd.hva + cmd.npages, mm.hvaPages)
+  for (let hva = start; hva < end; hva++) mm.invalidating.set(hva, (mm.invalidating.get(hva) ?? 0) + 1)
+  for (const n of mm.notifiers) yield* n.invalidate_range_start(t, start, end)
+  if (cmd._tag !== "Mprotect") {
+    for (let hva = start; hva < end; hva++) {
+      const old = yield* zap_pte(mm, t, hva)
+      if (old === 0) continue
+      // migrate_pages copies into the new page before the old one goes; a remap starts from zero.
+      if (cmd._tag === "Migrate") yield* map_new(mm, t, hva, yield* t.hw.READ_ONCE(mm.data[old]!))
+      if (cmd._tag === "Remap") yield* map_new(mm, t, hva, 0)
+      yield* put_page(mm, t, old) // the mapping's reference: freed here unless GUP holds one
+    }
+  }
+  for (const n of mm.notifiers) yield* n.invalidate_range_end(t, start, end)
+  for (let hva = start; hva < end; hva++) {
+    const n = mm.invalidating.get(hva)! - 1
+    if (n === 0) mm.invalidating.delete(hva)
+    else mm.invalidating.set(hva, n)
+  }
+}
+
+/** The MM actor: runs each command from its mailbox until `Exit`. Returns the commands run. */
+export function* mm_actor(mm: Mm, box: Mailbox.Mailbox<MmCommand>, t: HostThread): Sim.Gen<number> {
+  let n = 0
+  for (;;) {
+    const cmd = yield* box.receive()
+    if (cmd._tag === "Exit") return n
+    yield* apply(mm, t, cmd)
+    n++
+  }
+}
