@@ -1,0 +1,196 @@
+/**
+ * Workloads of mechanism E (spec §5, §7, §10.4): vCPUs write through a gfn_to_pfn_cache while the
+ * VMM process's MM changes the page behind it. `gpc-refresh-race`, by `cache`:
+ * - `pvclock`: each vCPU enables kvmclock (the MSR write activates its own `pv_time` cache on gfn
+ *   `pvGfn` of slot 0) and rewrites its pvti at every clock update (`kvm_setup_guest_pvclock`);
+ * - `shinfo-gpa`: the VMM activates one Xen shared-info cache on gfn `pvGfn`, and every vCPU sends
+ *   event channels through it (`kvm_xen_set_evtchn`);
+ * - `shinfo-hva`: the same cache set by host address (`kvm_gpc_activate_hva`), outside every
+ *   memslot.
+ * Meanwhile the VMM sends the MM actor `rounds` commands (`mmOp`) over the cache's first page,
+ * each an MMU-notifier invalidation whose old page is freed before its end; for the shared-info
+ * caches it also moves the cache `moves` times between two pages (KVM_XEN_HVM_SET_ATTR again:
+ * activation of an active cache is a refresh at the new address); with `memslotUpdates`, a VMM
+ * thread creates and deletes a dummy slot through the memslot manager, whose swaps wait for the
+ * invalidations (GPC-4). Host pages: 1..memGfns back slot 0 (gfn g at g + 1); memGfns + 1 and
+ * memGfns + 3 are the HVA cache's two pages, outside every slot; memGfns + 2 backs the dummy slot.
+ */
+import { Costs, Memslots, Mm, PfnCache, Protocol, Requests as KvmRequests, Vcpu, Vm } from "@kvmlab/kvm"
+import { Mailbox, Sim } from "@kvmlab/sim"
+import { Schema } from "effect"
+import { bindSink, type Issue, type Sink } from "../Mechanism.js"
+import type { Scenario } from "../Scenario.js"
+import { Count } from "../Schemas.js"
+import { placeVcpus, spawnVcpus, sumStats, switchesOf, teardown } from "./Requests.js"
+
+const fields = {
+  /** Which cache the vCPUs write through: each its kvmclock cache, or one Xen shared-info cache by gpa (slot 0) or by host address (outside every slot). */
+  cache: Schema.Literal("pvclock", "shinfo-gpa", "shinfo-hva"),
+  /** Frames of slot 0 (host pages 1..memGfns). */
+  memGfns: Count(1, 255),
+  /** The gfn of slot 0 the cache maps (pvclock, shinfo-gpa; shinfo-gpa moves to pvGfn + 1 and back). */
+  pvGfn: Schema.Int.pipe(Schema.between(0, 254)),
+  /** What the VMM asks of the MM, over the cache's page. */
+  mmOp: Schema.Literal("migrate", "munmap", "remap", "mprotect"),
+  /** MM commands, one after the other. */
+  rounds: Count(1, 10_000),
+  /** Writes through the cache each vCPU makes. */
+  guestWork: Count(1, 1_000_000),
+  /** Guest steps between two writes. */
+  guestSteps: Count(1, 1000),
+  /** Virtual ns the VMM waits between MM commands (timed runs). */
+  gapNs: Schema.Int.pipe(Schema.between(0, 1_000_000_000)),
+  /** Times the VMM moves the shared-info cache to its other page and back (shinfo-*). */
+  moves: Schema.Int.pipe(Schema.between(0, 10_000)),
+  /** Create/delete pairs of a one-page dummy slot (after slot 0) the VMM sends the memslot manager meanwhile. */
+  memslotUpdates: Schema.Int.pipe(Schema.between(0, 10_000))
+}
+
+export const GpcRefreshRace = Schema.Struct({ kind: Schema.Literal("gpc-refresh-race"), ...fields })
+export type PfnCacheWorkload = typeof GpcRefreshRace.Type
+
+/** The shapes that cannot work, each with its field. */
+export const check = (_s: Scenario, w: PfnCacheWorkload): ReadonlyArray<Issue> => [
+  ...(w.pvGfn + (w.cache === "shinfo-gpa" ? 1 : 0) >= w.memGfns
+    ? [{ path: "workload.pvGfn", message: `the cache's gfn ${w.pvGfn}${w.cache === "shinfo-gpa" ? " (and pvGfn + 1, where it moves)" : ""} must lie in slot 0 (memGfns ${w.memGfns})` }]
+    : []),
+  ...(w.moves > 0 && w.cache === "pvclock" ? [{ path: "workload.moves", message: "only a shared-info cache is moved by the VMM: use cache shinfo-gpa or shinfo-hva" }] : [])
+]
+
+/** Settings that change nothing here. */
+export const notes = (s: Scenario): ReadonlyArray<string> =>
+  s.variant.flush === "native" ? [] : [`flush=${s.variant.flush} changes nothing in a pfncache workload: its guest makes no remote TLB flushes of its own`]
+
+const { ExitReason } = Protocol
+
+/** The guests' end: each reports when its writes are done; the VMM tears down once all have. */
+interface Done {
+  n: number
+  readonly q: Sim.WaitQueue
+}
+
+const makeGuest = (vm: Vm.Vm, w: PfnCacheWorkload, shinfo: PfnCache.State.GfnToPfnCache | undefined, done: Done): Vcpu.Guest => {
+  const k = vm.kernel
+  const enabled = vm.vcpus.map(() => false)
+  const steps = vm.vcpus.map(() => 0)
+  const writes = vm.vcpus.map(() => 0)
+  return {
+    *step(v) {
+      const id = v.vcpu_id
+      if (w.cache === "pvclock" && !enabled[id]) return ExitReason.MsrWrite // wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | 1)
+      if (writes[id]! >= w.guestWork) {
+        yield* Sim.point(vm.costs.guestAccessNs)
+        return ExitReason.Hlt
+      }
+      yield* Sim.point(vm.costs.guestAccessNs)
+      if (++steps[id]! < w.guestSteps) return undefined
+      steps[id] = 0
+      // A doorbell exit: for pvclock, an event after which the pvti must be rewritten (as when
+      // kvm_arch_vcpu_load finds the vCPU on another CPU); for shinfo, the guest's EVTCHNOP_send
+      // (a Xen hypercall: the model's VMCALL exit is KVM's own hypercalls').
+      return ExitReason.IoInstruction
+    },
+    *handleExit(v, reason) {
+      const id = v.vcpu_id
+      if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+      if (reason === ExitReason.MsrWrite) {
+        enabled[id] = true
+        yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn)
+        yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
+        return
+      }
+      if (reason !== ExitReason.IoInstruction) return
+      // pvclock: a clock update (the pvti is written at the next entry); shinfo: an event channel.
+      if (shinfo === undefined) yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
+      else yield* PfnCache.X86.kvm_xen_set_evtchn(shinfo, v, id + 1)
+      if (++writes[id]! === w.guestWork) {
+        done.n++
+        k.wakeAll(done.q)
+      }
+    }
+  }
+}
+
+const command = (w: PfnCacheWorkload, hva: number): Mm.MmCommand => {
+  const r = { hva, npages: 1 }
+  switch (w.mmOp) {
+    case "migrate":
+      return new Mm.Migrate(r)
+    case "munmap":
+      return new Mm.Munmap(r)
+    case "remap":
+      return new Mm.Remap(r)
+    case "mprotect":
+      return new Mm.Mprotect(r)
+  }
+}
+
+/**
+ * The program: one VM with memslots (slot 0) and the MMU notifier, the VMM process's MM actor
+ * and the VMM thread, each on a CPU of its own; the VMM activates the shared-info cache (shinfo-*),
+ * sends the MM its commands, moves the cache, waits for the guests, and tears down.
+ */
+export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, number>> =>
+  function*() {
+    const w = s.workload as PfnCacheWorkload
+    const vcpus = s.vcpusPerVm
+    const cpus = Math.min(s.pcpus, vcpus)
+    const host = yield* Vm.makeHost({ pcpus: cpus, costs: Costs.resolve(s.costs) })
+    const vm = Vm.makeVm(host, vcpus, switchesOf(s))
+    bindSink(sink, host.memory, () => sumStats([vm]))
+    const ms = Memslots.Extension.attach(vm, { gfns: w.memGfns + 1, sptesPerPage: 8, asOf: () => 0 })
+    for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
+    const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 4)
+    const kvm = PfnCache.Extension.attach(vm, ms, mm)
+    const vmm = yield* Vm.hostThread(host, "vmm", cpus + 1)
+    // The cache's two places: by gpa (gfn, gfn + 1 of slot 0) or by host address (outside every slot).
+    const at = (i: number): readonly [number, number] =>
+      w.cache === "shinfo-hva" ? [PfnCache.Protocol.INVALID_GPA, 1 + w.memGfns + 2 * i] : [w.pvGfn + i, PfnCache.Protocol.KVM_HVA_ERR_BAD]
+    const hva = w.cache === "shinfo-hva" ? at(0)[1] : 1 + w.pvGfn
+    let shinfo: PfnCache.State.GfnToPfnCache | undefined
+    if (w.cache !== "pvclock") {
+      // KVM_XEN_HVM_SET_ATTR(KVM_XEN_ATTR_TYPE_SHARED_INFO{,_HVA}): kvm_gpc_activate{,_hva}.
+      shinfo = PfnCache.PfnCache.kvm_gpc_init(kvm, "vm.shinfo_cache")
+      yield* PfnCache.PfnCache.kvm_gpc_activate(shinfo, ...at(0), vmm)
+    }
+    const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
+    const actors = yield* spawnVcpus(host, vm, makeGuest(vm, w, shinfo, done), placeVcpus(s, host)(0))
+    const box = Mailbox.make<Mm.MmCommand>(host.kernel, "vmm.mm commands", Mm.MM_MAILBOX_CAPACITY)
+    const mmActor = yield* Sim.spawn("mm", function*() {
+      const t = yield* Vm.hostThread(host, "mm", cpus + 2)
+      return yield* Mm.mm_actor(mm, box, t)
+    })
+    let updater: Sim.ActorHandle<void> | undefined
+    if (w.memslotUpdates > 0) {
+      const ioctls = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)
+      const manager = yield* Sim.spawn("memslot-manager", function*() {
+        const t = yield* Vm.hostThread(host, "memslot-manager", cpus + 3)
+        return yield* Memslots.KvmMain.memslot_manager(ms, ioctls, t)
+      })
+      updater = yield* Sim.spawn("vmm-memslots", function*() {
+        const dummy = (op: Memslots.Protocol.MemslotOp) =>
+          new Memslots.Protocol.SetUserMemoryRegion({ as: 0, slot: 1, op, baseGfn: w.memGfns, npages: 1, userspaceAddr: w.memGfns + 2 })
+        for (let r = 0; r < w.memslotUpdates; r++) {
+          yield* ioctls.send(dummy("create"))
+          yield* ioctls.send(dummy("delete"))
+        }
+        yield* ioctls.send(new Memslots.Protocol.CloseVm())
+        yield* Sim.join(manager)
+      })
+    }
+    for (let r = 0; r < Math.max(w.rounds, w.moves); r++) {
+      if (r < w.rounds) yield* box.send(command(w, hva))
+      if (r < w.moves && shinfo !== undefined) {
+        // Moved there and back: activating an active cache refreshes it at the new address.
+        yield* PfnCache.PfnCache.kvm_gpc_activate(shinfo, ...at(1), vmm)
+        yield* PfnCache.PfnCache.kvm_gpc_activate(shinfo, ...at(0), vmm)
+      }
+      if (w.gapNs > 0) yield* Sim.sleep(w.gapNs)
+    }
+    yield* box.send(new Mm.Exit())
+    yield* Sim.join(mmActor)
+    if (updater !== undefined) yield* Sim.join(updater)
+    while (done.n < vcpus) yield* Sim.wait(done.q)
+    yield* teardown(vm, vmm, actors)
+    return sink === undefined ? {} : sink.metrics()
+  }

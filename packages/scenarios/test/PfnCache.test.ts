@@ -1,0 +1,52 @@
+/**
+ * Mechanism E's scenarios: the merged kernel is clean where its argument holds (GPA caches, the
+ * memslot interlock), the MM's invalidations reach the caches and the secondary MMU, and the HVA
+ * cache outside every memslot — where `mmu_invalidate_seq` never moves — publishes a freed page,
+ * which a sequence bumped at every range end (gpcSeq=every) prevents.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import { Campaign, Runner, Scenario } from "@kvmlab/scenarios"
+import type { Strategy } from "@kvmlab/sim"
+
+const scenario = (name: string, set: ReadonlyArray<readonly [string, string]> = []) => Either.getOrThrow(Scenario.withOverrides(Runner.builtin(name)!, { set }))
+const explore = (name: string, strategy: Strategy.SearchStrategy, runs: number, set: ReadonlyArray<readonly [string, string]> = []) =>
+  Effect.runSync(Campaign.explore(scenario(name, set), { seed: 1, runs, strategy, all: true }))
+
+describe("mechanism E with every bug switch off", () => {
+  for (const name of ["gpc-refresh-race", "shinfo-juggle", "memslot-swap-vs-invalidations"]) {
+    it(`${name}: no violation under random, pct:3 and swarm`, () => {
+      for (const [strategy, runs] of [[{ _tag: "random" }, 1000], [{ _tag: "pct", depth: 3 }, 300], [{ _tag: "swarm" }, 1000]] as const) {
+        const r = explore(name, strategy, runs)
+        expect([name, strategy._tag, r.violations]).toEqual([name, strategy._tag, []])
+      }
+    })
+  }
+
+  it("the MM's invalidations reach the caches, and the secondary MMU only where a memslot overlaps", () => {
+    const gpa = Effect.runSync(Runner.run(scenario("gpc-refresh-race"), { seed: 1 }))
+    expect(gpa.outcome).toBe("completed")
+    expect(gpa.metrics["mmu_notifier_invalidations"]).toBe(2)
+    expect(gpa.metrics["mmu_notifier_memslot_hits"]).toBe(2) // the pvti page is in slot 0
+    expect(gpa.metrics["gpc_writes"]).toBe(2 * (1 + 3)) // each vCPU: at enabling, then guestWork updates
+    const hva = Effect.runSync(Runner.run(scenario("gpc-hva-race"), { seed: 1 }))
+    expect(hva.metrics["mmu_notifier_invalidations"]).toBe(2)
+    expect(hva.metrics["mmu_notifier_memslot_hits"] ?? 0).toBe(0) // outside every slot: mmu_invalidate_seq stays
+    expect(hva.metrics["gpc_writes"]).toBe(2 * 3)
+  })
+})
+
+describe("an HVA-based cache outside every memslot (spec §10.4)", () => {
+  it("the merged kernel publishes a page the MM freed: an invalidation that starts and ends while the refresher is out of the lock leaves no trace", () => {
+    const r = explore("gpc-hva-race", { _tag: "swarm" }, 1000)
+    expect(r.outcomes.violation).toBeGreaterThan(0)
+    expect(new Set(r.violations.map((v) => v.invariant))).toEqual(new Set(["GPC-1"]))
+    expect(r.violations[0]!.message).toMatch(/wrote through vm\.shinfo_cache to pfn \d+ \(freed\)/)
+    // The same cache by gpa, in slot 0, is safe: the invalidation's end moves mmu_invalidate_seq.
+    expect(explore("gpc-hva-race", { _tag: "swarm" }, 1000, [["workload.cache", "shinfo-gpa"], ["workload.pvGfn", "1"]]).outcomes.violation).toBe(0)
+  })
+
+  it("gpcSeq=every (a sequence bumped at every range end, kvmlab's proposal): the same runs are clean", () => {
+    expect(explore("gpc-hva-race", { _tag: "swarm" }, 1000, [["gpcSeq", "every"]]).outcomes.violation).toBe(0)
+  })
+})
