@@ -153,7 +153,7 @@ const cases: ReadonlyArray<Case> = [
   { args: ["replay", "kvl1."], names: /token: the token has nothing after "kvl1\."/ },
   { args: ["replay", token.slice(0, middle)], names: /token: the token is (damaged|truncated)/ },
   { args: ["replay", token.slice(0, -3)], names: /token: the token is (damaged|truncated)/ },
-  { args: ["replay", token.slice(0, middle) + (token[middle] === "A" ? "B" : "A") + token.slice(middle + 1)], names: /token: (the token is (damaged|truncated)|replay diverged)/ },
+  { args: ["replay", token.slice(0, middle) + (token[middle] === "A" ? "B" : "A") + token.slice(middle + 1)], names: /token: (the token is (damaged|truncated)|replay diverged|its scenario does not decode)/ },
   { args: ["replay", "kvl1.!!!@@@###"], names: /token: the token is damaged/ },
   { args: ["replay", "kvl1.QUJDREVGR0hJSktMTU5PUA"], names: /token: the token is damaged/ },
   { args: ["replay", "kvl2." + token.slice(5)], names: /token: a replay token starts with "kvl1\."/ },

@@ -47,7 +47,8 @@ export const Costs = Schema.Struct({
   rootLoadNs: upToASecond,
   srcuGracePeriodNs: upToASecond,
   hvaToPfnNs: upToASecond,
-  pageFaultNs: upToASecond
+  pageFaultNs: upToASecond,
+  cpuRelaxNs: upToASecond
 })
 export type Costs = typeof Costs.Type
 
@@ -75,7 +76,8 @@ export const defaults: Costs = {
   rootLoadNs: 1_000,
   srcuGracePeriodNs: 30_000,
   hvaToPfnNs: 300,
-  pageFaultNs: 1_500
+  pageFaultNs: 1_500,
+  cpuRelaxNs: 50
 }
 
 /** Where each default comes from. */
@@ -103,7 +105,8 @@ export const sources: Readonly<Record<keyof Costs, string>> = {
   srcuGracePeriodNs:
     "spec §6 N7 (Szmigiero, memslot_perf_test, 2021) as an order of magnitude: moving a memslot (two kvm_swap_active_memslots, each with one synchronize_srcu_expedited) took 80-96 µs, so ~30 µs per expedited grace period; an assumption otherwise",
   hvaToPfnNs: "assumption: hva_to_pfn on a present page (get_user_page_fast_only: a lockless page-table walk and a reference), ~300 ns, plus kmap (page_address on 64-bit: nothing)",
-  pageFaultNs: "assumption: a host page fault that allocates and zeroes a 4 KiB page (handle_mm_fault), ~1.5 µs, on top of hvaToPfnNs"
+  pageFaultNs: "assumption: a host page fault that allocates and zeroes a 4 KiB page (handle_mm_fault), ~1.5 µs, on top of hvaToPfnNs",
+  cpuRelaxNs: "assumption: one pass of a busy-wait loop (cond_resched with nothing to do, cpu_relax: PAUSE is ~40-140 cycles on current x86), ~50 ns"
 }
 
 export const resolve = (overrides: CostOverrides | undefined): Costs => ({ ...defaults, ...overrides })

@@ -13,6 +13,10 @@ export const unitOf = (name: string): string => {
   const pct = /_(p50|p99|max)_ns$/.exec(name)
   if (pct !== null) return `virtual ns, ${pct[1] === "max" ? "the longest" : pct[1] === "p50" ? "the median" : "the 99th percentile"} over the run's shootdowns`
   if (name.endsWith("_ns")) return "virtual ns, summed over the run (all vCPUs and VMs)"
+  const refresh = /^refreshLatency(P50|P99|Max)Ns$/.exec(name)
+  if (refresh !== null) return `virtual ns, ${refresh[1] === "Max" ? "the longest" : refresh[1] === "P50" ? "the median" : "the 99th percentile"} over the run's gfn_to_pfn_cache refreshes`
+  if (name === "benchmarkNs" || name === "workloadNs") return "virtual ns: when the last vCPU finished its work"
+  if (name.endsWith("Ns")) return "virtual ns, summed over the run (all vCPUs and VMs)"
   return "count, summed over the run (all vCPUs and VMs)"
 }
 

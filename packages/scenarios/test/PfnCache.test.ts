@@ -50,3 +50,39 @@ describe("an HVA-based cache outside every memslot (spec §10.4)", () => {
     expect(explore("gpc-hva-race", { _tag: "swarm" }, 1000, [["gpcSeq", "every"]]).outcomes.violation).toBe(0)
   })
 })
+
+describe("gpc-invalidation-storm: the wait strategies (spec §5.8)", () => {
+  it("every gpcWait, the builtin storm: no violation under random and swarm", () => {
+    for (const wait of ["mainline", "range-busy", "range-sleep", "halt-poll", "sean"]) {
+      for (const strategy of [{ _tag: "random" }, { _tag: "swarm" }] as const) {
+        const r = explore("gpc-invalidation-storm", strategy, 300, [["gpcWait", wait]])
+        expect([wait, strategy._tag, r.violations]).toEqual([wait, strategy._tag, []])
+      }
+    }
+  })
+
+  it("a stream of invalidations of other pages starves mainline's refresher (GPC-3), not the range-precise waits", () => {
+    const stream: ReadonlyArray<readonly [string, string]> = [["workload.gapNs", "0"], ["workload.invalidations", "200"]]
+    const mainline = explore("gpc-invalidation-storm", { _tag: "random" }, 20, stream)
+    expect(mainline.violations[0]?.invariant).toBe("GPC-3")
+    for (const wait of ["range-busy", "range-sleep", "halt-poll", "sean"]) {
+      expect([wait, explore("gpc-invalidation-storm", { _tag: "random" }, 20, [...stream, ["gpcWait", wait]]).violations]).toEqual([wait, []])
+    }
+  })
+
+  it("timed: the range-precise waits make no retries where mainline makes many, and only range-sleep and halt-poll sleep", () => {
+    const run = (wait: string) => Effect.runSync(Runner.run(scenario("gpc-invalidation-storm", [["gpcWait", wait], ["workload.guestWork", "200"]]), { seed: 1, strategy: { _tag: "timed" } }))
+    const mainline = run("mainline")
+    expect(mainline.outcome).toBe("completed")
+    expect(mainline.metrics["gpc_retries"]).toBeGreaterThan(10)
+    expect(mainline.metrics["gpc_sleeps"] ?? 0).toBe(0)
+    for (const wait of ["range-busy", "sean"]) {
+      const r = run(wait)
+      expect([wait, r.metrics["gpc_retries"] ?? 0, r.metrics["gpc_sleeps"] ?? 0]).toEqual([wait, 0, 0])
+      expect(r.metrics["gpc_waits"]).toBeGreaterThan(0)
+    }
+    const sleep = run("range-sleep")
+    expect(sleep.metrics["gpc_sleeps"]).toBeGreaterThan(0)
+    expect(sleep.metrics["waitCpuNs"] ?? 0).toBeLessThan(mainline.metrics["waitCpuNs"]!)
+  })
+})

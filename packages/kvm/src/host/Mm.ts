@@ -19,10 +19,14 @@ import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { HostThread } from "../Vm.js"
 
-/** A host virtual page range `[hva, hva + npages)`. */
+/**
+ * A host virtual page range `[hva, hva + npages)`, and the virtual ns the MM spends between the
+ * range start and the range end beyond the PTE changes themselves (a large munmap's page walks).
+ */
 const range = {
   hva: Schema.Int.pipe(Schema.nonNegative()),
-  npages: Schema.Int.pipe(Schema.between(1, 1 << 20))
+  npages: Schema.Int.pipe(Schema.between(1, 1 << 20)),
+  holdNs: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000_000)), { default: () => 0 })
 }
 
 /** `munmap(hva, npages)`: the pages go; the next touch faults fresh ones in. */
@@ -68,6 +72,9 @@ export class Mm {
   readonly freed: Array<boolean> = [false]
   /** Host virtual pages in an invalidation between its start and its end, with how many. */
   readonly invalidating = new Map<number, number>()
+  /** The invalidations between their start and their end, by number (numbered from 1 in start order). */
+  readonly inFlight = new Set<number>()
+  invalidationsStarted = 0
 
   constructor(readonly memory: Memory.Memory, readonly name: string, readonly hvaPages: number) {
     this.page_table_lock = Spinlock.make(memory, `${name}.page_table_lock`)
@@ -148,6 +155,8 @@ export function* apply(mm: Mm, t: HostThread, cmd: Exclude<MmCommand, Exit>): Si
   const start = cmd.hva
   const end = Math.min(cmd.hva + cmd.npages, mm.hvaPages)
   for (let hva = start; hva < end; hva++) mm.invalidating.set(hva, (mm.invalidating.get(hva) ?? 0) + 1)
+  const id = ++mm.invalidationsStarted
+  mm.inFlight.add(id)
   for (const n of mm.notifiers) yield* n.invalidate_range_start(t, start, end)
   if (cmd._tag !== "Mprotect") {
     for (let hva = start; hva < end; hva++) {
@@ -159,7 +168,11 @@ export function* apply(mm: Mm, t: HostThread, cmd: Exclude<MmCommand, Exit>): Si
       yield* put_page(mm, t, old) // the mapping's reference: freed here unless GUP holds one
     }
   }
+  // The MM's own work in the window (a cost: it is busy, not asleep; under the search
+  // strategies a scheduling point, so a refresher spinning meanwhile cannot stall the clock).
+  if (cmd.holdNs > 0) yield* Sim.point(cmd.holdNs)
   for (const n of mm.notifiers) yield* n.invalidate_range_end(t, start, end)
+  mm.inFlight.delete(id)
   for (let hva = start; hva < end; hva++) {
     const n = mm.invalidating.get(hva)! - 1
     if (n === 0) mm.invalidating.delete(hva)

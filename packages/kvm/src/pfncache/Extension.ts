@@ -24,9 +24,9 @@ export const attach = (vm: Vm, ms: Memslots, mm: Mm): KvmMmuNotifier => {
       requests: [
         {
           req: KVM_REQ_CLOCK_UPDATE,
-          *handle(v) {
+          *handle(v, host) {
             // kvm_guest_time_update: the pvti, if the guest enabled kvmclock.
-            if (vm.memory.peek(pvTime.of(v).active) === 1) yield* kvm_setup_guest_pvclock(v, pvTime.of(v))
+            if ((yield* v.hw.READ_ONCE(pvTime.of(v).active)) === 1) yield* kvm_setup_guest_pvclock(v, pvTime.of(v), host)
           }
         }
       ]

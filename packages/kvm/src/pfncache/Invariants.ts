@@ -6,7 +6,20 @@ import type { Sim } from "@kvmlab/sim"
 import type { Mm } from "../host/Mm.js"
 import type { GfnToPfnCache } from "./State.js"
 
-export const ids = ["GPC-1", "GPC-2", "GPC-4", "GPC-5"] as const
+export const ids = ["GPC-1", "GPC-2", "GPC-3", "GPC-4", "GPC-5"] as const
+
+/**
+ * GPC-3, progress: a refresh is not held up by a stream of invalidations of other pages. The
+ * model's bound: the retries a refresh makes while no invalidation of its own page is in flight
+ * are caused by at most this many distinct invalidations (one slow invalidation of another page
+ * may cost many retries; a stream of them, unboundedly many, is the livelock of §5.7).
+ */
+export const GPC3_MAX_INVALIDATIONS = 50
+
+export const gpc3 = (k: Sim.Kernel, gpc: GfnToPfnCache, uhva: number, causes: number, retries: number): string | undefined =>
+  k.check("GPC-3", causes <= GPC3_MAX_INVALIDATIONS)
+    ? undefined
+    : `the refresh of ${gpc.name} retried ${retries} times with no invalidation of its page (uhva ${uhva}) in flight, held up by ${causes} invalidations of other pages: a refresher starved by unrelated invalidations`
 
 const pageState = (mm: Mm, pfn: number): string => (pfn <= 0 || pfn >= mm.freed.length ? "no page" : mm.freed[pfn] ? "freed" : "in use elsewhere")
 

@@ -101,7 +101,15 @@ export function* kvm_mmu_notifier_invalidate_range_start(kvm: KvmMmuNotifier, t:
   const ms = kvm.ms
   // Prevent memslot modification between range_start() and range_end().
   yield* Spinlock.spin_lock(t.hw, ms.mn_invalidate_lock)
-  yield* t.hw.WRITE_ONCE(ms.mn_active_invalidate_count, (yield* t.hw.READ_ONCE(ms.mn_active_invalidate_count)) + 1)
+  const count = (yield* t.hw.READ_ONCE(ms.mn_active_invalidate_count)) + 1
+  yield* t.hw.WRITE_ONCE(ms.mn_active_invalidate_count, count)
+  if (kvm.vm.switches.variant.gpcWait !== "mainline") {
+    // The hva range of the invalidations in flight (Woodhouse's 2/5): reset by the first, a union after.
+    const s = count === 1 ? start : Math.min(start, yield* t.hw.READ_ONCE(kvm.mmu_gpc_invalidate_range_start))
+    const e = count === 1 ? end : Math.max(end, yield* t.hw.READ_ONCE(kvm.mmu_gpc_invalidate_range_end))
+    yield* t.hw.WRITE_ONCE(kvm.mmu_gpc_invalidate_range_start, s)
+    yield* t.hw.WRITE_ONCE(kvm.mmu_gpc_invalidate_range_end, e)
+  }
   yield* Spinlock.spin_unlock(t.hw, ms.mn_invalidate_lock)
   kvm.vm.count("mmu_notifier_invalidations")
   // The pfn caches before mmu_lock (and so before in_progress is raised): they rely on the count.

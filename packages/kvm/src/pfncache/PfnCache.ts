@@ -15,6 +15,8 @@ import { hva_to_pfn, put_page } from "../host/Mm.js"
 import { memslotsGeneration, search_memslots } from "../memslots/KvmMain.js"
 import { KVM_MEMSLOT_INVALID } from "../memslots/Protocol.js"
 import type { Memslot } from "../memslots/State.js"
+import { alone, cond_resched, type HostCpu, kvm_sched_in, kvm_sched_out } from "../vcpu/Sched.js"
+import type { VcpuState } from "../vcpu/State.js"
 import type { HostThread } from "../Vm.js"
 import * as Inv from "./Invariants.js"
 import {
@@ -76,17 +78,101 @@ function* mmu_notifier_retry_cache(kvm: KvmMmuNotifier, t: HostThread, mmu_seq: 
   return kvm.vm.switches.variant.gpcSeq === "every" && (yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)) !== mn_seq
 }
 
+/** The refresher's CPU: a vCPU thread's (`host` shared with others) or a host thread's own. */
+const vcpuOf = (t: HostThread, host: HostCpu): VcpuState | undefined => (host === alone ? undefined : (t as VcpuState))
+
+/** One pass of a busy-wait loop: `cond_resched()` (a vCPU thread on a shared CPU may be preempted), `cpu_relax()`. */
+function* relax(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Sim.Gen<void> {
+  const v = vcpuOf(t, host)
+  if (v !== undefined) yield* cond_resched(gpc.kvm.vm, v, host)
+  yield* Sim.point(gpc.kvm.vm.costs.cpuRelaxNs)
+}
+
+/**
+ * `gpc_invalidate_in_progress_hva` (Sean's 3/5): an invalidation is in flight and the hva range of
+ * those in flight covers the cache's uhva.
+ */
+function* gpc_invalidate_in_progress_hva(gpc: GfnToPfnCache, t: HostThread, uhva: number): Sim.Gen<boolean> {
+  const kvm = gpc.kvm
+  if ((yield* t.hw.READ_ONCE(kvm.ms.mn_active_invalidate_count)) === 0) return false
+  return (yield* t.hw.READ_ONCE(kvm.mmu_gpc_invalidate_range_start)) <= uhva && (yield* t.hw.READ_ONCE(kvm.mmu_gpc_invalidate_range_end)) > uhva
+}
+
+/**
+ * The sleep of `gpc_wait_for_invalidations` (Woodhouse's 3/5): `prepare_to_wait` on
+ * `gpc_invalidate_wq`, `schedule()` — the CPU passes on — until the range end that drops the count
+ * to 0 wakes it (the wait is on the count's location, which that end writes).
+ */
+function* sleep_until_no_invalidation(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Sim.Gen<void> {
+  const vm = gpc.kvm.vm
+  const v = vcpuOf(t, host)
+  vm.count("gpc_sleeps")
+  if (v !== undefined) {
+    yield* kvm_sched_out(vm, v, false)
+    yield* host.sleep(v)
+  }
+  yield* t.hw.smp_cond_load_acquire(gpc.kvm.ms.mn_active_invalidate_count, (n) => n === 0)
+  if (v !== undefined) {
+    yield* host.wake(v)
+    yield* kvm_sched_in(vm, v)
+  }
+}
+
+/** Halt-polling's window bounds (`halt_poll_ns` grows from 10 µs and is capped here at 200 µs, spec §6 N8). */
+const POLL_MIN_NS = 10_000
+const POLL_MAX_NS = 200_000
+
+/**
+ * The range-precise waits before `hva_to_pfn` (gpcWait other than mainline): busy (range-busy,
+ * sean), asleep (range-sleep), or busy up to the poll window and then asleep (halt-poll, the window
+ * fixed or adapted as halt-polling adapts its own). Busy time counts as CPU burned.
+ */
+function* gpc_wait_for_invalidations(gpc: GfnToPfnCache, t: HostThread, host: HostCpu, uhva: number): Sim.Gen<void> {
+  const kvm = gpc.kvm
+  const vm = kvm.vm
+  const k = vm.kernel
+  const wait = vm.switches.variant.gpcWait
+  if (!(yield* gpc_invalidate_in_progress_hva(gpc, t, uhva))) return
+  vm.count("gpc_waits")
+  const t0 = k.now
+  if (wait === "range-sleep") {
+    while (yield* gpc_invalidate_in_progress_hva(gpc, t, uhva)) yield* sleep_until_no_invalidation(gpc, t, host)
+    return
+  }
+  const poll = wait === "halt-poll" ? (vm.switches.variant.gpcPoll === "adaptive" ? gpc.pollNs : Number(vm.switches.variant.gpcPoll)) : Infinity
+  while ((yield* gpc_invalidate_in_progress_hva(gpc, t, uhva)) && k.now - t0 < poll) yield* relax(gpc, t, host)
+  const spun = k.now - t0
+  kvm.waitCpuNs += spun
+  if (!(yield* gpc_invalidate_in_progress_hva(gpc, t, uhva))) return
+  while (yield* gpc_invalidate_in_progress_hva(gpc, t, uhva)) yield* sleep_until_no_invalidation(gpc, t, host)
+  if (vm.switches.variant.gpcPoll !== "adaptive") return
+  // grow_halt_poll_ns / shrink_halt_poll_ns: a wait a longer poll would have caught grows the
+  // window; one longer than the cap shrinks it.
+  const waited = k.now - t0
+  if (waited <= POLL_MAX_NS) gpc.pollNs = Math.min(POLL_MAX_NS, gpc.pollNs * 2)
+  else gpc.pollNs = Math.max(POLL_MIN_NS, gpc.pollNs / 2)
+}
+
 /**
  * `hva_to_pfn_retry`, with `refresh_lock` and the write lock held: `valid = false` before the
  * lock is dropped; then snapshot `mmu_invalidate_seq` (`smp_rmb`), unlock, drop a rejected
  * pass's page, GUP the uhva (a reference), map it, relock; repeat while
  * `mmu_notifier_retry_cache`; publish `valid`, `pfn`, `khva`; drop GUP's reference. Returns 0 or
  * -EFAULT, with the write lock held.
+ *
+ * With a range-precise `gpcWait` (Sean's series): the wait for invalidations covering the uhva
+ * comes after the unlock, the snapshot right before `hva_to_pfn`, and the retry test is the range
+ * or the seq; `sean` also sets `valid` before that test, with `smp_mb` (pairs with the
+ * invalidation's `smp_mb__before_atomic` and lockless pre-check). GPC-3 counts the invalidations
+ * of other pages behind the retries made while none of the uhva is in flight.
  */
-function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<number> {
+function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Sim.Gen<number> {
   const kvm = gpc.kvm
   const vm = kvm.vm
+  const k = vm.kernel
   const mm = kvm.mm
+  const wait = vm.switches.variant.gpcWait
+  const range = wait !== "mainline"
   const old_khva = yield* t.hw.READ_ONCE(gpc.khva)
   const uhva = yield* t.hw.READ_ONCE(gpc.uhva)
   let new_pfn = KVM_PFN_ERR_FAULT
@@ -98,10 +184,17 @@ function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<number> {
   const every = vm.switches.variant.gpcSeq === "every"
   let mmu_seq = 0
   let mn_seq = 0
+  let needless = 0
+  const causes = new Set<number>()
+  let retry = false
   do {
-    mmu_seq = yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)
-    if (every) mn_seq = yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)
-    yield* t.hw.smp_rmb() // E3: the snapshot before the pfn lookup
+    const pass = k.now
+    if (wait === "sean") yield* t.hw.WRITE_ONCE(gpc.valid, FALSE) // each pass must see valid == false
+    if (!range) {
+      mmu_seq = yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)
+      if (every) mn_seq = yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)
+      yield* t.hw.smp_rmb() // E3: the snapshot before the pfn lookup
+    }
     yield* Rwlock.write_unlock(t.hw, gpc.lock)
     if (new_pfn !== KVM_PFN_ERR_FAULT) {
       // The previous pass was rejected: kvm_release_page_unused, cond_resched.
@@ -112,14 +205,36 @@ function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<number> {
       yield* Rwlock.write_lock(t.hw, gpc.lock)
       return EFAULT
     }
+    if (range) {
+      yield* gpc_wait_for_invalidations(gpc, t, host, uhva)
+      mmu_seq = yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)
+      if (every) mn_seq = yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)
+      yield* t.hw.smp_rmb() // the snapshot right before hva_to_pfn (Sean's 1/5)
+    }
     new_pfn = yield* hva_to_pfn(mm, t, uhva, vm.costs.hvaToPfnNs, vm.costs.pageFaultNs)
     new_khva = new_pfn === (yield* t.hw.READ_ONCE(gpc.pfn)) ? old_khva : new_pfn // gpc_map
     yield* Rwlock.write_lock(t.hw, gpc.lock)
     if (late) yield* t.hw.WRITE_ONCE(gpc.valid, FALSE)
     // WARN_ON_ONCE(gpc->valid): another refresher published (GPC-5).
-    const bad = Inv.gpc5(vm.kernel, gpc, (yield* t.hw.READ_ONCE(gpc.valid)) === TRUE)
-    if (bad !== undefined) return yield* Sim.fail("GPC-5", bad)
-  } while (yield* mmu_notifier_retry_cache(kvm, t, mmu_seq, mn_seq))
+    const bad = Inv.gpc5(k, gpc, (yield* t.hw.READ_ONCE(gpc.valid)) === TRUE)
+    if (bad !== undefined) yield* Sim.fail("GPC-5", bad)
+    if (wait === "sean") {
+      yield* t.hw.WRITE_ONCE(gpc.valid, TRUE)
+      yield* t.hw.smp_mb() // pairs with the smp_mb__before_atomic() of the invalidation
+    }
+    retry = range ? yield* gpc_invalidate_retry_hva(gpc, t, uhva, mmu_seq, mn_seq) : yield* mmu_notifier_retry_cache(kvm, t, mmu_seq, mn_seq)
+    if (retry) {
+      kvm.waitCpuNs += k.now - pass
+      // GPC-3: a retry with no invalidation of this page in flight is caused by the rest of the VM.
+      if (!mm.invalidating.has(uhva)) {
+        needless++
+        for (const id of mm.inFlight) causes.add(id)
+        const starved = Inv.gpc3(k, gpc, uhva, causes.size, needless)
+        if (starved !== undefined) yield* Sim.fail("GPC-3", starved)
+      }
+    }
+  } while (retry)
+  if (needless > kvm.maxNeedless) kvm.maxNeedless = needless
   yield* t.hw.WRITE_ONCE(gpc.valid, TRUE)
   yield* t.hw.WRITE_ONCE(gpc.pfn, new_pfn)
   yield* t.hw.WRITE_ONCE(gpc.khva, new_khva)
@@ -129,13 +244,22 @@ function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<number> {
   return 0
 }
 
+/** `gpc_invalidate_retry_hva` (Sean's 3/5): an invalidation covering the uhva in flight, or (`smp_rmb`) the seq moved. */
+function* gpc_invalidate_retry_hva(gpc: GfnToPfnCache, t: HostThread, uhva: number, mmu_seq: number, mn_seq: number): Sim.Gen<boolean> {
+  const kvm = gpc.kvm
+  if (yield* gpc_invalidate_in_progress_hva(gpc, t, uhva)) return true
+  yield* t.hw.smp_rmb()
+  if ((yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)) !== mmu_seq) return true
+  return kvm.vm.switches.variant.gpcSeq === "every" && (yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)) !== mn_seq
+}
+
 /**
  * `__kvm_gpc_refresh(gpc, gpa, uhva)`, `refresh_lock` held: under the write lock, recompute the
  * uhva from the memslots if the gpa or address space 0's generation changed (an error uhva is
  * -EFAULT), then `hva_to_pfn_retry` if not valid or the uhva changed; on error clear
  * `valid`/`pfn`/`khva`; unlock; unmap the old pfn if it changed.
  */
-function* __kvm_gpc_refresh(gpc: GfnToPfnCache, gpa: number, uhva: number, t: HostThread): Sim.Gen<number> {
+function* __kvm_gpc_refresh(gpc: GfnToPfnCache, gpa: number, uhva: number, t: HostThread, host: HostCpu): Sim.Gen<number> {
   const kvm = gpc.kvm
   yield* Rwlock.write_lock(t.hw, gpc.lock)
   let ret = 0
@@ -168,7 +292,7 @@ function* __kvm_gpc_refresh(gpc: GfnToPfnCache, gpa: number, uhva: number, t: Ho
     }
   }
   if (!fail) {
-    if ((yield* t.hw.READ_ONCE(gpc.valid)) !== TRUE || hva_change) ret = yield* hva_to_pfn_retry(gpc, t)
+    if ((yield* t.hw.READ_ONCE(gpc.valid)) !== TRUE || hva_change) ret = yield* hva_to_pfn_retry(gpc, t, host)
     else {
       // The mapping is reused as it is.
       yield* Rwlock.write_unlock(t.hw, gpc.lock)
@@ -187,13 +311,19 @@ function* __kvm_gpc_refresh(gpc: GfnToPfnCache, gpa: number, uhva: number, t: Ho
   return ret
 }
 
-/** `kvm_gpc_refresh(gpc, len)`: under `refresh_lock`, refresh at the cache's own gpa (or uhva, HVA-based). */
-export function* kvm_gpc_refresh(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<number> {
+/**
+ * `kvm_gpc_refresh(gpc, len)`: under `refresh_lock`, refresh at the cache's own gpa (or uhva,
+ * HVA-based). `host` is the refresher's CPU (a vCPU thread's may be shared). Its latency is recorded.
+ */
+export function* kvm_gpc_refresh(gpc: GfnToPfnCache, t: HostThread, host: HostCpu = alone): Sim.Gen<number> {
+  const k = gpc.kvm.vm.kernel
+  const t0 = k.now
   yield* refresh_lock(gpc, t)
   const gpa = yield* t.hw.READ_ONCE(gpc.gpa)
   const uhva = kvm_is_error_gpa(gpa) ? yield* t.hw.READ_ONCE(gpc.uhva) : KVM_HVA_ERR_BAD
-  const r = yield* __kvm_gpc_refresh(gpc, gpa, uhva, t)
+  const r = yield* __kvm_gpc_refresh(gpc, gpa, uhva, t, host)
   yield* refresh_unlock(gpc, t)
+  gpc.kvm.refreshNs.push(k.now - t0)
   return r
 }
 
@@ -214,7 +344,7 @@ export function* kvm_gpc_activate(gpc: GfnToPfnCache, gpa: number, uhva: number,
     yield* t.hw.WRITE_ONCE(gpc.active, TRUE)
     yield* Rwlock.write_unlock(t.hw, gpc.lock)
   }
-  const r = yield* __kvm_gpc_refresh(gpc, gpa, uhva, t)
+  const r = yield* __kvm_gpc_refresh(gpc, gpa, uhva, t, alone)
   yield* refresh_unlock(gpc, t)
   return r
 }
@@ -255,8 +385,18 @@ function* covered(gpc: GfnToPfnCache, t: HostThread, start: number, end: number)
  * Only `valid` changes; `pfn` and `khva` stay.
  */
 export function* gfn_to_pfn_cache_invalidate_start(kvm: KvmMmuNotifier, t: HostThread, start: number, end: number): Sim.Gen<void> {
+  const sean = kvm.vm.switches.variant.gpcWait === "sean"
+  // sean: either each cache sees the range and retries, or this task sees its valid flag;
+  // smp_mb__before_atomic(), made a full barrier by the LOCK-prefixed spin_lock that follows on x86.
+  if (sean) yield* t.hw.smp_mb__before_atomic()
   yield* Spinlock.spin_lock(t.hw, kvm.gpc_lock)
   for (const gpc of kvm.gpc_list) {
+    if (sean) {
+      // The lockless pre-check (Sean's 4/5).
+      if ((yield* t.hw.READ_ONCE(gpc.valid)) !== TRUE) continue
+      const u = yield* t.hw.READ_ONCE(gpc.uhva)
+      if (u < start || u >= end) continue
+    }
     yield* Rwlock.read_lock(t.hw, gpc.lock)
     const hit = yield* covered(gpc, t, start, end)
     yield* Rwlock.read_unlock(t.hw, gpc.lock)

@@ -30,6 +30,8 @@ export class GfnToPfnCache {
   readonly valid: Memory.Loc
   /** `gpc->memslot` (under the lock). */
   memslot: Memslot | undefined = undefined
+  /** gpcWait=halt-poll: the poll window in ns (only the refresher, under `refresh_lock`, uses it). */
+  pollNs = 10_000
   constructor(readonly kvm: KvmMmuNotifier, readonly name: string) {
     const m = kvm.vm.memory
     const loc = (f: string, v: number) => m.alloc(`${name}.${f}`, v)
@@ -56,6 +58,16 @@ export class KvmMmuNotifier {
   readonly mmu_invalidate_range_end: Memory.Loc
   /** gpcSeq=every (kvmlab's proposal): bumped at every invalidation's end, under `mn_invalidate_lock`. */
   readonly mn_invalidate_seq: Memory.Loc
+  /** The hva range of the invalidations in flight (Woodhouse's 2/5, Sean's 3/5: `mmu_gpc_invalidate_range_*`), for the range-precise waits. */
+  readonly mmu_gpc_invalidate_range_start: Memory.Loc
+  readonly mmu_gpc_invalidate_range_end: Memory.Loc
+  // ---- statistics (ghost)
+  /** Each refresh's virtual ns, from the call to its return. */
+  readonly refreshNs: Array<number> = []
+  /** Virtual ns refreshers spent busy on passes that were thrown away or in busy-wait loops. */
+  waitCpuNs = 0
+  /** The most retries one refresh made with no invalidation of its page in flight. */
+  maxNeedless = 0
   /** `kvm->gpc_lock`, over `gpc_list`. */
   readonly gpc_lock: Spinlock.Spinlock
   readonly gpc_list: Array<GfnToPfnCache> = []
@@ -66,6 +78,8 @@ export class KvmMmuNotifier {
     this.mmu_invalidate_range_start = m.alloc(`${vm.name}.mmu_invalidate_range_start`, INVALID_GPA)
     this.mmu_invalidate_range_end = m.alloc(`${vm.name}.mmu_invalidate_range_end`, INVALID_GPA)
     this.mn_invalidate_seq = m.alloc(`${vm.name}.mn_invalidate_seq`, 0)
+    this.mmu_gpc_invalidate_range_start = m.alloc(`${vm.name}.mmu_gpc_invalidate_range_start`, 0)
+    this.mmu_gpc_invalidate_range_end = m.alloc(`${vm.name}.mmu_gpc_invalidate_range_end`, 0)
     this.gpc_lock = Spinlock.make(m, `${vm.name}.gpc_lock`)
   }
 }

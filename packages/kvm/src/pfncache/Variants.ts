@@ -29,6 +29,12 @@ export const switches = {
       "benign, as the spec says: between the read unlock and the write lock only a refresher can change the cache, and it leaves it either invalid or valid on a page the MM maps now, so the extra clear costs a refresh and nothing else",
     needs: {}
   },
+  "E.livelock": {
+    spec: "§5.7, thread 5: invalidations of unrelated pages, back to back from two MM threads or more, keep the VM-wide mn_active_invalidate_count above 0; mainline's refresher retries (fault in, map, unmap) until the storm ends",
+    breaks: "GPC-3",
+    needs: { gpcWait: ["mainline"] },
+    note: "a workload condition more than a code defect: the storm's invalidators run without gaps; the range-precise waits (gpcWait) are immune"
+  },
   "M.refreshWithoutMutex": {
     spec: "mutant (no historical bug; 93984f19e7bc made refresh_lock a mutex over every refresh): kvm_gpc_refresh and activation skip refresh_lock, so two refreshers run hva_to_pfn_retry at once",
     breaks: "GPC-5",
@@ -52,7 +58,28 @@ export const switches = {
  */
 export const GpcSeq = Schema.Literal("memslot", "every")
 
-/** Mechanism E's variant settings (the wait strategies of §5.8 come with the storm workload). */
+/**
+ * How a refresher waits out invalidations (spec §5.8, thread 5): `mainline` — retry while the
+ * VM-wide `mn_active_invalidate_count` is raised or `mmu_invalidate_seq` moved, each pass a full
+ * fault-in, busy with `cond_resched`; `range-busy` — Sean's series (1/5-3/5): busy-wait
+ * (`cond_resched`, `cpu_relax`) while an invalidation in flight covers the uhva, snapshot the seq
+ * right before `hva_to_pfn`, retry on the range or the seq; `range-sleep` — Woodhouse's 3/5 (5/5
+ * of Sean's series): sleep on a waitqueue woken when the count reaches 0 instead; `halt-poll` —
+ * busy up to a window (`gpcPoll`), then sleep; `sean` — range-busy plus Sean's lockless check
+ * (4/5): `valid` set before the retry test with `smp_mb`, and the invalidation's lockless
+ * pre-check after `smp_mb__before_atomic`.
+ */
+export const GpcWait = Schema.Literal("mainline", "range-busy", "range-sleep", "halt-poll", "sean")
+
+/**
+ * The halt-poll window: `adaptive` (halt-polling's: from 10 µs, ×2 after a sleep that ended within
+ * 200 µs, ÷2 after a wait longer than that, spec §6 N8) or a fixed window in ns.
+ */
+export const GpcPoll = Schema.Literal("adaptive", "10000", "50000", "200000")
+
+/** Mechanism E's variant settings. */
 export const variant = {
-  gpcSeq: knob(GpcSeq, "memslot")
+  gpcSeq: knob(GpcSeq, "memslot"),
+  gpcWait: knob(GpcWait, "mainline"),
+  gpcPoll: knob(GpcPoll, "adaptive")
 }

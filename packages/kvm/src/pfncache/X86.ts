@@ -8,6 +8,7 @@
  */
 import { Rwlock } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
+import { alone, type HostCpu } from "../vcpu/Sched.js"
 import { Slot } from "../vcpu/State.js"
 import type { VcpuState } from "../vcpu/State.js"
 import type { HostThread } from "../Vm.js"
@@ -34,11 +35,11 @@ function* write_through(gpc: GfnToPfnCache, t: HostThread, value: number): Sim.G
  * (any error: return, the pvti stays stale), lock again; write the pvti (odd version, fields,
  * even version: one store here), mark the page dirty; unlock. Returns whether it wrote.
  */
-export function* kvm_setup_guest_pvclock(v: VcpuState, gpc: GfnToPfnCache): Sim.Gen<boolean> {
+export function* kvm_setup_guest_pvclock(v: VcpuState, gpc: GfnToPfnCache, host: HostCpu = alone): Sim.Gen<boolean> {
   yield* Rwlock.read_lock(v.hw, gpc.lock)
   while (!(yield* kvm_gpc_check(gpc, v))) {
     yield* Rwlock.read_unlock(v.hw, gpc.lock)
-    if ((yield* kvm_gpc_refresh(gpc, v)) !== 0) {
+    if ((yield* kvm_gpc_refresh(gpc, v, host)) !== 0) {
       gpc.kvm.vm.count("pvclock_skipped")
       return false
     }
@@ -59,7 +60,7 @@ export function* kvm_write_system_time(v: VcpuState, gpa: number): Sim.Gen<numbe
  * cache checks, set the event's pending bit through it; else -EWOULDBLOCK, and the slow path
  * refreshes (an error ends it) and tries again. Returns whether it delivered.
  */
-export function* kvm_xen_set_evtchn(gpc: GfnToPfnCache, t: HostThread, port: number): Sim.Gen<boolean> {
+export function* kvm_xen_set_evtchn(gpc: GfnToPfnCache, t: HostThread, port: number, host: HostCpu = alone): Sim.Gen<boolean> {
   for (;;) {
     yield* Rwlock.read_lock(t.hw, gpc.lock)
     if (yield* kvm_gpc_check(gpc, t)) {
@@ -68,7 +69,7 @@ export function* kvm_xen_set_evtchn(gpc: GfnToPfnCache, t: HostThread, port: num
       return true
     }
     yield* Rwlock.read_unlock(t.hw, gpc.lock)
-    if ((yield* kvm_gpc_refresh(gpc, t)) !== 0) {
+    if ((yield* kvm_gpc_refresh(gpc, t, host)) !== 0) {
       gpc.kvm.vm.count("evtchn_dropped")
       return false
     }

@@ -18,13 +18,17 @@ import {
   KVM_REQ_VM_DEAD,
   requestBit
 } from "../requests/Protocol.js"
+import type { HostCpu } from "./Sched.js"
 import type { VcpuState } from "./State.js"
 
 /** A request a mechanism handles, and what `vcpu_enter_guest` does when it is pending. */
 export interface RequestHandler {
   readonly req: number
-  /** The handler; a result <= 0 ends `vcpu_enter_guest` with it (KVM_REQ_VM_DEAD: -EIO). */
-  readonly handle: (v: VcpuState) => Sim.Gen<number | void>
+  /**
+   * The handler, on the vCPU thread running on `host` (for a handler that may schedule); a result
+   * <= 0 ends `vcpu_enter_guest` with it (KVM_REQ_VM_DEAD: -EIO).
+   */
+  readonly handle: (v: VcpuState, host: HostCpu) => Sim.Gen<number | void>
 }
 
 /**

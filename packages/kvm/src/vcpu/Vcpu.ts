@@ -123,7 +123,7 @@ export const vcpu_enter_guest = Sim.proc(function* vcpu_enter_guest(vm: Vm, v: V
   if (yield* kvm_request_pending(v)) {
     for (const h of vm.requestHandlers) {
       if (!(yield* kvm_check_request(vm, h.req, v))) continue
-      const r = yield* h.handle(v)
+      const r = yield* h.handle(v, host)
       if (typeof r === "number" && r <= 0) return r
     }
   }

@@ -6,7 +6,7 @@ import { PfnCache } from "@kvmlab/kvm"
 import { random, type Mechanism, type WorkloadDef } from "../Mechanism.js"
 import * as Workloads from "../workloads/PfnCache.js"
 
-const invariants = ["GPC-1", "GPC-2", "GPC-4", "GPC-5", "GEN-1", "DEL-1", "TLB-1"]
+const invariants = ["GPC-1", "GPC-2", "GPC-3", "GPC-4", "GPC-5", "GEN-1", "DEL-1", "TLB-1"]
 
 const race: WorkloadDef<Workloads.PfnCacheWorkload> = {
   kind: "gpc-refresh-race",
@@ -22,12 +22,22 @@ const race: WorkloadDef<Workloads.PfnCacheWorkload> = {
 const shape = { vms: 1, durationNs: 0, bugs: [], costs: {}, variant: {} }
 const race1 = { kind: "gpc-refresh-race", memGfns: 4, pvGfn: 2, rounds: 2, guestWork: 3, guestSteps: 2, gapNs: 0, moves: 0, memslotUpdates: 0 }
 
+const storm: WorkloadDef<Workloads.StormWorkload> = {
+  kind: "gpc-invalidation-storm",
+  schema: Workloads.GpcInvalidationStorm,
+  exercises: ["E", "C", "A"],
+  invariants,
+  check: Workloads.checkStorm,
+  notes: Workloads.notes,
+  program: Workloads.stormProgram
+}
+
 export const mechanism = {
   id: "E",
   title: "the gfn_to_pfn_cache and the MMU notifier's invalidation (spec §5, thread 5)",
   switches: PfnCache.Variants.switches,
   invariants: PfnCache.Invariants.ids,
-  workloads: [race],
+  workloads: [race, storm],
   builtins: [
     {
       name: "gpc-refresh-race",
@@ -60,6 +70,18 @@ export const mechanism = {
       workload: { ...race1, cache: "shinfo-hva", mmOp: "migrate" }
     },
     {
+      name: "gpc-invalidation-storm",
+      description:
+        "Thread 5's question: two vCPUs update their kvmclock pvti while two MM threads run invalidations of unrelated guest pages " +
+        "(10 µs each, 20 µs apart), and every fourth of the first one's migrates a pvti page; compare gpcWait=mainline, range-busy, " +
+        "range-sleep, halt-poll, sean (spec §5.8; GPC-1..3; metrics refreshLatencyP50Ns/P99Ns/MaxNs, waitCpuNs, gpc_retries)",
+      ...shape,
+      maxSteps: 2_000_000,
+      vcpusPerVm: 2,
+      pcpus: 2,
+      workload: { kind: "gpc-invalidation-storm", memGfns: 8, pvGfn: 0, invalidators: 2, invalidations: 12, lengthNs: 10_000, gapNs: 20_000, overlapEvery: 4, guestWork: 6, guestSteps: 4 }
+    },
+    {
       name: "memslot-swap-vs-invalidations",
       description:
         "kvmclock caches refreshed while the MM migrates their page and the VMM creates and deletes a slot: each memslot swap waits " +
@@ -75,6 +97,8 @@ export const mechanism = {
     { bug: "E.validAfterUnlock", scenario: "shinfo-juggle", set: [], strategy: random, invariant: "GPC-1" },
     { bug: "E.invalidateAtEnd", scenario: "gpc-refresh-race", set: [], strategy: random, invariant: "GPC-1" },
     { bug: "M.refreshWithoutMutex", scenario: "shinfo-juggle", set: [], strategy: random, invariant: "GPC-5" },
+    // The count held above 0 by back-to-back invalidations of other pages: mainline's refresher spins.
+    { bug: "E.livelock", scenario: "gpc-invalidation-storm", set: [["workload.invalidations", "200"]], strategy: random, invariant: "GPC-3" },
     { bug: "M.swapIgnoresInvalidations", scenario: "memslot-swap-vs-invalidations", set: [], strategy: random, invariant: "GPC-4" }
   ],
   cleanCases: [{ bug: "E.noRecheckUnderWrite", scenario: "gpc-refresh-race", set: [], strategy: random, runs: 1000 }]

@@ -49,6 +49,38 @@ const fields = {
 export const GpcRefreshRace = Schema.Struct({ kind: Schema.Literal("gpc-refresh-race"), ...fields })
 export type PfnCacheWorkload = typeof GpcRefreshRace.Type
 
+/**
+ * `gpc-invalidation-storm` (thread 5's question): each vCPU keeps its kvmclock cache on its own gfn
+ * (`pvGfn` + vCPU id) and updates its pvti `guestWork` times; `invalidators` MM threads each run
+ * `invalidations` invalidations of a page of guest memory of their own (an `mprotect`, held
+ * `lengthNs` between start and end, `gapNs` apart); every `overlapEvery`-th invalidation of the
+ * first one migrates a vCPU's pvti page instead (in turn), which makes that vCPU refresh.
+ * `E.livelock`: the invalidators run back to back, so that with two or more the count rarely drops to 0.
+ */
+export const GpcInvalidationStorm = Schema.Struct({
+  kind: Schema.Literal("gpc-invalidation-storm"),
+  memGfns: Count(2, 255),
+  pvGfn: Schema.Int.pipe(Schema.between(0, 254)),
+  invalidators: Count(1, 8),
+  invalidations: Count(1, 1_000_000),
+  lengthNs: Schema.Int.pipe(Schema.between(0, 1_000_000_000)),
+  gapNs: Schema.Int.pipe(Schema.between(0, 1_000_000_000)),
+  overlapEvery: Schema.Int.pipe(Schema.between(0, 1_000_000)),
+  guestWork: Count(1, 1_000_000),
+  guestSteps: Count(1, 1000)
+})
+export type StormWorkload = typeof GpcInvalidationStorm.Type
+
+/** The storm's shapes that cannot work, each with its field. */
+export const checkStorm = (s: Scenario, w: StormWorkload): ReadonlyArray<Issue> => [
+  ...(w.pvGfn + s.vcpusPerVm + w.invalidators > w.memGfns
+    ? [{ path: "workload.memGfns", message: `slot 0 needs a page per vCPU (from pvGfn ${w.pvGfn}) and one per invalidator: ${w.pvGfn + s.vcpusPerVm + w.invalidators} frames, got ${w.memGfns}` }]
+    : []),
+  ...(s.bugs.includes("E.livelock") && w.invalidators < 2
+    ? [{ path: "workload.invalidators", message: "E.livelock needs two invalidators or more: one alone leaves the count at 0 between its invalidations" }]
+    : [])
+]
+
 /** The shapes that cannot work, each with its field. */
 export const check = (_s: Scenario, w: PfnCacheWorkload): ReadonlyArray<Issue> => [
   ...(w.pvGfn + (w.cache === "shinfo-gpa" ? 1 : 0) >= w.memGfns
@@ -192,5 +224,95 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     if (updater !== undefined) yield* Sim.join(updater)
     while (done.n < vcpus) yield* Sim.wait(done.q)
     yield* teardown(vm, vmm, actors)
+    return sink === undefined ? {} : sink.metrics()
+  }
+
+/** Percentile `p` (0-100) of `xs` (nearest rank), 0 for none. */
+const percentile = (xs: ReadonlyArray<number>, p: number): number => {
+  if (xs.length === 0) return 0
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}
+
+/**
+ * The storm's program: one VM with memslots and the MMU notifier; vCPUs placed as the scenario
+ * says (pcpus < vCPUs: overcommitted, on the host scheduler); each invalidator an MM thread with a
+ * CPU of its own, fed by a VMM thread. Metrics: refresh latency p50/p99/max, CPU burned by
+ * refreshers on thrown-away passes and busy waits, retries, and when the last guest finished.
+ */
+export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<string, number>> =>
+  function*() {
+    const w = s.workload as StormWorkload
+    const vcpus = s.vcpusPerVm
+    const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
+    const vm = Vm.makeVm(host, vcpus, switchesOf(s))
+    bindSink(sink, host.memory, () => sumStats([vm]))
+    const ms = Memslots.Extension.attach(vm, { gfns: w.memGfns, sptesPerPage: 8, asOf: () => 0 })
+    for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
+    const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 1)
+    const kvm = PfnCache.Extension.attach(vm, ms, mm)
+    const k = host.kernel
+    const enabled = vm.vcpus.map(() => false)
+    const steps = vm.vcpus.map(() => 0)
+    const writes = vm.vcpus.map(() => 0)
+    const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
+    let lastNs = 0
+    const guest: Vcpu.Guest = {
+      *step(v) {
+        const id = v.vcpu_id
+        if (!enabled[id]) return ExitReason.MsrWrite
+        yield* Sim.point(vm.costs.guestAccessNs)
+        if (writes[id]! >= w.guestWork) return ExitReason.Hlt
+        if (++steps[id]! < w.guestSteps) return undefined
+        steps[id] = 0
+        return ExitReason.IoInstruction
+      },
+      *handleExit(v, reason) {
+        const id = v.vcpu_id
+        if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+        if (reason === ExitReason.MsrWrite) {
+          enabled[id] = true
+          yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn + id)
+        } else if (reason !== ExitReason.IoInstruction) return
+        yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
+        if (reason === ExitReason.IoInstruction && ++writes[id]! === w.guestWork) {
+          done.n++
+          lastNs = k.now
+          k.wakeAll(done.q)
+        }
+      }
+    }
+    const vmm = yield* Vm.hostThread(host, "vmm", s.pcpus)
+    const actors = yield* spawnVcpus(host, vm, guest, placeVcpus(s, host)(0))
+    const back2back = vm.bug("E.livelock")
+    const invalidators: Array<Sim.ActorHandle<number>> = []
+    for (let j = 0; j < w.invalidators; j++) {
+      const box = Mailbox.make<Mm.MmCommand>(k, `mm${j} commands`, Mm.MM_MAILBOX_CAPACITY)
+      invalidators.push(yield* Sim.spawn(`mm${j}`, function*() {
+        const t = yield* Vm.hostThread(host, `mm${j}`, s.pcpus + 1 + 2 * j)
+        return yield* Mm.mm_actor(mm, box, t)
+      }))
+      invalidators.push(yield* Sim.spawn(`vmm-mm${j}`, function*() {
+        // Its own page of guest memory, after the pvti pages: unrelated to every cache.
+        const page = 1 + w.pvGfn + vcpus + j
+        for (let i = 0; i < w.invalidations; i++) {
+          const overlap = j === 0 && w.overlapEvery > 0 && (i + 1) % w.overlapEvery === 0
+          const victim = 1 + w.pvGfn + (Math.floor((i + 1) / Math.max(1, w.overlapEvery)) % vcpus)
+          yield* box.send(overlap ? new Mm.Migrate({ hva: victim, npages: 1, holdNs: w.lengthNs }) : new Mm.Mprotect({ hva: page, npages: 1, holdNs: w.lengthNs }))
+          if (!back2back && w.gapNs > 0) yield* Sim.sleep(w.gapNs)
+        }
+        yield* box.send(new Mm.Exit())
+        return 0
+      }))
+    }
+    for (const a of invalidators) yield* Sim.join(a)
+    while (done.n < vcpus) yield* Sim.wait(done.q)
+    yield* teardown(vm, vmm, actors)
+    vm.count("refreshLatencyP50Ns", percentile(kvm.refreshNs, 50))
+    vm.count("refreshLatencyP99Ns", percentile(kvm.refreshNs, 99))
+    vm.count("refreshLatencyMaxNs", percentile(kvm.refreshNs, 100))
+    vm.count("waitCpuNs", Math.round(kvm.waitCpuNs))
+    vm.count("workloadNs", lastNs)
+    vm.count("gpc_needless_retries_max", kvm.maxNeedless)
     return sink === undefined ? {} : sink.metrics()
   }
