@@ -67,6 +67,14 @@ function* thread(c: Compiled, t: number, cpu: Cpu, locs: ReadonlyArray<Memory.Lo
   }
 }
 
+/**
+ * Thread `t` on a hardware thread of its own. Module-level, spawned through an arrow: V8 keeps a
+ * generator closure that has run (and the run it closes over) alive until a full GC.
+ */
+function* hardwareThread(c: Compiled, t: number, memory: Memory.Memory, locs: ReadonlyArray<Memory.Loc>, regs: Array<number>): Sim.Gen<void> {
+  yield* thread(c, t, yield* memory.attach(`P${t}`), locs, regs)
+}
+
 /** The program of one run: spawn the threads, join them, drain, return the final registers and memory. */
 export const program = (c: Compiled, model: Model): Sim.Program<{ regs: Array<Array<number>>; mem: Array<number> }> =>
   function*() {
@@ -75,9 +83,7 @@ export const program = (c: Compiled, model: Model): Sim.Program<{ regs: Array<Ar
     const regs = c.initRegs.map((r) => r.slice())
     const actors = []
     for (let t = 0; t < c.code.length; t++) {
-      actors.push(yield* Sim.spawn(`P${t}`, function*() {
-        yield* thread(c, t, yield* memory.attach(`P${t}`), locs, regs[t]!)
-      }))
+      actors.push(yield* Sim.spawn(`P${t}`, () => hardwareThread(c, t, memory, locs, regs[t]!)))
     }
     for (const a of actors) {
       const exit = yield* Sim.join(a)

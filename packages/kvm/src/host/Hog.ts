@@ -28,26 +28,36 @@ export class Hog {
     }
   }
 
-  /** The vCPU thread's CPU as this thread contends for it, `percent` in a hundred at each preemption point. */
+  /** The vCPU thread hands the CPU over: this thread runs until it yields it back. */
+  *yield_cpu(k: Sim.Kernel): Sim.Gen<void> {
+    this.busy = true
+    k.wakeAll(this.run)
+    while (this.busy) yield* Sim.wait(this.done)
+  }
+
+  /**
+   * The vCPU thread's CPU as this thread contends for it, `percent` in a hundred at each
+   * preemption point. (Its generators are made once, not as closures per CPU: V8 keeps a
+   * generator closure that has run alive until a full GC, and with it the run it closes over.)
+   */
   cpu(k: Sim.Kernel, percent: number): HostCpu {
-    const hog = this
     return {
       need_resched: () => percent > 0 && k.randomBetween(0, 100) < percent,
       guest_should_exit: () => false,
       until_resched: () => Infinity,
-      yield_cpu: function*() {
-        hog.busy = true
-        k.wakeAll(hog.run)
-        while (hog.busy) yield* Sim.wait(hog.done)
-      },
+      yield_cpu: () => this.yield_cpu(k),
       // The thread only competes at preemption points: a sleeping vCPU leaves it idle.
-      sleep: function*() {},
-      wake: function*() {},
+      sleep: idle,
+      wake: idle,
       // Not a runqueue: nothing to boost (yield_to's -ESRCH).
-      yield_to: function*() {
-        return -3
-      },
-      single_task_running: () => !hog.busy
+      yield_to: noRunqueue,
+      single_task_running: () => !this.busy
     }
   }
+}
+
+function* idle(): Sim.Gen<void> {}
+
+function* noRunqueue(): Sim.Gen<number> {
+  return -3
 }

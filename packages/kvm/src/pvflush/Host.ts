@@ -120,6 +120,11 @@ function* recordByCopy(vm: Vm, v: VcpuState, st: StealTime): Sim.Gen<void> {
   yield* hw.WRITE_ONCE(st.version, copy.version + 1)
 }
 
+/** `kvm_arch_vcpu_put`'s steal-time part: PREEMPTED for an involuntary preemption only. */
+function* kvm_arch_vcpu_put(vm: Vm, v: VcpuState): Sim.Gen<void> {
+  if (v.preempted || vm.bug("B.reportVoluntaryPut")) yield* kvm_steal_time_set_preempted(vm, v)
+}
+
 /**
  * Mechanism B's extension of the vCPU thread: KVM_REQ_STEAL_UPDATE (`record_steal_time`), the
  * instruction-boundary flag, PV-1 and PV-3
@@ -147,9 +152,7 @@ export const stealTime = (vm: Vm): Extension =>
       return preempted === undefined ? undefined : ["PV-3", preempted]
     },
     ...(vm.switches.variant.flush === "pv-ipi-pending" ? { vmexit: (v: VcpuState) => vmexit_transfer(vm, v) } : {}),
-    vcpu_put: function*(v) {
-      if (v.preempted || vm.bug("B.reportVoluntaryPut")) yield* kvm_steal_time_set_preempted(vm, v)
-    },
+    vcpu_put: (v) => kvm_arch_vcpu_put(vm, v),
     vcpu_load: (v) => kvm_make_request(vm, KVM_REQ_STEAL_UPDATE, v, { name: v.name, hw: v.hw, cpu: v.cpu })
   })
 

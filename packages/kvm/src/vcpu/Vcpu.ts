@@ -63,10 +63,15 @@ export function* kvm_check_request(vm: Vm, req: number, v: VcpuState): Sim.Gen<b
   return true
 }
 
+/** KVM_REQ_VM_DEAD: `vcpu_enter_guest` returns -EIO. */
+function* vm_dead(): Sim.Gen<number> {
+  return EIO
+}
+
 /** The handlers of the VM's extensions, in `REQUEST_ORDER`; the spine's own VM_DEAD and EVENT among them. */
 export const requestHandlers = (vm: Vm): ReadonlyArray<RequestHandler> => {
   const own: Array<RequestHandler> = [
-    { req: KVM_REQ_VM_DEAD, handle: function*() { return EIO } },
+    { req: KVM_REQ_VM_DEAD, handle: vm_dead },
     {
       req: KVM_REQ_EVENT,
       // kvm_check_and_inject_events: pending guest interrupts become deliverable.

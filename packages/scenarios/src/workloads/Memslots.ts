@@ -87,50 +87,59 @@ interface Done {
 /** How many times its work a guest does at most while the VMM's ioctls go on. */
 const GUEST_WORK_CAP = 20
 
-const makeGuest = (vm: Vm.Vm, ms: Memslots.State.Memslots, w: MemslotsWorkload, done: Done): Vcpu.Guest => {
-  const k = vm.kernel
-  const steps = vm.vcpus.map(() => 0)
-  const work = vm.vcpus.map(() => 0)
-  const finished = vm.vcpus.map(() => false)
-  const faultGfn = vm.vcpus.map(() => 0)
-  const share = Math.max(1, Math.floor(w.memGfns / vm.vcpus.length))
-  return {
-    *step(v) {
-      const id = v.vcpu_id
-      // Done: its work, once the VMM's ioctls are (memstress's host_quit); or, so that a strategy
-      // starving the VMM (pct) still ends its run, GUEST_WORK_CAP times its work.
-      if (finished[id] || (work[id]! >= w.guestWork && (done.host_quit || w.kind === "rom-access")) || work[id]! >= GUEST_WORK_CAP * w.guestWork) {
-        // The guest's work is done (a selftest's ucall DONE): it idles in HLT until teardown.
-        if (!finished[id]) {
-          finished[id] = true
-          done.n++
-          done.lastNs = k.now
-          k.wakeAll(done.q)
-        }
-        yield* Sim.point(vm.costs.guestAccessNs)
-        return ExitReason.Hlt
+/** The guest (a class: its generator methods are made once, see `Requests.ts`'s `Guest`). */
+class Guest implements Vcpu.Guest {
+  private readonly k: Sim.Kernel
+  private readonly steps: Array<number>
+  private readonly work: Array<number>
+  private readonly finished: Array<boolean>
+  private readonly faultGfn: Array<number>
+  private readonly share: number
+  constructor(private readonly vm: Vm.Vm, private readonly ms: Memslots.State.Memslots, private readonly w: MemslotsWorkload, private readonly done: Done) {
+    this.k = vm.kernel
+    this.steps = vm.vcpus.map(() => 0)
+    this.work = vm.vcpus.map(() => 0)
+    this.finished = vm.vcpus.map(() => false)
+    this.faultGfn = vm.vcpus.map(() => 0)
+    this.share = Math.max(1, Math.floor(w.memGfns / vm.vcpus.length))
+  }
+  *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
+    const { k, vm, ms, w, done, steps, work, finished, faultGfn, share } = this
+    const id = v.vcpu_id
+    // Done: its work, once the VMM's ioctls are (memstress's host_quit); or, so that a strategy
+    // starving the VMM (pct) still ends its run, GUEST_WORK_CAP times its work.
+    if (finished[id] || (work[id]! >= w.guestWork && (done.host_quit || w.kind === "rom-access")) || work[id]! >= GUEST_WORK_CAP * w.guestWork) {
+      // The guest's work is done (a selftest's ucall DONE): it idles in HLT until teardown.
+      if (!finished[id]) {
+        finished[id] = true
+        done.n++
+        done.lastNs = k.now
+        k.wakeAll(done.q)
       }
-      // rom-access walks its share in order; a faulting access is retried (the guest re-executes it).
-      const gfn = w.kind === "rom-access" ? share * id + (work[id]! % share) : k.randomBetween(0, w.gfns)
-      const a = yield* Mmu.guestAccess(ms.mmu, v, gfn)
-      if (a !== Mmu.Access.Done) {
-        faultGfn[v.vcpu_id] = gfn
-        return a === Mmu.Access.Misconfig ? ExitReason.EptMisconfig : ExitReason.EptViolation
-      }
-      work[id]!++
-      if (++steps[v.vcpu_id]! < w.guestSteps) return undefined
-      steps[v.vcpu_id] = 0
-      return ExitReason.IoInstruction
-    },
-    *handleExit(v, reason) {
-      if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
-      if (reason !== ExitReason.EptViolation && reason !== ExitReason.EptMisconfig) return
-      const r = yield* MmuFault.kvm_mmu_page_fault(ms, v, faultGfn[v.vcpu_id]!, reason === ExitReason.EptMisconfig)
-      if (r === MmuFault.RetPf.EMULATE) {
-        // x86_emulate_instruction: the MMIO access goes to userspace (KVM_EXIT_MMIO) and back.
-        vm.count("mmio_exits")
-        yield* Sim.point(vm.costs.vmExitNs + vm.costs.vmEntryNs)
-      }
+      yield* Sim.point(vm.costs.guestAccessNs)
+      return ExitReason.Hlt
+    }
+    // rom-access walks its share in order; a faulting access is retried (the guest re-executes it).
+    const gfn = w.kind === "rom-access" ? share * id + (work[id]! % share) : k.randomBetween(0, w.gfns)
+    const a = yield* Mmu.guestAccess(ms.mmu, v, gfn)
+    if (a !== Mmu.Access.Done) {
+      faultGfn[v.vcpu_id] = gfn
+      return a === Mmu.Access.Misconfig ? ExitReason.EptMisconfig : ExitReason.EptViolation
+    }
+    work[id]!++
+    if (++steps[v.vcpu_id]! < w.guestSteps) return undefined
+    steps[v.vcpu_id] = 0
+    return ExitReason.IoInstruction
+  }
+  *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason): Sim.Gen<void> {
+    const { vm, ms } = this
+    if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+    if (reason !== ExitReason.EptViolation && reason !== ExitReason.EptMisconfig) return
+    const r = yield* MmuFault.kvm_mmu_page_fault(ms, v, this.faultGfn[v.vcpu_id]!, reason === ExitReason.EptMisconfig)
+    if (r === MmuFault.RetPf.EMULATE) {
+      // x86_emulate_instruction: the MMIO access goes to userspace (KVM_EXIT_MMIO) and back.
+      vm.count("mmio_exits")
+      yield* Sim.point(vm.costs.vmExitNs + vm.costs.vmEntryNs)
     }
   }
 }
@@ -168,12 +177,9 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     // Slot 0 in every address space, before the vCPUs run (the VMM's first ioctls).
     for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
     const done: Done = { host_quit: false, n: 0, q: Sim.makeWaitQueue("guests done"), lastNs: 0 }
-    const actors = yield* spawnVcpus(host, vm, makeGuest(vm, ms, w, done), placeVcpus(s, host)(0))
+    const actors = yield* spawnVcpus(host, vm, new Guest(vm, ms, w, done), placeVcpus(s, host)(0))
     const box = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)
-    const manager = yield* Sim.spawn("memslot-manager", function*() {
-      const t = yield* Vm.hostThread(host, "memslot-manager", cpus)
-      return yield* Memslots.KvmMain.memslot_manager(ms, box, t)
-    })
+    const manager = yield* Sim.spawn("memslot-manager", () => managerThread(host, ms, box, cpus))
     const vmm = yield* Vm.hostThread(host, "vmm", cpus + 1)
     for (const cmd of timeline(w)) {
       yield* box.send(cmd)
@@ -194,3 +200,9 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     yield* teardown(vm, vmm, actors)
     return sink === undefined ? {} : sink.metrics()
   }
+
+/** The memslot manager's host thread, on CPU `cpu`. */
+function* managerThread(host: Vm.Host, ms: Memslots.State.Memslots, box: Mailbox.Mailbox<Memslots.Protocol.MemslotCommand>, cpu: number) {
+  const t = yield* Vm.hostThread(host, "memslot-manager", cpu)
+  return yield* Memslots.KvmMain.memslot_manager(ms, box, t)
+}

@@ -186,14 +186,13 @@ class Race implements Vcpu.Guest {
 }
 
 /** VM `j`'s VMM I/O thread: now and then it needs a target's thread in userspace (run_on_cpu). */
-const vmmThread = (s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm, j: number, targets: ReadonlyArray<State.VcpuState>) =>
-  function*() {
-    const io = yield* Vm.hostThread(host, s.vms === 1 ? "vmm" : `${vm.name}.vmm`, s.vms * s.vcpusPerVm + j)
-    for (let i = 0; i < w.vmmCommands; i++) {
-      yield* Sim.point(200_000)
-      yield* Thread.command(vm, targets[i % targets.length]!, new VcpuProtocol.RunOnCpu({ workNs: 1_000 }), io)
-    }
+function* vmmThread(s: Scenario, w: Workload, host: Vm.Host, vm: Vm.Vm, j: number, targets: ReadonlyArray<State.VcpuState>): Sim.Gen<void> {
+  const io = yield* Vm.hostThread(host, s.vms === 1 ? "vmm" : `${vm.name}.vmm`, s.vms * s.vcpusPerVm + j)
+  for (let i = 0; i < w.vmmCommands; i++) {
+    yield* Sim.point(200_000)
+    yield* Thread.command(vm, targets[i % targets.length]!, new VcpuProtocol.RunOnCpu({ workNs: 1_000 }), io)
   }
+}
 
 /**
  * `vms` VMs, each with its initiators, targets, host threads and VMM thread; their vCPU threads
@@ -223,7 +222,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
       const race = new Race(w, vm, mm, cpuOf)
       races.push(race)
       actors.push(yield* spawnVcpus(host, vm, race, placement))
-      if (w.vmmCommands > 0) yield* Sim.spawn(s.vms === 1 ? "vmm" : `${vm.name}.vmm`, vmmThread(s, w, host, vm, j, race.targets))
+      if (w.vmmCommands > 0) yield* Sim.spawn(s.vms === 1 ? "vmm" : `${vm.name}.vmm`, () => vmmThread(s, w, host, vm, j, race.targets))
     }
     for (const race of races) while (race.done < race.initiators.length) yield* Sim.wait(race.finished)
     const user = yield* Vm.hostThread(host, "userspace", s.vms * s.vcpusPerVm)

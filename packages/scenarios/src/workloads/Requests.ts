@@ -46,43 +46,56 @@ export type Metrics = Record<string, number>
 
 const { ExitReason } = Protocol
 
-/** The guest of both workloads: accesses through the TLB, voluntary exits, MMIO exits. */
-const makeGuest = (
-  vm: Vm.Vm,
-  mmu: ShadowMmu.ShadowMmu,
-  o: { readonly guestSteps: number; readonly guestWork: number; readonly haltPercent: number; readonly mmioPercent: number }
-): Vcpu.Guest => {
-  const k = vm.kernel
+/**
+ * The guest of both workloads: accesses through the TLB, voluntary exits, MMIO exits.
+ *
+ * A class, not an object literal of generator methods: V8 gives every generator function object
+ * a map of its own when it is first called, and that map (old space, collected only by a full GC)
+ * keeps the function and what it closes over alive. A generator closure made per run so kept
+ * every run's VM, memory and actors alive through the minor GCs; methods on a prototype are made
+ * once. The same holds for the actors' programs below: module-level generators behind an arrow.
+ */
+class Guest implements Vcpu.Guest {
+  private readonly k: Sim.Kernel
   // Per vCPU, by vcpu_id: steps since the last voluntary exit, steps in all, the gfn of an MMIO exit.
-  const steps = vm.vcpus.map(() => 0)
-  const work = vm.vcpus.map(() => 0)
-  const mmioGfn = vm.vcpus.map(() => 0)
-  return {
-    *step(v) {
-      const worked = ++work[v.vcpu_id]!
-      if (worked > o.guestWork) {
-        // The guest's work is done: it idles in HLT until teardown.
-        yield* Sim.point(vm.costs.guestAccessNs)
-        return ExitReason.Hlt
-      }
-      const done = ++steps[v.vcpu_id]!
-      const gfn = k.randomBetween(0, mmu.root.length)
-      if (o.mmioPercent > 0 && k.randomBetween(0, 100) < o.mmioPercent) {
-        mmioGfn[v.vcpu_id] = gfn
-        yield* Sim.point(vm.costs.guestAccessNs)
-        return ExitReason.EptMisconfig
-      }
-      if (!(yield* ShadowMmu.guestAccess(mmu, v, gfn))) return ExitReason.EptViolation
-      if (done < o.guestSteps) return undefined
-      steps[v.vcpu_id] = 0
-      return k.randomBetween(0, 100) < o.haltPercent ? ExitReason.Hlt : ExitReason.IoInstruction
-    },
-    *handleExit(v, reason) {
-      if (reason === ExitReason.Hlt) Vcpu.kvm_emulate_halt(vm, v)
-      else if (reason === ExitReason.EptMisconfig) {
-        // handle_mmio_page_fault -> get_mmio_spte: a lockless walk.
-        yield* ShadowMmu.walkLockless(mmu, v, mmioGfn[v.vcpu_id]!)
-      }
+  private readonly steps: Array<number>
+  private readonly work: Array<number>
+  private readonly mmioGfn: Array<number>
+  constructor(
+    private readonly vm: Vm.Vm,
+    private readonly mmu: ShadowMmu.ShadowMmu,
+    private readonly o: { readonly guestSteps: number; readonly guestWork: number; readonly haltPercent: number; readonly mmioPercent: number }
+  ) {
+    this.k = vm.kernel
+    this.steps = vm.vcpus.map(() => 0)
+    this.work = vm.vcpus.map(() => 0)
+    this.mmioGfn = vm.vcpus.map(() => 0)
+  }
+  *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
+    const { k, vm, mmu, o } = this
+    const worked = ++this.work[v.vcpu_id]!
+    if (worked > o.guestWork) {
+      // The guest's work is done: it idles in HLT until teardown.
+      yield* Sim.point(vm.costs.guestAccessNs)
+      return ExitReason.Hlt
+    }
+    const done = ++this.steps[v.vcpu_id]!
+    const gfn = k.randomBetween(0, mmu.root.length)
+    if (o.mmioPercent > 0 && k.randomBetween(0, 100) < o.mmioPercent) {
+      this.mmioGfn[v.vcpu_id] = gfn
+      yield* Sim.point(vm.costs.guestAccessNs)
+      return ExitReason.EptMisconfig
+    }
+    if (!(yield* ShadowMmu.guestAccess(mmu, v, gfn))) return ExitReason.EptViolation
+    if (done < o.guestSteps) return undefined
+    this.steps[v.vcpu_id] = 0
+    return k.randomBetween(0, 100) < o.haltPercent ? ExitReason.Hlt : ExitReason.IoInstruction
+  }
+  *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason): Sim.Gen<void> {
+    if (reason === ExitReason.Hlt) Vcpu.kvm_emulate_halt(this.vm, v)
+    else if (reason === ExitReason.EptMisconfig) {
+      // handle_mmio_page_fault -> get_mmio_spte: a lockless walk.
+      yield* ShadowMmu.walkLockless(this.mmu, v, this.mmioGfn[v.vcpu_id]!)
     }
   }
 }
@@ -105,18 +118,21 @@ export function* spawnVcpus(host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, placeme
   const actors: Array<Sim.ActorHandle<number>> = []
   for (const [i, v] of vm.vcpus.entries()) {
     Thread.makeMailbox(host.kernel, v, VcpuProtocol.VCPU_MAILBOX_CAPACITY)
-    actors.push(yield* Sim.spawn(v.name, function*() {
-      v.hw = yield* host.memory.attach(v.name)
-      v.cpu = placement.cpu(i)
-      v.pcpu = host.pcpus[v.cpu]!
-      const cpu = placement.host(v)
-      if (placement.sched !== undefined) yield* placement.sched.acquire(v)
-      const r = yield* Thread.vcpu_thread(vm, v, guest, cpu)
-      yield* Sched.exit_thread(v, cpu)
-      return r
-    }))
+    actors.push(yield* Sim.spawn(v.name, () => vcpuThread(host, vm, v, i, guest, placement)))
   }
   return actors
+}
+
+/** The vCPU thread `i` of `vm`: its hardware thread, its CPU, then `vcpu_thread` until it exits. */
+function* vcpuThread(host: Vm.Host, vm: Vm.Vm, v: Vm.Vm["vcpus"][number], i: number, guest: Vcpu.Guest, placement: Placement): Sim.Gen<number> {
+  v.hw = yield* host.memory.attach(v.name)
+  v.cpu = placement.cpu(i)
+  v.pcpu = host.pcpus[v.cpu]!
+  const cpu = placement.host(v)
+  if (placement.sched !== undefined) yield* placement.sched.acquire(v)
+  const r = yield* Thread.vcpu_thread(vm, v, guest, cpu)
+  yield* Sched.exit_thread(v, cpu)
+  return r
 }
 
 /** VM teardown from userspace: each vCPU thread is told to stop (a command, then a signal), and joined. */
@@ -164,7 +180,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
       const vm = Vm.makeVm(host, vcpus, switchesOf(s))
       vms.push(vm)
       const mmu = ShadowMmu.make(vm, w.gfns)
-      const guest = makeGuest(vm, mmu, {
+      const guest = new Guest(vm, mmu, {
         guestSteps: w.guestSteps,
         guestWork: w.guestWork,
         haltPercent: w.kind === "request-race" ? w.haltPercent : 0,
@@ -174,7 +190,8 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
       for (let r = 0; r < requesters; r++) {
         const base = w.kind === "request-race" ? `requester${r}` : "zapper"
         const name = s.vms === 1 ? base : `${vm.name}.${base}`
-        threads.push(yield* Sim.spawn(name, requester(host, vm, mmu, w, name, cpus + j * requesters + r, r)))
+        const cpu = cpus + j * requesters + r
+        threads.push(yield* Sim.spawn(name, () => requester(host, vm, mmu, w, name, cpu, r)))
       }
     }
     for (const a of threads) yield* Sim.join(a)
@@ -184,18 +201,17 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Metrics> =>
   }
 
 /** A requester (request-race) or the zapper (lockless-walk) of `vm`, on CPU `cpu`. */
-const requester = (host: Vm.Host, vm: Vm.Vm, mmu: ShadowMmu.ShadowMmu, w: typeof RequestRace.Type | typeof LocklessWalk.Type, name: string, cpu: number, r: number) =>
-  function*() {
-    const k = host.kernel
-    const t = yield* Vm.hostThread(host, name, cpu)
-    for (let round = 0; round < w.rounds; round++) {
-      yield* ShadowMmu.zapAndRemap(mmu, t, (r + round) % w.gfns)
-      if (w.kind === "request-race" && w.kicks) {
-        const target = vm.vcpus[k.randomBetween(0, vm.vcpus.length)]!
-        yield* Requests.kvm_make_request_and_kick(vm, Protocol.KVM_REQ_EVENT, target, t)
-      }
+function* requester(host: Vm.Host, vm: Vm.Vm, mmu: ShadowMmu.ShadowMmu, w: typeof RequestRace.Type | typeof LocklessWalk.Type, name: string, cpu: number, r: number): Sim.Gen<void> {
+  const k = host.kernel
+  const t = yield* Vm.hostThread(host, name, cpu)
+  for (let round = 0; round < w.rounds; round++) {
+    yield* ShadowMmu.zapAndRemap(mmu, t, (r + round) % w.gfns)
+    if (w.kind === "request-race" && w.kicks) {
+      const target = vm.vcpus[k.randomBetween(0, vm.vcpus.length)]!
+      yield* Requests.kvm_make_request_and_kick(vm, Protocol.KVM_REQ_EVENT, target, t)
     }
   }
+}
 
 /** The counters of several VMs, summed by name (one VM: its own). */
 export const sumStats = (vms: ReadonlyArray<Vm.Vm>): Metrics => {

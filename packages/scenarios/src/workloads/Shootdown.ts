@@ -128,13 +128,14 @@ class Ebizzy implements Vcpu.Guest {
 
 /** The vCPU threads of a VM: each attaches to memory, waits its turn on its physical CPU, then runs KVM_RUN. */
 function* spawnVcpuThreads(host: Vm.Host, vm: Vm.Vm, guest: Vcpu.Guest, sched: Scheduler.Scheduler) {
-  for (const v of vm.vcpus) {
-    yield* Sim.spawn(v.name, function*() {
-      v.hw = yield* host.memory.attach(v.name)
-      yield* sched.acquire(v)
-      return yield* Vcpu.vcpu_run(vm, v, guest, sched.cpu)
-    })
-  }
+  for (const v of vm.vcpus) yield* Sim.spawn(v.name, () => vcpuThread(host, vm, v, guest, sched))
+}
+
+/** One vCPU thread (module-level, not a closure per run: see `Requests.ts`'s `Guest`). */
+function* vcpuThread(host: Vm.Host, vm: Vm.Vm, v: Vm.Vm["vcpus"][number], guest: Vcpu.Guest, sched: Scheduler.Scheduler): Sim.Gen<number> {
+  v.hw = yield* host.memory.attach(v.name)
+  yield* sched.acquire(v)
+  return yield* Vcpu.vcpu_run(vm, v, guest, sched.cpu)
 }
 
 /** The host and its scheduler, then each VM: its vCPUs pinned, its ebizzy guest, its vCPU threads; run to durationNs. */
