@@ -310,10 +310,13 @@ export const runShard = (job: string, shard: number) =>
  * go on at a time (the rest wait here before touching the store), so a runner of thousands of
  * waiting shards still answers its HTTP requests promptly.
  */
-export const shardEntityLayer = CampaignShard.toLayer(Effect.gen(function*() {
+export const shardEntityLayer = Layer.unwrapEffect(Effect.gen(function*() {
   const context = yield* Effect.context<Store | Runs | RunnerId>()
+  // One semaphore for every shard entity of the runner, made here and not in the entity's build
+  // (which runs once per entity): with one per entity, every shard of a campaign read its job's
+  // row at once, at submission, so a cancel stopped none of them.
   const active = yield* Effect.makeSemaphore(2 * Context.get(context, Runs).workers)
-  return { Run: ({ payload }) => active.withPermits(1)(Effect.provide(runShard(payload.job, payload.shard), context)) }
+  return CampaignShard.toLayer({ Run: ({ payload }) => active.withPermits(1)(Effect.provide(runShard(payload.job, payload.shard), context)) })
 }))
 
 /** The service's jobs: what the HTTP handlers call. */
