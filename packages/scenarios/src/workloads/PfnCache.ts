@@ -101,46 +101,75 @@ interface Done {
   readonly q: Sim.WaitQueue
 }
 
-const makeGuest = (vm: Vm.Vm, w: PfnCacheWorkload, shinfo: PfnCache.State.GfnToPfnCache | undefined, done: Done): Vcpu.Guest => {
-  const k = vm.kernel
-  const enabled = vm.vcpus.map(() => false)
-  const steps = vm.vcpus.map(() => 0)
-  const writes = vm.vcpus.map(() => 0)
-  return {
-    *step(v) {
-      const id = v.vcpu_id
-      if (w.cache === "pvclock" && !enabled[id]) return ExitReason.MsrWrite // wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | 1)
-      if (writes[id]! >= w.guestWork) {
-        yield* Sim.point(vm.costs.guestAccessNs)
-        return ExitReason.Hlt
-      }
+/** The race's guest (a class: its generator methods are made once, see `Requests.ts`'s `Guest`). */
+class RaceGuest implements Vcpu.Guest {
+  private readonly enabled: Array<boolean>
+  private readonly steps: Array<number>
+  private readonly writes: Array<number>
+  constructor(private readonly vm: Vm.Vm, private readonly w: PfnCacheWorkload, private readonly shinfo: PfnCache.State.GfnToPfnCache | undefined, private readonly done: Done) {
+    this.enabled = vm.vcpus.map(() => false)
+    this.steps = vm.vcpus.map(() => 0)
+    this.writes = vm.vcpus.map(() => 0)
+  }
+  *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
+    const { vm, w, enabled, steps, writes } = this
+    const id = v.vcpu_id
+    if (w.cache === "pvclock" && !enabled[id]) return ExitReason.MsrWrite // wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | 1)
+    if (writes[id]! >= w.guestWork) {
       yield* Sim.point(vm.costs.guestAccessNs)
-      if (++steps[id]! < w.guestSteps) return undefined
-      steps[id] = 0
-      // A doorbell exit: for pvclock, an event after which the pvti must be rewritten (as when
-      // kvm_arch_vcpu_load finds the vCPU on another CPU); for shinfo, the guest's EVTCHNOP_send
-      // (a Xen hypercall: the model's VMCALL exit is KVM's own hypercalls').
-      return ExitReason.IoInstruction
-    },
-    *handleExit(v, reason) {
-      const id = v.vcpu_id
-      if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
-      if (reason === ExitReason.MsrWrite) {
-        enabled[id] = true
-        yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn)
-        yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
-        return
-      }
-      if (reason !== ExitReason.IoInstruction) return
-      // pvclock: a clock update (the pvti is written at the next entry); shinfo: an event channel.
-      if (shinfo === undefined) yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
-      else yield* PfnCache.X86.kvm_xen_set_evtchn(shinfo, v, id + 1)
-      if (++writes[id]! === w.guestWork) {
-        done.n++
-        k.wakeAll(done.q)
-      }
+      return ExitReason.Hlt
+    }
+    yield* Sim.point(vm.costs.guestAccessNs)
+    if (++steps[id]! < w.guestSteps) return undefined
+    steps[id] = 0
+    // A doorbell exit: for pvclock, an event after which the pvti must be rewritten (as when
+    // kvm_arch_vcpu_load finds the vCPU on another CPU); for shinfo, the guest's EVTCHNOP_send
+    // (a Xen hypercall: the model's VMCALL exit is KVM's own hypercalls').
+    return ExitReason.IoInstruction
+  }
+  *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason): Sim.Gen<void> {
+    const { vm, w, shinfo, done } = this
+    const id = v.vcpu_id
+    if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+    if (reason === ExitReason.MsrWrite) {
+      this.enabled[id] = true
+      yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn)
+      yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
+      return
+    }
+    if (reason !== ExitReason.IoInstruction) return
+    // pvclock: a clock update (the pvti is written at the next entry); shinfo: an event channel.
+    if (shinfo === undefined) yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
+    else yield* PfnCache.X86.kvm_xen_set_evtchn(shinfo, v, id + 1)
+    if (++this.writes[id]! === w.guestWork) {
+      done.n++
+      vm.kernel.wakeAll(done.q)
     }
   }
+}
+
+/** The MM actor's thread (`mm`, on CPU `cpu`). */
+function* mmThread(host: Vm.Host, mm: Mm.Mm, box: Mailbox.Mailbox<Mm.MmCommand>, name: string, cpu: number): Sim.Gen<number> {
+  const t = yield* Vm.hostThread(host, name, cpu)
+  return yield* Mm.mm_actor(mm, box, t)
+}
+
+/** The memslot manager's thread. */
+function* managerThread(host: Vm.Host, ms: Memslots.State.Memslots, box: Mailbox.Mailbox<Memslots.Protocol.MemslotCommand>, cpu: number): Sim.Gen<number> {
+  const t = yield* Vm.hostThread(host, "memslot-manager", cpu)
+  return yield* Memslots.KvmMain.memslot_manager(ms, box, t)
+}
+
+/** The VMM thread that creates and deletes the dummy slot `n` times, then closes the manager. */
+function* memslotUpdater(w: PfnCacheWorkload, box: Mailbox.Mailbox<Memslots.Protocol.MemslotCommand>, manager: Sim.ActorHandle<number>): Sim.Gen<void> {
+  const dummy = (op: Memslots.Protocol.MemslotOp) =>
+    new Memslots.Protocol.SetUserMemoryRegion({ as: 0, slot: 1, op, baseGfn: w.memGfns, npages: 1, userspaceAddr: w.memGfns + 2 })
+  for (let r = 0; r < w.memslotUpdates; r++) {
+    yield* box.send(dummy("create"))
+    yield* box.send(dummy("delete"))
+  }
+  yield* box.send(new Memslots.Protocol.CloseVm())
+  yield* Sim.join(manager)
 }
 
 const command = (w: PfnCacheWorkload, hva: number): Mm.MmCommand => {
@@ -186,29 +215,14 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
       yield* PfnCache.PfnCache.kvm_gpc_activate(shinfo, ...at(0), vmm)
     }
     const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
-    const actors = yield* spawnVcpus(host, vm, makeGuest(vm, w, shinfo, done), placeVcpus(s, host)(0))
+    const actors = yield* spawnVcpus(host, vm, new RaceGuest(vm, w, shinfo, done), placeVcpus(s, host)(0))
     const box = Mailbox.make<Mm.MmCommand>(host.kernel, "vmm.mm commands", Mm.MM_MAILBOX_CAPACITY)
-    const mmActor = yield* Sim.spawn("mm", function*() {
-      const t = yield* Vm.hostThread(host, "mm", cpus + 2)
-      return yield* Mm.mm_actor(mm, box, t)
-    })
+    const mmActor = yield* Sim.spawn("mm", () => mmThread(host, mm, box, "mm", cpus + 2))
     let updater: Sim.ActorHandle<void> | undefined
     if (w.memslotUpdates > 0) {
       const ioctls = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)
-      const manager = yield* Sim.spawn("memslot-manager", function*() {
-        const t = yield* Vm.hostThread(host, "memslot-manager", cpus + 3)
-        return yield* Memslots.KvmMain.memslot_manager(ms, ioctls, t)
-      })
-      updater = yield* Sim.spawn("vmm-memslots", function*() {
-        const dummy = (op: Memslots.Protocol.MemslotOp) =>
-          new Memslots.Protocol.SetUserMemoryRegion({ as: 0, slot: 1, op, baseGfn: w.memGfns, npages: 1, userspaceAddr: w.memGfns + 2 })
-        for (let r = 0; r < w.memslotUpdates; r++) {
-          yield* ioctls.send(dummy("create"))
-          yield* ioctls.send(dummy("delete"))
-        }
-        yield* ioctls.send(new Memslots.Protocol.CloseVm())
-        yield* Sim.join(manager)
-      })
+      const manager = yield* Sim.spawn("memslot-manager", () => managerThread(host, ms, ioctls, cpus + 3))
+      updater = yield* Sim.spawn("vmm-memslots", () => memslotUpdater(w, ioctls, manager))
     }
     for (let r = 0; r < Math.max(w.rounds, w.moves); r++) {
       if (r < w.rounds) yield* box.send(command(w, hva))
@@ -234,6 +248,61 @@ const percentile = (xs: ReadonlyArray<number>, p: number): number => {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
 }
 
+/** The storm's guest: enable kvmclock on its own pvti page, then `guestWork` doorbells, each a clock update. */
+class StormGuest implements Vcpu.Guest {
+  private readonly enabled: Array<boolean>
+  private readonly steps: Array<number>
+  private readonly writes: Array<number>
+  /** Virtual ns at which the last guest finished. */
+  lastNs = 0
+  constructor(private readonly vm: Vm.Vm, private readonly w: StormWorkload, private readonly done: Done) {
+    this.enabled = vm.vcpus.map(() => false)
+    this.steps = vm.vcpus.map(() => 0)
+    this.writes = vm.vcpus.map(() => 0)
+  }
+  *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
+    const id = v.vcpu_id
+    if (!this.enabled[id]) return ExitReason.MsrWrite
+    yield* Sim.point(this.vm.costs.guestAccessNs)
+    if (this.writes[id]! >= this.w.guestWork) return ExitReason.Hlt
+    if (++this.steps[id]! < this.w.guestSteps) return undefined
+    this.steps[id] = 0
+    return ExitReason.IoInstruction
+  }
+  *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason): Sim.Gen<void> {
+    const { vm, w, done } = this
+    const id = v.vcpu_id
+    if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
+    if (reason === ExitReason.MsrWrite) {
+      this.enabled[id] = true
+      yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn + id)
+    } else if (reason !== ExitReason.IoInstruction) return
+    yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
+    if (reason === ExitReason.IoInstruction && ++this.writes[id]! === w.guestWork) {
+      done.n++
+      this.lastNs = vm.kernel.now
+      vm.kernel.wakeAll(done.q)
+    }
+  }
+}
+
+/**
+ * Invalidator `j`'s VMM thread: `invalidations` commands to its MM thread — an mprotect of its own
+ * page of guest memory (after the pvti pages), or, every `overlapEvery`-th of the first one's, a
+ * migration of a pvti page in turn — `gapNs` apart (none with E.livelock), then Exit.
+ */
+function* stormFeeder(w: StormWorkload, vcpus: number, j: number, back2back: boolean, box: Mailbox.Mailbox<Mm.MmCommand>): Sim.Gen<number> {
+  const page = 1 + w.pvGfn + vcpus + j
+  for (let i = 0; i < w.invalidations; i++) {
+    const overlap = j === 0 && w.overlapEvery > 0 && (i + 1) % w.overlapEvery === 0
+    const victim = 1 + w.pvGfn + (Math.floor((i + 1) / Math.max(1, w.overlapEvery)) % vcpus)
+    yield* box.send(overlap ? new Mm.Migrate({ hva: victim, npages: 1, holdNs: w.lengthNs }) : new Mm.Mprotect({ hva: page, npages: 1, holdNs: w.lengthNs }))
+    if (!back2back && w.gapNs > 0) yield* Sim.sleep(w.gapNs)
+  }
+  yield* box.send(new Mm.Exit())
+  return 0
+}
+
 /**
  * The storm's program: one VM with memslots and the MMU notifier; vCPUs placed as the scenario
  * says (pcpus < vCPUs: overcommitted, on the host scheduler); each invalidator an MM thread with a
@@ -252,58 +321,16 @@ export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<strin
     const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 1)
     const kvm = PfnCache.Extension.attach(vm, ms, mm)
     const k = host.kernel
-    const enabled = vm.vcpus.map(() => false)
-    const steps = vm.vcpus.map(() => 0)
-    const writes = vm.vcpus.map(() => 0)
     const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
-    let lastNs = 0
-    const guest: Vcpu.Guest = {
-      *step(v) {
-        const id = v.vcpu_id
-        if (!enabled[id]) return ExitReason.MsrWrite
-        yield* Sim.point(vm.costs.guestAccessNs)
-        if (writes[id]! >= w.guestWork) return ExitReason.Hlt
-        if (++steps[id]! < w.guestSteps) return undefined
-        steps[id] = 0
-        return ExitReason.IoInstruction
-      },
-      *handleExit(v, reason) {
-        const id = v.vcpu_id
-        if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
-        if (reason === ExitReason.MsrWrite) {
-          enabled[id] = true
-          yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn + id)
-        } else if (reason !== ExitReason.IoInstruction) return
-        yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
-        if (reason === ExitReason.IoInstruction && ++writes[id]! === w.guestWork) {
-          done.n++
-          lastNs = k.now
-          k.wakeAll(done.q)
-        }
-      }
-    }
+    const guest = new StormGuest(vm, w, done)
     const vmm = yield* Vm.hostThread(host, "vmm", s.pcpus)
     const actors = yield* spawnVcpus(host, vm, guest, placeVcpus(s, host)(0))
     const back2back = vm.bug("E.livelock")
     const invalidators: Array<Sim.ActorHandle<number>> = []
     for (let j = 0; j < w.invalidators; j++) {
       const box = Mailbox.make<Mm.MmCommand>(k, `mm${j} commands`, Mm.MM_MAILBOX_CAPACITY)
-      invalidators.push(yield* Sim.spawn(`mm${j}`, function*() {
-        const t = yield* Vm.hostThread(host, `mm${j}`, s.pcpus + 1 + 2 * j)
-        return yield* Mm.mm_actor(mm, box, t)
-      }))
-      invalidators.push(yield* Sim.spawn(`vmm-mm${j}`, function*() {
-        // Its own page of guest memory, after the pvti pages: unrelated to every cache.
-        const page = 1 + w.pvGfn + vcpus + j
-        for (let i = 0; i < w.invalidations; i++) {
-          const overlap = j === 0 && w.overlapEvery > 0 && (i + 1) % w.overlapEvery === 0
-          const victim = 1 + w.pvGfn + (Math.floor((i + 1) / Math.max(1, w.overlapEvery)) % vcpus)
-          yield* box.send(overlap ? new Mm.Migrate({ hva: victim, npages: 1, holdNs: w.lengthNs }) : new Mm.Mprotect({ hva: page, npages: 1, holdNs: w.lengthNs }))
-          if (!back2back && w.gapNs > 0) yield* Sim.sleep(w.gapNs)
-        }
-        yield* box.send(new Mm.Exit())
-        return 0
-      }))
+      invalidators.push(yield* Sim.spawn(`mm${j}`, () => mmThread(host, mm, box, `mm${j}`, s.pcpus + 1 + 2 * j)))
+      invalidators.push(yield* Sim.spawn(`vmm-mm${j}`, () => stormFeeder(w, vcpus, j, back2back, box)))
     }
     for (const a of invalidators) yield* Sim.join(a)
     while (done.n < vcpus) yield* Sim.wait(done.q)
@@ -312,7 +339,7 @@ export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<strin
     vm.count("refreshLatencyP99Ns", percentile(kvm.refreshNs, 99))
     vm.count("refreshLatencyMaxNs", percentile(kvm.refreshNs, 100))
     vm.count("waitCpuNs", Math.round(kvm.waitCpuNs))
-    vm.count("workloadNs", lastNs)
+    vm.count("workloadNs", guest.lastNs)
     vm.count("gpc_needless_retries_max", kvm.maxNeedless)
     return sink === undefined ? {} : sink.metrics()
   }
