@@ -255,6 +255,8 @@ class StormGuest implements Vcpu.Guest {
   private readonly writes: Array<number>
   /** Virtual ns at which the last guest finished. */
   lastNs = 0
+  /** The vCPUs that have enabled kvmclock (the storm waits for all of them). */
+  readonly ready: Done = { n: 0, q: Sim.makeWaitQueue("kvmclock enabled everywhere") }
   constructor(private readonly vm: Vm.Vm, private readonly w: StormWorkload, private readonly done: Done) {
     this.enabled = vm.vcpus.map(() => false)
     this.steps = vm.vcpus.map(() => 0)
@@ -276,6 +278,8 @@ class StormGuest implements Vcpu.Guest {
     if (reason === ExitReason.MsrWrite) {
       this.enabled[id] = true
       yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn + id)
+      // Every kvmclock cache is active and valid: the storm may begin.
+      if (++this.ready.n === vm.vcpus.length) vm.kernel.wakeAll(this.ready.q)
     } else if (reason !== ExitReason.IoInstruction) return
     yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
     if (reason === ExitReason.IoInstruction && ++this.writes[id]! === w.guestWork) {
@@ -287,11 +291,12 @@ class StormGuest implements Vcpu.Guest {
 }
 
 /**
- * Invalidator `j`'s VMM thread: `invalidations` commands to its MM thread — an mprotect of its own
+ * Invalidator `j`'s VMM thread, once every vCPU has enabled kvmclock: `invalidations` commands to its MM thread — an mprotect of its own
  * page of guest memory (after the pvti pages), or, every `overlapEvery`-th of the first one's, a
  * migration of a pvti page in turn — `gapNs` apart (none with E.livelock), then Exit.
  */
-function* stormFeeder(w: StormWorkload, vcpus: number, j: number, back2back: boolean, box: Mailbox.Mailbox<Mm.MmCommand>): Sim.Gen<number> {
+function* stormFeeder(w: StormWorkload, vcpus: number, j: number, back2back: boolean, box: Mailbox.Mailbox<Mm.MmCommand>, ready: Done): Sim.Gen<number> {
+  while (ready.n < vcpus) yield* Sim.wait(ready.q)
   const page = 1 + w.pvGfn + vcpus + j
   for (let i = 0; i < w.invalidations; i++) {
     const overlap = j === 0 && w.overlapEvery > 0 && (i + 1) % w.overlapEvery === 0
@@ -330,7 +335,7 @@ export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<strin
     for (let j = 0; j < w.invalidators; j++) {
       const box = Mailbox.make<Mm.MmCommand>(k, `mm${j} commands`, Mm.MM_MAILBOX_CAPACITY)
       invalidators.push(yield* Sim.spawn(`mm${j}`, () => mmThread(host, mm, box, `mm${j}`, s.pcpus + 1 + 2 * j)))
-      invalidators.push(yield* Sim.spawn(`vmm-mm${j}`, () => stormFeeder(w, vcpus, j, back2back, box)))
+      invalidators.push(yield* Sim.spawn(`vmm-mm${j}`, () => stormFeeder(w, vcpus, j, back2back, box, guest.ready)))
     }
     for (const a of invalidators) yield* Sim.join(a)
     while (done.n < vcpus) yield* Sim.wait(done.q)
