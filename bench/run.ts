@@ -310,10 +310,20 @@ const memslots = () => {
   }
 }
 
+// ------------------------------------------------------------------------- pfncache (mechanism E)
+
+const pfncache = () => {
+  log("pfncache: explore gpc-refresh-race and gpc-invalidation-storm, random, fast, one thread")
+  return {
+    gpcRefreshRaceExplore: exploreRate("gpc-refresh-race", { _tag: "random" }, "fast", 2_000),
+    gpcInvalidationStormExplore: exploreRate("gpc-invalidation-storm", { _tag: "random" }, "fast", 500)
+  }
+}
+
 // ------------------------------------------------------------------------- shrink
 
 const shrink = () => {
-  log("shrink: every A, B and P switch, found by explore (seed 1, 3,000 runs) and shrunk")
+  log("shrink: every switch case, found by explore (seed 1, 3,000 runs) and shrunk")
   const rows = Catalogue.switchCases.map(({ bug, scenario: name, set, strategy }) => {
     const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin(name)!, { bugs: [bug], set: [...set] }))
     const v = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 3000, strategy })).violations[0]!
@@ -375,6 +385,7 @@ if (want("workers")) result["workers"] = workers()
 if (want("startup")) result["startup"] = startup()
 if (want("shootdown")) result["tlbShootdown"] = shootdown()
 if (want("memslots")) result["memslots"] = memslots()
+if (want("pfncache")) result["pfncache"] = pfncache()
 if (want("shrink")) result["shrink"] = shrink()
 if (want("litmus")) result["litmus"] = litmusSuite()
 if (want("service")) result["service"] = await service(root, log)
