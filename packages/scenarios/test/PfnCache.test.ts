@@ -61,6 +61,14 @@ describe("gpc-invalidation-storm: the wait strategies (spec §5.8)", () => {
     }
   })
 
+  it("every gpcWait, the race scenarios (a moved shared cache included): no violation under random", () => {
+    for (const wait of ["range-busy", "range-sleep", "halt-poll", "sean"]) {
+      for (const name of ["gpc-refresh-race", "shinfo-juggle"]) {
+        expect([wait, name, explore(name, { _tag: "random" }, 500, [["gpcWait", wait]]).violations]).toEqual([wait, name, []])
+      }
+    }
+  })
+
   it("a stream of invalidations of other pages starves mainline's refresher (GPC-3), not the range-precise waits", () => {
     const stream: ReadonlyArray<readonly [string, string]> = [["workload.gapNs", "0"], ["workload.invalidations", "200"]]
     const mainline = explore("gpc-invalidation-storm", { _tag: "random" }, 20, stream)

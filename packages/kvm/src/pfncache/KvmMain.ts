@@ -132,8 +132,9 @@ export function* kvm_mmu_notifier_invalidate_range_end(kvm: KvmMmuNotifier, t: H
   // At 0, rcuwait_wake_up of the memslot updater: it waits on the count's location.
   const m = kvm.vm.memory
   for (const gpc of kvm.gpc_list) {
-    // A cache held for write is between two states (a refresher publishing); its next reader checks it (GPC-1).
-    if (gpc.lock.writer !== -1) continue
+    // A cache being refreshed is between two states (its stores may still sit in the refresher's
+    // store buffer, which this look at memory does not see); its next user checks it (GPC-1).
+    if (gpc.refreshers > 0 || gpc.lock.writer !== -1) continue
     const bad = Inv.gpc2(kvm.vm.kernel, gpc, m.peek(gpc.valid) === 1, m.peek(gpc.pfn), m.peek(gpc.uhva), start, end, kvm.mm)
     if (bad !== undefined) yield* Sim.fail("GPC-2", bad)
   }

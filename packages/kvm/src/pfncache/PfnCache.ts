@@ -41,8 +41,10 @@ export const kvm_gpc_init = (kvm: KvmMmuNotifier, name: string): GfnToPfnCache =
 /** `mutex_lock(&gpc->refresh_lock)`; `M.refreshWithoutMutex` skips it (and the unlock). */
 function* refresh_lock(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<void> {
   if (!gpc.kvm.vm.bug("M.refreshWithoutMutex")) yield* Spinlock.spin_lock(t.hw, gpc.refresh_lock)
+  gpc.refreshers++
 }
 function* refresh_unlock(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<void> {
+  gpc.refreshers--
   if (!gpc.kvm.vm.bug("M.refreshWithoutMutex")) yield* Spinlock.spin_unlock(t.hw, gpc.refresh_lock)
 }
 

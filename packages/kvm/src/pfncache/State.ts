@@ -30,6 +30,8 @@ export class GfnToPfnCache {
   readonly valid: Memory.Loc
   /** `gpc->memslot` (under the lock). */
   memslot: Memslot | undefined = undefined
+  /** Ghost: refreshes (activations included) in flight; GPC-2 leaves a cache being refreshed to GPC-1. */
+  refreshers = 0
   /** gpcWait=halt-poll: the poll window in ns (only the refresher, under `refresh_lock`, uses it). */
   pollNs = 10_000
   constructor(readonly kvm: KvmMmuNotifier, readonly name: string) {
