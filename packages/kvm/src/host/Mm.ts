@@ -70,15 +70,19 @@ export class Mm {
   // ---- ghost
   /** Whether each pfn is free now. */
   readonly freed: Array<boolean> = [false]
-  /** Host virtual pages in an invalidation between its start and its end, with how many. */
-  readonly invalidating = new Map<number, number>()
-  /** The invalidations between their start and their end, by number (numbered from 1 in start order). */
-  readonly inFlight = new Set<number>()
+  /** The invalidations between their start and their end: their host page ranges, by number (from 1, in start order). */
+  readonly inFlight = new Map<number, readonly [number, number]>()
   invalidationsStarted = 0
 
   constructor(readonly memory: Memory.Memory, readonly name: string, readonly hvaPages: number) {
     this.page_table_lock = Spinlock.make(memory, `${name}.page_table_lock`)
     this.pte = Array.from({ length: hvaPages }, (_, hva) => memory.alloc(`${name}.pte[hva ${hva}]`, 0))
+  }
+
+  /** Whether an invalidation covering `hva` is between its start and its end. */
+  invalidating(hva: number): boolean {
+    for (const [start, end] of this.inFlight.values()) if (hva >= start && hva < end) return true
+    return false
   }
 
   /** The pfn `hva` maps now (a check's look, not a memory operation). */
@@ -154,9 +158,8 @@ function* map_new(mm: Mm, t: HostThread, hva: number, contents: number): Sim.Gen
 export function* apply(mm: Mm, t: HostThread, cmd: Exclude<MmCommand, Exit>): Sim.Gen<void> {
   const start = cmd.hva
   const end = Math.min(cmd.hva + cmd.npages, mm.hvaPages)
-  for (let hva = start; hva < end; hva++) mm.invalidating.set(hva, (mm.invalidating.get(hva) ?? 0) + 1)
   const id = ++mm.invalidationsStarted
-  mm.inFlight.add(id)
+  mm.inFlight.set(id, [start, end])
   for (const n of mm.notifiers) yield* n.invalidate_range_start(t, start, end)
   if (cmd._tag !== "Mprotect") {
     for (let hva = start; hva < end; hva++) {
@@ -173,11 +176,6 @@ export function* apply(mm: Mm, t: HostThread, cmd: Exclude<MmCommand, Exit>): Si
   if (cmd.holdNs > 0) yield* Sim.point(cmd.holdNs)
   for (const n of mm.notifiers) yield* n.invalidate_range_end(t, start, end)
   mm.inFlight.delete(id)
-  for (let hva = start; hva < end; hva++) {
-    const n = mm.invalidating.get(hva)! - 1
-    if (n === 0) mm.invalidating.delete(hva)
-    else mm.invalidating.set(hva, n)
-  }
 }
 
 /** The MM actor: runs each command from its mailbox until `Exit`. Returns the commands run. */

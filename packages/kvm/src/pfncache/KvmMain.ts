@@ -117,7 +117,7 @@ export function* kvm_mmu_notifier_invalidate_range_start(kvm: KvmMmuNotifier, t:
   if (yield* __kvm_handle_hva_range(kvm, t, start, end, kvm_mmu_invalidate_begin, true)) kvm.vm.count("mmu_notifier_memslot_hits")
 }
 
-/** `kvm_mmu_notifier_invalidate_range_end`; then GPC-2 over the caches the range covers (those not held for write). */
+/** `kvm_mmu_notifier_invalidate_range_end`; then GPC-2 over the caches the range covers (those no refresher has in hand). */
 export function* kvm_mmu_notifier_invalidate_range_end(kvm: KvmMmuNotifier, t: HostThread, start: number, end: number): Sim.Gen<void> {
   const ms = kvm.ms
   yield* __kvm_handle_hva_range(kvm, t, start, end, kvm_mmu_invalidate_end, false)

@@ -73,11 +73,29 @@ export function* kvm_gpc_check(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<boole
  * `mmu_invalidate_seq` moved), else, after `smp_rmb` (pairs with the `smp_wmb` of
  * `kvm_mmu_invalidate_end`), if `mmu_invalidate_seq` moved. Both VM-wide. `E.seqOnly` tests `seq` alone.
  */
-function* mmu_notifier_retry_cache(kvm: KvmMmuNotifier, t: HostThread, mmu_seq: number, mn_seq: number): Sim.Gen<boolean> {
+function* mmu_notifier_retry_cache(kvm: KvmMmuNotifier, t: HostThread, seq: SeqSnapshot): Sim.Gen<boolean> {
   if (!kvm.vm.bug("E.seqOnly") && (yield* t.hw.READ_ONCE(kvm.ms.mn_active_invalidate_count)) !== 0) return true
   yield* t.hw.smp_rmb()
-  if ((yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)) !== mmu_seq) return true
-  return kvm.vm.switches.variant.gpcSeq === "every" && (yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)) !== mn_seq
+  return yield* seq_moved(kvm, t, seq)
+}
+
+/** What a refresher snapshots before `hva_to_pfn`: `mmu_invalidate_seq`, and with gpcSeq=every `mn_invalidate_seq`. */
+interface SeqSnapshot {
+  mmu_seq: number
+  mn_seq: number
+}
+
+/** Takes the snapshot, then `smp_rmb` (E3: the snapshot before the pfn lookup). */
+function* seq_snapshot(kvm: KvmMmuNotifier, t: HostThread, seq: SeqSnapshot): Sim.Gen<void> {
+  seq.mmu_seq = yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)
+  if (kvm.vm.switches.variant.gpcSeq === "every") seq.mn_seq = yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)
+  yield* t.hw.smp_rmb()
+}
+
+/** Whether an invalidation ended since the snapshot: `mmu_invalidate_seq` moved (or, gpcSeq=every, `mn_invalidate_seq`). */
+function* seq_moved(kvm: KvmMmuNotifier, t: HostThread, seq: SeqSnapshot): Sim.Gen<boolean> {
+  if ((yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)) !== seq.mmu_seq) return true
+  return kvm.vm.switches.variant.gpcSeq === "every" && (yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)) !== seq.mn_seq
 }
 
 /** The refresher's CPU: a vCPU thread's (`host` shared with others) or a host thread's own. */
@@ -183,20 +201,14 @@ function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Si
   // Invalidate before the lock is dropped: the gpa and uhva are new already, so a check() from
   // another task would pass against the old pfn.
   if (!late) yield* t.hw.WRITE_ONCE(gpc.valid, FALSE)
-  const every = vm.switches.variant.gpcSeq === "every"
-  let mmu_seq = 0
-  let mn_seq = 0
+  const seq: SeqSnapshot = { mmu_seq: 0, mn_seq: 0 }
   let needless = 0
   const causes = new Set<number>()
   let retry = false
   do {
     const pass = k.now
     if (wait === "sean") yield* t.hw.WRITE_ONCE(gpc.valid, FALSE) // each pass must see valid == false
-    if (!range) {
-      mmu_seq = yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)
-      if (every) mn_seq = yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)
-      yield* t.hw.smp_rmb() // E3: the snapshot before the pfn lookup
-    }
+    if (!range) yield* seq_snapshot(kvm, t, seq)
     yield* Rwlock.write_unlock(t.hw, gpc.lock)
     if (new_pfn !== KVM_PFN_ERR_FAULT) {
       // The previous pass was rejected: kvm_release_page_unused, cond_resched.
@@ -209,9 +221,7 @@ function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Si
     }
     if (range) {
       yield* gpc_wait_for_invalidations(gpc, t, host, uhva)
-      mmu_seq = yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)
-      if (every) mn_seq = yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)
-      yield* t.hw.smp_rmb() // the snapshot right before hva_to_pfn (Sean's 1/5)
+      yield* seq_snapshot(kvm, t, seq) // right before hva_to_pfn (Sean's 1/5)
     }
     new_pfn = yield* hva_to_pfn(mm, t, uhva, vm.costs.hvaToPfnNs, vm.costs.pageFaultNs)
     new_khva = new_pfn === (yield* t.hw.READ_ONCE(gpc.pfn)) ? old_khva : new_pfn // gpc_map
@@ -224,13 +234,13 @@ function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Si
       yield* t.hw.WRITE_ONCE(gpc.valid, TRUE)
       yield* t.hw.smp_mb() // pairs with the smp_mb__before_atomic() of the invalidation
     }
-    retry = range ? yield* gpc_invalidate_retry_hva(gpc, t, uhva, mmu_seq, mn_seq) : yield* mmu_notifier_retry_cache(kvm, t, mmu_seq, mn_seq)
+    retry = range ? yield* gpc_invalidate_retry_hva(gpc, t, uhva, seq) : yield* mmu_notifier_retry_cache(kvm, t, seq)
     if (retry) {
       kvm.waitCpuNs += k.now - pass
       // GPC-3: a retry with no invalidation of this page in flight is caused by the rest of the VM.
-      if (!mm.invalidating.has(uhva)) {
+      if (!mm.invalidating(uhva)) {
         needless++
-        for (const id of mm.inFlight) causes.add(id)
+        for (const id of mm.inFlight.keys()) causes.add(id)
         const starved = Inv.gpc3(k, gpc, uhva, causes.size, needless)
         if (starved !== undefined) yield* Sim.fail("GPC-3", starved)
       }
@@ -247,12 +257,10 @@ function* hva_to_pfn_retry(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Si
 }
 
 /** `gpc_invalidate_retry_hva` (Sean's 3/5): an invalidation covering the uhva in flight, or (`smp_rmb`) the seq moved. */
-function* gpc_invalidate_retry_hva(gpc: GfnToPfnCache, t: HostThread, uhva: number, mmu_seq: number, mn_seq: number): Sim.Gen<boolean> {
-  const kvm = gpc.kvm
+function* gpc_invalidate_retry_hva(gpc: GfnToPfnCache, t: HostThread, uhva: number, seq: SeqSnapshot): Sim.Gen<boolean> {
   if (yield* gpc_invalidate_in_progress_hva(gpc, t, uhva)) return true
   yield* t.hw.smp_rmb()
-  if ((yield* t.hw.READ_ONCE(kvm.mmu_invalidate_seq)) !== mmu_seq) return true
-  return kvm.vm.switches.variant.gpcSeq === "every" && (yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)) !== mn_seq
+  return yield* seq_moved(gpc.kvm, t, seq)
 }
 
 /**
