@@ -101,48 +101,65 @@ interface Done {
   readonly q: Sim.WaitQueue
 }
 
-/** The race's guest (a class: its generator methods are made once, see `Requests.ts`'s `Guest`). */
-class RaceGuest implements Vcpu.Guest {
+/** What a guest does: which cache, which gfn its pvti is on, how much work. */
+interface GuestShape {
+  /** Enable kvmclock first (the MSR write), then each doorbell is a clock update; else each doorbell is an event channel through `shinfo`. */
+  readonly pvclock: boolean
+  readonly pvGfn: (vcpu: number) => number
+  readonly shinfo: PfnCache.State.GfnToPfnCache | undefined
+  readonly guestWork: number
+  readonly guestSteps: number
+}
+
+/**
+ * The guest of both workloads (a class: its generator methods are made once, see `Requests.ts`'s
+ * `Guest`): with kvmclock, the MSR write that enables it, then `guestWork` doorbells `guestSteps`
+ * steps apart, then HLT.
+ */
+class Guest implements Vcpu.Guest {
   private readonly enabled: Array<boolean>
   private readonly steps: Array<number>
   private readonly writes: Array<number>
-  constructor(private readonly vm: Vm.Vm, private readonly w: PfnCacheWorkload, private readonly shinfo: PfnCache.State.GfnToPfnCache | undefined, private readonly done: Done) {
+  /** Virtual ns at which the last guest finished. */
+  lastNs = 0
+  /** The vCPUs that have enabled kvmclock (the storm waits for all of them). */
+  readonly ready: Done = { n: 0, q: Sim.makeWaitQueue("kvmclock enabled everywhere") }
+  constructor(private readonly vm: Vm.Vm, private readonly g: GuestShape, private readonly done: Done) {
     this.enabled = vm.vcpus.map(() => false)
     this.steps = vm.vcpus.map(() => 0)
     this.writes = vm.vcpus.map(() => 0)
   }
   *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
-    const { vm, w, enabled, steps, writes } = this
     const id = v.vcpu_id
-    if (w.cache === "pvclock" && !enabled[id]) return ExitReason.MsrWrite // wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | 1)
-    if (writes[id]! >= w.guestWork) {
-      yield* Sim.point(vm.costs.guestAccessNs)
-      return ExitReason.Hlt
-    }
-    yield* Sim.point(vm.costs.guestAccessNs)
-    if (++steps[id]! < w.guestSteps) return undefined
-    steps[id] = 0
+    if (this.g.pvclock && !this.enabled[id]) return ExitReason.MsrWrite // wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | 1)
+    yield* Sim.point(this.vm.costs.guestAccessNs)
+    if (this.writes[id]! >= this.g.guestWork) return ExitReason.Hlt
+    if (++this.steps[id]! < this.g.guestSteps) return undefined
+    this.steps[id] = 0
     // A doorbell exit: for pvclock, an event after which the pvti must be rewritten (as when
     // kvm_arch_vcpu_load finds the vCPU on another CPU); for shinfo, the guest's EVTCHNOP_send
     // (a Xen hypercall: the model's VMCALL exit is KVM's own hypercalls').
     return ExitReason.IoInstruction
   }
   *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason): Sim.Gen<void> {
-    const { vm, w, shinfo, done } = this
+    const { vm, g, done } = this
     const id = v.vcpu_id
     if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
     if (reason === ExitReason.MsrWrite) {
       this.enabled[id] = true
-      yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn)
+      yield* PfnCache.X86.kvm_write_system_time(v, g.pvGfn(id))
+      if (++this.ready.n === vm.vcpus.length) vm.kernel.wakeAll(this.ready.q)
+      // The first pvti is written at the next entry.
       yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
       return
     }
     if (reason !== ExitReason.IoInstruction) return
     // pvclock: a clock update (the pvti is written at the next entry); shinfo: an event channel.
-    if (shinfo === undefined) yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
-    else yield* PfnCache.X86.kvm_xen_set_evtchn(shinfo, v, id + 1)
-    if (++this.writes[id]! === w.guestWork) {
+    if (g.shinfo === undefined) yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
+    else yield* PfnCache.X86.kvm_xen_set_evtchn(g.shinfo, v, id + 1)
+    if (++this.writes[id]! === g.guestWork) {
       done.n++
+      this.lastNs = vm.kernel.now
       vm.kernel.wakeAll(done.q)
     }
   }
@@ -215,7 +232,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
       yield* PfnCache.PfnCache.kvm_gpc_activate(shinfo, ...at(0), vmm)
     }
     const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
-    const actors = yield* spawnVcpus(host, vm, new RaceGuest(vm, w, shinfo, done), placeVcpus(s, host)(0))
+    const actors = yield* spawnVcpus(host, vm, new Guest(vm, { pvclock: w.cache === "pvclock", pvGfn: () => w.pvGfn, shinfo, guestWork: w.guestWork, guestSteps: w.guestSteps }, done), placeVcpus(s, host)(0))
     const box = Mailbox.make<Mm.MmCommand>(host.kernel, "vmm.mm commands", Mm.MM_MAILBOX_CAPACITY)
     const mmActor = yield* Sim.spawn("mm", () => mmThread(host, mm, box, "mm", cpus + 2))
     let updater: Sim.ActorHandle<void> | undefined
@@ -246,48 +263,6 @@ const percentile = (xs: ReadonlyArray<number>, p: number): number => {
   if (xs.length === 0) return 0
   const sorted = [...xs].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
-}
-
-/** The storm's guest: enable kvmclock on its own pvti page, then `guestWork` doorbells, each a clock update. */
-class StormGuest implements Vcpu.Guest {
-  private readonly enabled: Array<boolean>
-  private readonly steps: Array<number>
-  private readonly writes: Array<number>
-  /** Virtual ns at which the last guest finished. */
-  lastNs = 0
-  /** The vCPUs that have enabled kvmclock (the storm waits for all of them). */
-  readonly ready: Done = { n: 0, q: Sim.makeWaitQueue("kvmclock enabled everywhere") }
-  constructor(private readonly vm: Vm.Vm, private readonly w: StormWorkload, private readonly done: Done) {
-    this.enabled = vm.vcpus.map(() => false)
-    this.steps = vm.vcpus.map(() => 0)
-    this.writes = vm.vcpus.map(() => 0)
-  }
-  *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
-    const id = v.vcpu_id
-    if (!this.enabled[id]) return ExitReason.MsrWrite
-    yield* Sim.point(this.vm.costs.guestAccessNs)
-    if (this.writes[id]! >= this.w.guestWork) return ExitReason.Hlt
-    if (++this.steps[id]! < this.w.guestSteps) return undefined
-    this.steps[id] = 0
-    return ExitReason.IoInstruction
-  }
-  *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason): Sim.Gen<void> {
-    const { vm, w, done } = this
-    const id = v.vcpu_id
-    if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
-    if (reason === ExitReason.MsrWrite) {
-      this.enabled[id] = true
-      yield* PfnCache.X86.kvm_write_system_time(v, w.pvGfn + id)
-      // Every kvmclock cache is active and valid: the storm may begin.
-      if (++this.ready.n === vm.vcpus.length) vm.kernel.wakeAll(this.ready.q)
-    } else if (reason !== ExitReason.IoInstruction) return
-    yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
-    if (reason === ExitReason.IoInstruction && ++this.writes[id]! === w.guestWork) {
-      done.n++
-      this.lastNs = vm.kernel.now
-      vm.kernel.wakeAll(done.q)
-    }
-  }
 }
 
 /**
@@ -327,7 +302,7 @@ export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<strin
     const kvm = PfnCache.Extension.attach(vm, ms, mm)
     const k = host.kernel
     const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
-    const guest = new StormGuest(vm, w, done)
+    const guest = new Guest(vm, { pvclock: true, pvGfn: (id) => w.pvGfn + id, shinfo: undefined, guestWork: w.guestWork, guestSteps: w.guestSteps }, done)
     const vmm = yield* Vm.hostThread(host, "vmm", s.pcpus)
     const actors = yield* spawnVcpus(host, vm, guest, placeVcpus(s, host)(0))
     const back2back = vm.bug("E.livelock")
