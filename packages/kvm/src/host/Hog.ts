@@ -5,7 +5,7 @@
  * the guest itself: preemption happens only where the vCPU thread checks `need_resched`.
  */
 import { Sim } from "@kvmlab/sim"
-import type { HostCpu } from "../vcpu/Sched.js"
+import { type HostCpu, noYield, nothing } from "../vcpu/Sched.js"
 
 export class Hog {
   busy = false
@@ -47,17 +47,11 @@ export class Hog {
       until_resched: () => Infinity,
       yield_cpu: () => this.yield_cpu(k),
       // The thread only competes at preemption points: a sleeping vCPU leaves it idle.
-      sleep: idle,
-      wake: idle,
+      sleep: nothing,
+      wake: nothing,
       // Not a runqueue: nothing to boost (yield_to's -ESRCH).
-      yield_to: noRunqueue,
+      yield_to: noYield,
       single_task_running: () => !this.busy
     }
   }
-}
-
-function* idle(): Sim.Gen<void> {}
-
-function* noRunqueue(): Sim.Gen<number> {
-  return -3
 }

@@ -33,12 +33,14 @@ export interface HostCpu {
   readonly single_task_running: (v: VcpuState) => boolean
 }
 
-function* nothing(): Sim.Gen<void> {}
+/** A `HostCpu` operation with nothing to do (no one else wants the CPU, or the sleep is not the CPU's business). */
+export function* nothing(): Sim.Gen<void> {}
 
 /** -ESRCH: `yield_to` found no other runnable task on either runqueue. */
 export const ESRCH = -3
 
-function* noYield(): Sim.Gen<number> {
+/** `yield_to` with no runqueue to look at: -ESRCH. */
+export function* noYield(): Sim.Gen<number> {
   return ESRCH
 }
 
