@@ -93,4 +93,40 @@ describe("gpc-invalidation-storm: the wait strategies (spec §5.8)", () => {
     expect(sleep.metrics["gpc_sleeps"]).toBeGreaterThan(0)
     expect(sleep.metrics["waitCpuNs"] ?? 0).toBeLessThan(mainline.metrics["waitCpuNs"]!)
   })
+
+  it("one invalidator, back to back (the in-flight range starts afresh at every count of 0): the range-precise waits finish a refresh in about one invalidation, mainline only after the storm", () => {
+    const set = (wait: string): ReadonlyArray<readonly [string, string]> => [
+      ["gpcWait", wait], ["workload.invalidators", "1"], ["workload.lengthNs", "20000"], ["workload.gapNs", "5000"],
+      ["workload.invalidations", "16"], ["workload.overlapEvery", "2"], ["workload.guestWork", "200"]
+    ]
+    const run = (wait: string) => Effect.runSync(Runner.run(scenario("gpc-invalidation-storm", set(wait)), { seed: 1, strategy: { _tag: "timed" } }))
+    const mainline = run("mainline")
+    expect(mainline.outcome).toBe("completed")
+    for (const wait of ["range-busy", "range-sleep", "sean"]) {
+      const r = run(wait)
+      expect(r.outcome).toBe("completed")
+      // Mainline waits out the storm (16 invalidations of 20 µs); a range wait, about one.
+      expect([wait, r.metrics["refreshLatencyMaxNs"]! * 4 < mainline.metrics["refreshLatencyMaxNs"]!]).toEqual([wait, true])
+    }
+  })
+
+  it("memslotWaitNs: a memslot swap during the storm sleeps until no invalidation is in flight", () => {
+    const set: ReadonlyArray<readonly [string, string]> = [["workload.memslotUpdates", "3"], ["workload.memslotGapNs", "50000"], ["workload.guestWork", "200"], ["workload.memGfns", "9"]]
+    const r = Effect.runSync(Runner.run(scenario("gpc-invalidation-storm", set), { seed: 1, strategy: { _tag: "timed" } }))
+    expect(r.outcome).toBe("completed")
+    expect(r.metrics["memslot_ioctls"]).toBe(6)
+    expect(r.metrics["memslot_swap_waits"]).toBeGreaterThan(0)
+    expect(r.metrics["memslotWaitNs"]).toBeGreaterThan(0)
+    const quiet = Effect.runSync(Runner.run(scenario("gpc-invalidation-storm", [...set, ["workload.invalidations", "1"], ["workload.lengthNs", "0"]]), { seed: 1, strategy: { _tag: "timed" } }))
+    expect(quiet.metrics["memslotWaitNs"]).toBeLessThan(r.metrics["memslotWaitNs"]!)
+  })
+})
+
+describe("the Xen user on an overcommitted vCPU (4 vCPUs on 2 CPUs)", () => {
+  it("a refresher waiting for refresh_lock sleeps and gives its CPU up: the owner may be a vCPU of the same CPU, asleep through an invalidation", () => {
+    for (const wait of ["mainline", "range-sleep", "sean"]) {
+      const r = explore("shinfo-juggle", { _tag: "random" }, 300, [["vcpusPerVm", "4"], ["pcpus", "2"], ["gpcWait", wait]])
+      expect([wait, r.violations, r.outcomes.completed]).toEqual([wait, [], 300])
+    }
+  })
 })

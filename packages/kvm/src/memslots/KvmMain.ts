@@ -81,10 +81,17 @@ export function* kvm_swap_active_memslots(ms: Memslots, as: number, t: HostThrea
   // unbalanced): prepare_to_rcuwait, then sleep while mn_active_invalidate_count != 0.
   yield* Spinlock.spin_lock(t.hw, ms.mn_invalidate_lock)
   yield* t.hw.smp_store_release(ms.mn_memslots_update_rcuwait, 1)
+  const t0 = vm.kernel.now
+  let waited = false
   while (!vm.bug("M.swapIgnoresInvalidations") && (yield* t.hw.READ_ONCE(ms.mn_active_invalidate_count)) !== 0) {
+    waited = true
     yield* Spinlock.spin_unlock(t.hw, ms.mn_invalidate_lock)
     yield* t.hw.smp_cond_load_acquire(ms.mn_active_invalidate_count, (n) => n === 0) // schedule()
     yield* Spinlock.spin_lock(t.hw, ms.mn_invalidate_lock)
+  }
+  if (waited) {
+    ms.swapWaits++
+    ms.swapWaitNs += vm.kernel.now - t0
   }
   yield* t.hw.WRITE_ONCE(ms.mn_memslots_update_rcuwait, 0) // finish_rcuwait
   const interlock = EInv.gpc4(vm.kernel, as, vm.memory.peek(ms.mn_active_invalidate_count))

@@ -59,6 +59,9 @@ export class Memslots {
   readonly wrapPending: Array<number> = []
   /** Ioctls completed (statistics). */
   ioctls = 0
+  /** Virtual ns the updaters slept in `kvm_swap_active_memslots` for the invalidations in flight, and the swaps that had to. */
+  swapWaitNs = 0
+  swapWaits = 0
 
   constructor(readonly vm: Vm, readonly mmu: Mmu, readonly nr_as: number, readonly mmioGenBits: number) {
     const m = vm.memory

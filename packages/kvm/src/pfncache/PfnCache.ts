@@ -9,7 +9,7 @@
  * test ignores `mn_active_invalidate_count`), `E.noRecheckUnderWrite` (the notifier clears
  * `valid` on its read-locked test alone), `M.refreshWithoutMutex` (mutant: no `refresh_lock`).
  */
-import { Rwlock, Spinlock } from "@kvmlab/memory"
+import { type Memory, Rwlock, Spinlock } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
 import { hva_to_pfn, put_page } from "../host/Mm.js"
 import { memslotsGeneration, search_memslots } from "../memslots/KvmMain.js"
@@ -38,9 +38,37 @@ const FALSE = 0
 /** `kvm_gpc_init`: a cache of `kvm`, inactive, not on the list. */
 export const kvm_gpc_init = (kvm: KvmMmuNotifier, name: string): GfnToPfnCache => new GfnToPfnCache(kvm, name)
 
-/** `mutex_lock(&gpc->refresh_lock)`; `M.refreshWithoutMutex` skips it (and the unlock). */
-function* refresh_lock(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<void> {
-  if (!gpc.kvm.vm.bug("M.refreshWithoutMutex")) yield* Spinlock.spin_lock(t.hw, gpc.refresh_lock)
+/** The refresher's CPU: a vCPU thread's (`host` shared with others) or a host thread's own. */
+const vcpuOf = (t: HostThread, host: HostCpu): VcpuState | undefined => (host === alone ? undefined : (t as VcpuState))
+
+/**
+ * Sleeps until `loc` satisfies `ready`: `prepare_to_wait`, `schedule()` — on a shared CPU, a vCPU
+ * thread's CPU passes on (its preempt notifier runs, as a voluntary put) — until the writer of
+ * `loc` wakes it (the wait is on the location's changes).
+ */
+function* sleep_until(gpc: GfnToPfnCache, t: HostThread, host: HostCpu, loc: Memory.Loc, ready: (x: number) => boolean): Sim.Gen<void> {
+  const vm = gpc.kvm.vm
+  const v = vcpuOf(t, host)
+  if (v !== undefined) {
+    yield* kvm_sched_out(vm, v, false)
+    yield* host.sleep(v)
+  }
+  yield* t.hw.smp_cond_load_acquire(loc, ready)
+  if (v !== undefined) {
+    yield* host.wake(v)
+    yield* kvm_sched_in(vm, v)
+  }
+}
+
+/**
+ * `mutex_lock(&gpc->refresh_lock)`: a waiter sleeps until the owner unlocks, then tries again (a
+ * vCPU on a shared CPU gives it up meanwhile: the owner may be a vCPU of the same CPU, sleeping
+ * through an invalidation under range-sleep). `M.refreshWithoutMutex` skips it (and the unlock).
+ */
+function* refresh_lock(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Sim.Gen<void> {
+  if (!gpc.kvm.vm.bug("M.refreshWithoutMutex")) {
+    while (!(yield* Spinlock.spin_trylock(t.hw, gpc.refresh_lock))) yield* sleep_until(gpc, t, host, gpc.refresh_lock.locked, (x) => x === 0)
+  }
   gpc.refreshers++
 }
 function* refresh_unlock(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<void> {
@@ -98,9 +126,6 @@ function* seq_moved(kvm: KvmMmuNotifier, t: HostThread, seq: SeqSnapshot): Sim.G
   return kvm.vm.switches.variant.gpcSeq === "every" && (yield* t.hw.READ_ONCE(kvm.mn_invalidate_seq)) !== seq.mn_seq
 }
 
-/** The refresher's CPU: a vCPU thread's (`host` shared with others) or a host thread's own. */
-const vcpuOf = (t: HostThread, host: HostCpu): VcpuState | undefined => (host === alone ? undefined : (t as VcpuState))
-
 /** One pass of a busy-wait loop: `cond_resched()` (a vCPU thread on a shared CPU may be preempted), `cpu_relax()`. */
 function* relax(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Sim.Gen<void> {
   const v = vcpuOf(t, host)
@@ -124,18 +149,8 @@ function* gpc_invalidate_in_progress_hva(gpc: GfnToPfnCache, t: HostThread, uhva
  * to 0 wakes it (the wait is on the count's location, which that end writes).
  */
 function* sleep_until_no_invalidation(gpc: GfnToPfnCache, t: HostThread, host: HostCpu): Sim.Gen<void> {
-  const vm = gpc.kvm.vm
-  const v = vcpuOf(t, host)
-  vm.count("gpc_sleeps")
-  if (v !== undefined) {
-    yield* kvm_sched_out(vm, v, false)
-    yield* host.sleep(v)
-  }
-  yield* t.hw.smp_cond_load_acquire(gpc.kvm.ms.mn_active_invalidate_count, (n) => n === 0)
-  if (v !== undefined) {
-    yield* host.wake(v)
-    yield* kvm_sched_in(vm, v)
-  }
+  gpc.kvm.vm.count("gpc_sleeps")
+  yield* sleep_until(gpc, t, host, gpc.kvm.ms.mn_active_invalidate_count, (n) => n === 0)
 }
 
 /** Halt-polling's window bounds (`halt_poll_ns` grows from 10 µs and is capped here at 200 µs, spec §6 N8). */
@@ -328,7 +343,7 @@ function* __kvm_gpc_refresh(gpc: GfnToPfnCache, gpa: number, uhva: number, t: Ho
 export function* kvm_gpc_refresh(gpc: GfnToPfnCache, t: HostThread, host: HostCpu = alone): Sim.Gen<number> {
   const k = gpc.kvm.vm.kernel
   const t0 = k.now
-  yield* refresh_lock(gpc, t)
+  yield* refresh_lock(gpc, t, host)
   const gpa = yield* t.hw.READ_ONCE(gpc.gpa)
   const uhva = kvm_is_error_gpa(gpa) ? yield* t.hw.READ_ONCE(gpc.uhva) : KVM_HVA_ERR_BAD
   const r = yield* __kvm_gpc_refresh(gpc, gpa, uhva, t, host)
@@ -343,9 +358,9 @@ export function* kvm_gpc_refresh(gpc: GfnToPfnCache, t: HostThread, host: HostCp
  * page before the notifier can see the cache — then refresh. `kvm_gpc_activate(gpc, gpa)` passes
  * an error uhva, `kvm_gpc_activate_hva(gpc, uhva)` INVALID_GPA.
  */
-export function* kvm_gpc_activate(gpc: GfnToPfnCache, gpa: number, uhva: number, t: HostThread): Sim.Gen<number> {
+export function* kvm_gpc_activate(gpc: GfnToPfnCache, gpa: number, uhva: number, t: HostThread, host: HostCpu = alone): Sim.Gen<number> {
   const kvm = gpc.kvm
-  yield* refresh_lock(gpc, t)
+  yield* refresh_lock(gpc, t, host)
   if (!(yield* t.hw.READ_ONCE(gpc.active))) {
     yield* Spinlock.spin_lock(t.hw, kvm.gpc_lock)
     kvm.gpc_list.push(gpc)
@@ -354,7 +369,7 @@ export function* kvm_gpc_activate(gpc: GfnToPfnCache, gpa: number, uhva: number,
     yield* t.hw.WRITE_ONCE(gpc.active, TRUE)
     yield* Rwlock.write_unlock(t.hw, gpc.lock)
   }
-  const r = yield* __kvm_gpc_refresh(gpc, gpa, uhva, t, alone)
+  const r = yield* __kvm_gpc_refresh(gpc, gpa, uhva, t, host)
   yield* refresh_unlock(gpc, t)
   return r
 }
@@ -363,9 +378,9 @@ export function* kvm_gpc_activate(gpc: GfnToPfnCache, gpa: number, uhva: number,
  * `kvm_gpc_deactivate`, under `refresh_lock`: under the write lock clear `active` and `valid` and
  * forget the pfn and mapping (gpa, uhva and generation stay), then leave `gpc_list`, then unmap.
  */
-export function* kvm_gpc_deactivate(gpc: GfnToPfnCache, t: HostThread): Sim.Gen<void> {
+export function* kvm_gpc_deactivate(gpc: GfnToPfnCache, t: HostThread, host: HostCpu = alone): Sim.Gen<void> {
   const kvm = gpc.kvm
-  yield* refresh_lock(gpc, t)
+  yield* refresh_lock(gpc, t, host)
   if (yield* t.hw.READ_ONCE(gpc.active)) {
     yield* Rwlock.write_lock(t.hw, gpc.lock)
     yield* t.hw.WRITE_ONCE(gpc.active, FALSE)

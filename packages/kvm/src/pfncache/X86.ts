@@ -51,8 +51,8 @@ export function* kvm_setup_guest_pvclock(v: VcpuState, gpc: GfnToPfnCache, host:
 }
 
 /** `kvm_write_system_time` (MSR_KVM_SYSTEM_TIME_NEW with the enable bit): activate `pv_time` at `gpa`. */
-export function* kvm_write_system_time(v: VcpuState, gpa: number): Sim.Gen<number> {
-  return yield* kvm_gpc_activate(pvTime.of(v), gpa, KVM_HVA_ERR_BAD, v)
+export function* kvm_write_system_time(v: VcpuState, gpa: number, host: HostCpu = alone): Sim.Gen<number> {
+  return yield* kvm_gpc_activate(pvTime.of(v), gpa, KVM_HVA_ERR_BAD, v, host)
 }
 
 /**

@@ -41,8 +41,11 @@ export interface Guest {
    * or the reason of the VM exit it causes.
    */
   readonly step: (v: VcpuState) => Sim.Gen<ExitReason | undefined>
-  /** `handle_exit`, after interrupts are enabled again. */
-  readonly handleExit: (v: VcpuState, reason: ExitReason) => Sim.Gen<void>
+  /**
+   * `handle_exit`, after interrupts are enabled again, on the vCPU thread whose CPU is `host`
+   * (shared with other tasks when overcommitted: a handler that waits yields it through `host`).
+   */
+  readonly handleExit: (v: VcpuState, reason: ExitReason, host: HostCpu) => Sim.Gen<void>
 }
 
 /** `kvm_request_pending`: `READ_ONCE(vcpu->requests)`. */
@@ -183,7 +186,7 @@ export const vcpu_enter_guest = Sim.proc(function* vcpu_enter_guest(vm: Vm, v: V
   // KVM's own exit handlers (PAUSE: pause-loop exiting; VMCALL: hypercalls), else the scenario's.
   if (reason === ExitReason.PauseInstruction) yield* handle_pause(vm, v, host)
   else if (reason === ExitReason.Vmcall) yield* kvm_emulate_hypercall(vm, v, host)
-  else yield* guest.handleExit(v, reason)
+  else yield* guest.handleExit(v, reason, host)
   return 1
 })
 

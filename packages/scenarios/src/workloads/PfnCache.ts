@@ -15,7 +15,7 @@
  * invalidations (GPC-4). Host pages: 1..memGfns back slot 0 (gfn g at g + 1); memGfns + 1 and
  * memGfns + 3 are the HVA cache's two pages, outside every slot; memGfns + 2 backs the dummy slot.
  */
-import { Costs, Memslots, Mm, PfnCache, Protocol, Requests as KvmRequests, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, Memslots, Mm, PfnCache, Protocol, Requests as KvmRequests, Sched, Vcpu, Vm } from "@kvmlab/kvm"
 import { Mailbox, Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import { bindSink, type Issue, type Sink } from "../Mechanism.js"
@@ -67,7 +67,10 @@ export const GpcInvalidationStorm = Schema.Struct({
   gapNs: Schema.Int.pipe(Schema.between(0, 1_000_000_000)),
   overlapEvery: Schema.Int.pipe(Schema.between(0, 1_000_000)),
   guestWork: Count(1, 1_000_000),
-  guestSteps: Count(1, 1000)
+  guestSteps: Count(1, 1000),
+  /** Create/delete pairs of a one-page dummy slot (after slot 0) a VMM thread sends the memslot manager during the storm, `memslotGapNs` apart. */
+  memslotUpdates: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
+  memslotGapNs: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000_000)), { default: () => 0 })
 })
 export type StormWorkload = typeof GpcInvalidationStorm.Type
 
@@ -141,13 +144,13 @@ class Guest implements Vcpu.Guest {
     // (a Xen hypercall: the model's VMCALL exit is KVM's own hypercalls').
     return ExitReason.IoInstruction
   }
-  *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason): Sim.Gen<void> {
+  *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason, host: Sched.HostCpu): Sim.Gen<void> {
     const { vm, g, done } = this
     const id = v.vcpu_id
     if (reason === ExitReason.Hlt) return Vcpu.kvm_emulate_halt(vm, v)
     if (reason === ExitReason.MsrWrite) {
       this.enabled[id] = true
-      yield* PfnCache.X86.kvm_write_system_time(v, g.pvGfn(id))
+      yield* PfnCache.X86.kvm_write_system_time(v, g.pvGfn(id), host)
       if (++this.ready.n === vm.vcpus.length) vm.kernel.wakeAll(this.ready.q)
       // The first pvti is written at the next entry.
       yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
@@ -156,7 +159,7 @@ class Guest implements Vcpu.Guest {
     if (reason !== ExitReason.IoInstruction) return
     // pvclock: a clock update (the pvti is written at the next entry); shinfo: an event channel.
     if (g.shinfo === undefined) yield* KvmRequests.kvm_make_request(vm, Protocol.KVM_REQ_CLOCK_UPDATE, v, v)
-    else yield* PfnCache.X86.kvm_xen_set_evtchn(g.shinfo, v, id + 1)
+    else yield* PfnCache.X86.kvm_xen_set_evtchn(g.shinfo, v, id + 1, host)
     if (++this.writes[id]! === g.guestWork) {
       done.n++
       this.lastNs = vm.kernel.now
@@ -177,16 +180,42 @@ function* managerThread(host: Vm.Host, ms: Memslots.State.Memslots, box: Mailbox
   return yield* Memslots.KvmMain.memslot_manager(ms, box, t)
 }
 
-/** The VMM thread that creates and deletes the dummy slot `n` times, then closes the manager. */
-function* memslotUpdater(w: PfnCacheWorkload, box: Mailbox.Mailbox<Memslots.Protocol.MemslotCommand>, manager: Sim.ActorHandle<number>): Sim.Gen<void> {
+/** The dummy slot: one page at gfn `baseGfn` (after slot 0), backed by host page `hva`. */
+interface DummySlot {
+  readonly baseGfn: number
+  readonly hva: number
+  readonly updates: number
+  readonly gapNs: number
+}
+
+/**
+ * The VMM thread that creates and deletes the dummy slot `updates` times (`gapNs` apart, after
+ * `ready` when given), then closes the manager.
+ */
+function* memslotUpdater(d: DummySlot, box: Mailbox.Mailbox<Memslots.Protocol.MemslotCommand>, manager: Sim.ActorHandle<number>, ready?: Done, n = 0): Sim.Gen<void> {
+  if (ready !== undefined) while (ready.n < n) yield* Sim.wait(ready.q)
   const dummy = (op: Memslots.Protocol.MemslotOp) =>
-    new Memslots.Protocol.SetUserMemoryRegion({ as: 0, slot: 1, op, baseGfn: w.memGfns, npages: 1, userspaceAddr: w.memGfns + 2 })
-  for (let r = 0; r < w.memslotUpdates; r++) {
+    new Memslots.Protocol.SetUserMemoryRegion({ as: 0, slot: 1, op, baseGfn: d.baseGfn, npages: 1, userspaceAddr: d.hva })
+  for (let r = 0; r < d.updates; r++) {
     yield* box.send(dummy("create"))
     yield* box.send(dummy("delete"))
+    if (d.gapNs > 0) yield* Sim.sleep(d.gapNs)
   }
   yield* box.send(new Memslots.Protocol.CloseVm())
   yield* Sim.join(manager)
+}
+
+/** The memslot manager and the VMM thread that feeds it the dummy slot's updates. */
+function* spawnMemslotUpdates(host: Vm.Host, vm: Vm.Vm, ms: Memslots.State.Memslots, d: DummySlot, cpu: number, ready?: Done): Sim.Gen<Sim.ActorHandle<void>> {
+  const ioctls = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)
+  const manager = yield* Sim.spawn("memslot-manager", () => managerThread(host, ms, ioctls, cpu))
+  return yield* Sim.spawn("vmm-memslots", () => memslotUpdater(d, ioctls, manager, ready, vm.vcpus.length))
+}
+
+/** The memslot metrics: virtual ns the swaps slept for invalidations in flight, and how many had to. */
+const countMemslotWaits = (vm: Vm.Vm, ms: Memslots.State.Memslots): void => {
+  vm.count("memslotWaitNs", Math.round(ms.swapWaitNs))
+  vm.count("memslot_swap_waits", ms.swapWaits)
 }
 
 const command = (w: PfnCacheWorkload, hva: number): Mm.MmCommand => {
@@ -236,11 +265,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     const box = Mailbox.make<Mm.MmCommand>(host.kernel, "vmm.mm commands", Mm.MM_MAILBOX_CAPACITY)
     const mmActor = yield* Sim.spawn("mm", () => mmThread(host, mm, box, "mm", cpus + 2))
     let updater: Sim.ActorHandle<void> | undefined
-    if (w.memslotUpdates > 0) {
-      const ioctls = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)
-      const manager = yield* Sim.spawn("memslot-manager", () => managerThread(host, ms, ioctls, cpus + 3))
-      updater = yield* Sim.spawn("vmm-memslots", () => memslotUpdater(w, ioctls, manager))
-    }
+    if (w.memslotUpdates > 0) updater = yield* spawnMemslotUpdates(host, vm, ms, { baseGfn: w.memGfns, hva: w.memGfns + 2, updates: w.memslotUpdates, gapNs: 0 }, cpus + 3)
     for (let r = 0; r < Math.max(w.rounds, w.moves); r++) {
       if (r < w.rounds) yield* box.send(command(w, hva))
       if (r < w.moves && shinfo !== undefined) {
@@ -255,6 +280,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     if (updater !== undefined) yield* Sim.join(updater)
     while (done.n < vcpus) yield* Sim.wait(done.q)
     yield* teardown(vm, vmm, actors)
+    if (w.memslotUpdates > 0) countMemslotWaits(vm, ms)
     return sink === undefined ? {} : sink.metrics()
   }
 
@@ -296,9 +322,10 @@ export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<strin
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
     const vm = Vm.makeVm(host, vcpus, switchesOf(s))
     bindSink(sink, host.memory, () => sumStats([vm]))
-    const ms = Memslots.Extension.attach(vm, { gfns: w.memGfns, sptesPerPage: 8, asOf: () => 0 })
+    // Host pages 1..memGfns back slot 0; memGfns + 1 backs the dummy slot at gfn memGfns.
+    const ms = Memslots.Extension.attach(vm, { gfns: w.memGfns + 1, sptesPerPage: 8, asOf: () => 0 })
     for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
-    const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 1)
+    const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 2)
     const kvm = PfnCache.Extension.attach(vm, ms, mm)
     const k = host.kernel
     const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
@@ -306,15 +333,20 @@ export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<strin
     const vmm = yield* Vm.hostThread(host, "vmm", s.pcpus)
     const actors = yield* spawnVcpus(host, vm, guest, placeVcpus(s, host)(0))
     const back2back = vm.bug("E.livelock")
-    const invalidators: Array<Sim.ActorHandle<number>> = []
+    const invalidators: Array<Sim.ActorHandle<unknown>> = []
     for (let j = 0; j < w.invalidators; j++) {
       const box = Mailbox.make<Mm.MmCommand>(k, `mm${j} commands`, Mm.MM_MAILBOX_CAPACITY)
       invalidators.push(yield* Sim.spawn(`mm${j}`, () => mmThread(host, mm, box, `mm${j}`, s.pcpus + 1 + 2 * j)))
       invalidators.push(yield* Sim.spawn(`vmm-mm${j}`, () => stormFeeder(w, vcpus, j, back2back, box, guest.ready)))
     }
+    if (w.memslotUpdates > 0) {
+      const d = { baseGfn: w.memGfns, hva: w.memGfns + 1, updates: w.memslotUpdates, gapNs: w.memslotGapNs }
+      invalidators.push(yield* spawnMemslotUpdates(host, vm, ms, d, s.pcpus + 1 + 2 * w.invalidators, guest.ready))
+    }
     for (const a of invalidators) yield* Sim.join(a)
     while (done.n < vcpus) yield* Sim.wait(done.q)
     yield* teardown(vm, vmm, actors)
+    countMemslotWaits(vm, ms)
     vm.count("refreshLatencyP50Ns", percentile(kvm.refreshNs, 50))
     vm.count("refreshLatencyP99Ns", percentile(kvm.refreshNs, 99))
     vm.count("refreshLatencyMaxNs", percentile(kvm.refreshNs, 100))
