@@ -161,8 +161,8 @@ const toy = function*() {
   return counter
 }
 
-const exploreRate = (name: string, strategy: Strategy.SearchStrategy, engine: Run.Engine, runs: number) => {
-  const s = Runner.builtin(name)!
+const exploreRate = (name: string, strategy: Strategy.SearchStrategy, engine: Run.Engine, runs: number, set: ReadonlyArray<readonly [string, string]> = []) => {
+  const s = set.length === 0 ? Runner.builtin(name)! : Either.getOrThrow(Scenario.withOverrides(Runner.builtin(name)!, { set }))
   let seed = 1
   let steps = 0
   const m = measure(() => {
@@ -320,6 +320,16 @@ const pfncache = () => {
   }
 }
 
+// ------------------------------------------------------------------------- kvmclock (mechanism D)
+
+const kvmclock = () => {
+  log("kvmclock: explore masterclock-storm (updaters=serialised, reader=kernel: the merged kernel's CLK-2 would stop it), random, fast, one thread")
+  return {
+    masterclockStormExplore: exploreRate("masterclock-storm", { _tag: "random" }, "fast", 1_000, [["updaters", "serialised"], ["reader", "kernel"]]),
+    kvmClockTestExplore: exploreRate("kvm-clock-test", { _tag: "random" }, "fast", 1_000, [["reader", "kernel"]])
+  }
+}
+
 // ------------------------------------------------------------------------- shrink
 
 const shrink = () => {
@@ -386,6 +396,7 @@ if (want("startup")) result["startup"] = startup()
 if (want("shootdown")) result["tlbShootdown"] = shootdown()
 if (want("memslots")) result["memslots"] = memslots()
 if (want("pfncache")) result["pfncache"] = pfncache()
+if (want("kvmclock")) result["kvmclock"] = kvmclock()
 if (want("shrink")) result["shrink"] = shrink()
 if (want("litmus")) result["litmus"] = litmusSuite()
 if (want("service")) result["service"] = await service(root, log)

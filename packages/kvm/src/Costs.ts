@@ -48,7 +48,14 @@ export const Costs = Schema.Struct({
   srcuGracePeriodNs: upToASecond,
   hvaToPfnNs: upToASecond,
   pageFaultNs: upToASecond,
-  cpuRelaxNs: upToASecond
+  cpuRelaxNs: upToASecond,
+  rdtscNs: upToASecond,
+  rdtscOrderedNs: upToASecond,
+  getcpuNs: upToASecond,
+  pvtiReadNs: upToASecond,
+  vdsoNs: upToASecond,
+  syscallNs: upToASecond,
+  clockUpdateNs: upToASecond
 })
 export type Costs = typeof Costs.Type
 
@@ -77,7 +84,14 @@ export const defaults: Costs = {
   srcuGracePeriodNs: 30_000,
   hvaToPfnNs: 300,
   pageFaultNs: 1_500,
-  cpuRelaxNs: 50
+  cpuRelaxNs: 50,
+  rdtscNs: 4,
+  rdtscOrderedNs: 8,
+  getcpuNs: 7,
+  pvtiReadNs: 3,
+  vdsoNs: 3,
+  syscallNs: 100,
+  clockUpdateNs: 150
 }
 
 /** Where each default comes from. */
@@ -106,7 +120,17 @@ export const sources: Readonly<Record<keyof Costs, string>> = {
     "spec §6 N7 (Szmigiero, memslot_perf_test, 2021) as an order of magnitude: moving a memslot (two kvm_swap_active_memslots, each with one synchronize_srcu_expedited) took 80-96 µs, so ~30 µs per expedited grace period; an assumption otherwise",
   hvaToPfnNs: "assumption: hva_to_pfn on a present page (get_user_page_fast_only: a lockless page-table walk and a reference), ~300 ns, plus kmap (page_address on 64-bit: nothing)",
   pageFaultNs: "assumption: a host page fault that allocates and zeroes a 4 KiB page (handle_mm_fault), ~1.5 µs, on top of hvaToPfnNs",
-  cpuRelaxNs: "assumption: one pass of a busy-wait loop (cond_resched with nothing to do, cpu_relax: PAUSE is ~40-140 cycles on current x86), ~50 ns"
+  cpuRelaxNs: "assumption: one pass of a busy-wait loop (cond_resched with nothing to do, cpu_relax: PAUSE is ~40-140 cycles on current x86), ~50 ns",
+  rdtscNs:
+    "assumption: RDTSC itself, ~4 ns (with pvtiReadNs and vdsoNs it makes a vCPU0-pvti clock_gettime of plain rdtsc 10 ns: spec §6 N4's guest figure, 995,823,886 ns per 100M calls — calibrated, not measured here)",
+  rdtscOrderedNs:
+    "spec §6 N4 (Rong Tao): rdtsc_ordered's fence (LFENCE; RDTSC, or RDTSCP) costs what separates the guest's 17.6 ns from 10.0 ns per vDSO clock_gettime, ~8 ns (calibrated from N4)",
+  getcpuNs:
+    "assumption: the 2015 vDSO's __getcpu (LSL of the per-CPU segment limit), ~7 ns; two of them per read are most of what Andy's vCPU0-only reader saved (spec §6 N3: 45 -> 29 ns)",
+  pvtiReadNs: "assumption: reading the pvti's version and body, one cache line the reader usually has, ~3 ns",
+  vdsoNs: "assumption: the rest of a vDSO clock_gettime (its data page's seqcount, the ns conversion), ~3 ns",
+  syscallNs: "assumption: a clock_gettime system call's entry and exit in a guest without KPTI, ~100 ns, on top of the kernel's kvmclock read",
+  clockUpdateNs: "assumption: kvm_guest_time_update's own work for one pvti (the pair's seqcount read, a TSC read, the scaling, the gpc check and the 32-byte copy), ~150 ns"
 }
 
 export const resolve = (overrides: CostOverrides | undefined): Costs => ({ ...defaults, ...overrides })

@@ -5,6 +5,7 @@
  */
 import { Schema } from "effect"
 import * as Host from "./host/Variants.js"
+import * as KvmClock from "./kvmclock/Variants.js"
 import * as Memslots from "./memslots/Variants.js"
 import * as PfnCache from "./pfncache/Variants.js"
 import * as PvFlush from "./pvflush/Variants.js"
@@ -12,7 +13,7 @@ import * as Requests from "./requests/Variants.js"
 import type { Knob, Switch } from "./vcpu/Switch.js"
 
 /** Every mechanism's `Variants.ts`: adding a mechanism is one line here. */
-const mechanisms = [Requests, PvFlush, Memslots, PfnCache] as const
+const mechanisms = [Requests, PvFlush, Memslots, PfnCache, KvmClock] as const
 
 type Merge<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never
 type Mechanisms = (typeof mechanisms)[number]

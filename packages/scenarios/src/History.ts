@@ -82,6 +82,10 @@ const describe = (name: string, args: ReadonlyArray<number>, locations: Readonly
       return `kvm_flush_remote_tlbs (vm ${a}) begins`
     case "request":
       return `kvm_make_request(${Protocol.requestNameOfBit(b)}, vcpu ${a})`
+    case "request.clear":
+      return `kvm_clear_request(${Protocol.requestNameOfBit(b)}, vcpu ${a})`
+    case "kvmclock.pair":
+      return `pvclock_update_vm_gtod_copy: use_master_clock ${a}, master_kernel_ns ${b}, master_cycle_now ${args[2] ?? 0}`
     case "ipi.send":
       return `IPI sent to pcpu ${a} (to kick vcpu ${b})`
     case "apic.ipi":

@@ -7,6 +7,7 @@
 import type { Variants } from "@kvmlab/kvm"
 import { Schema } from "effect"
 import type { Issue, Mechanism, WorkloadDef } from "./Mechanism.js"
+import * as KvmClock from "./mechanisms/kvmclock.js"
 import * as Memslots from "./mechanisms/memslots.js"
 import * as PfnCache from "./mechanisms/pfncache.js"
 import * as PvFlush from "./mechanisms/pvflush.js"
@@ -14,7 +15,7 @@ import * as Requests from "./mechanisms/requests.js"
 import type { Scenario } from "./Scenario.js"
 
 /** Every mechanism: adding one is one line here. */
-export const mechanisms = [Requests.mechanism, PvFlush.mechanism, Memslots.mechanism, PfnCache.mechanism] as const
+export const mechanisms = [Requests.mechanism, PvFlush.mechanism, Memslots.mechanism, PfnCache.mechanism, KvmClock.mechanism] as const
 
 type Schemas = (typeof mechanisms)[number]["workloads"][number]["schema"]
 

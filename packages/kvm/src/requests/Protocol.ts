@@ -37,6 +37,15 @@ export const KVM_REQ_CLOCK_UPDATE = KVM_ARCH_REQ(4)
 export const KVM_REQ_EVENT = KVM_ARCH_REQ(6)
 export const KVM_REQ_STEAL_UPDATE = KVM_ARCH_REQ(8)
 export const KVM_REQ_MASTERCLOCK_UPDATE = KVM_ARCH_REQ(13)
+/**
+ * Set on every vCPU while a VM-wide kvmclock update runs (`kvm_start_pvclock_update`): never
+ * consumed — it only makes `kvm_vcpu_exit_request` cancel every entry until the updater clears it
+ * (spec §10.3). WAIT: the setter waits for vCPUs in guest mode to leave; NO_WAKEUP: a halted vCPU
+ * sleeps on.
+ */
+export const KVM_REQ_MCLOCK_INPROGRESS = KVM_ARCH_REQ_FLAGS(14, KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP)
+/** Update this vCPU's kvmclock now and every vCPU's within 100 ms (`kvm_gen_kvmclock_update`). */
+export const KVM_REQ_GLOBAL_CLOCK_UPDATE = KVM_ARCH_REQ(16)
 /** Drop obsolete roots before the next entry (`kvm_mmu_zap_all_fast`, a zapped active root). */
 export const KVM_REQ_MMU_FREE_OBSOLETE_ROOTS = KVM_ARCH_REQ_FLAGS(31, KVM_REQUEST_WAIT | KVM_REQUEST_NO_WAKEUP)
 
@@ -59,6 +68,16 @@ export const requestName = (req: number): string => {
       return "KVM_REQ_OUTSIDE_GUEST_MODE"
     case KVM_REQ_MMU_FREE_OBSOLETE_ROOTS & ~KVM_REQUEST_WAIT:
       return "KVM_REQ_MMU_FREE_OBSOLETE_ROOTS"
+    case KVM_REQ_MMU_SYNC:
+      return "KVM_REQ_MMU_SYNC"
+    case KVM_REQ_CLOCK_UPDATE:
+      return "KVM_REQ_CLOCK_UPDATE"
+    case KVM_REQ_MASTERCLOCK_UPDATE:
+      return "KVM_REQ_MASTERCLOCK_UPDATE"
+    case KVM_REQ_MCLOCK_INPROGRESS & ~KVM_REQUEST_WAIT:
+      return "KVM_REQ_MCLOCK_INPROGRESS"
+    case KVM_REQ_GLOBAL_CLOCK_UPDATE:
+      return "KVM_REQ_GLOBAL_CLOCK_UPDATE"
     default:
       return `request ${requestBit(req)}`
   }
@@ -66,7 +85,7 @@ export const requestName = (req: number): string => {
 
 /** The request whose bit is `bit` in `vcpu->requests`, by its kernel name. */
 export const requestNameOfBit = (bit: number): string => {
-  for (const req of [KVM_REQ_TLB_FLUSH, KVM_REQ_VM_DEAD, KVM_REQ_UNBLOCK, KVM_REQ_MMU_SYNC, KVM_REQ_CLOCK_UPDATE, KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS]) {
+  for (const req of [KVM_REQ_TLB_FLUSH, KVM_REQ_VM_DEAD, KVM_REQ_UNBLOCK, KVM_REQ_MMU_SYNC, KVM_REQ_CLOCK_UPDATE, KVM_REQ_EVENT, KVM_REQ_STEAL_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE, KVM_REQ_MCLOCK_INPROGRESS, KVM_REQ_GLOBAL_CLOCK_UPDATE, KVM_REQ_MMU_FREE_OBSOLETE_ROOTS]) {
     if (requestBit(req) === bit) return requestName(req)
   }
   return `request bit ${bit}`

@@ -37,6 +37,21 @@ export function* __kvm_make_request(vm: Vm, req: number, v: VcpuState, t: HostTh
   }
 }
 
+/**
+ * `kvm_clear_request(req, vcpu)` from the requester's side (`kvm_end_pvclock_update` withdrawing
+ * KVM_REQ_MCLOCK_INPROGRESS): a plain `clear_bit`, LOCK'd on x86. The vCPU owes nothing for a
+ * request that was withdrawn, by its requester or by another updater clearing the same bit (REQ-1's
+ * ghost forgets it; what that costs the other updater is CLK-2's business).
+ */
+export function* kvm_clear_request(vm: Vm, req: number, v: VcpuState, t: HostThread): Sim.Gen<void> {
+  const bit = requestBit(req)
+  yield* t.hw.clear_bit(bit, v.requests)
+  // As if consumed: a requester that reads the mode after this owes no IPI for a bit now clear.
+  v.ghost.consumedAt.set(bit, vm.kernel.steps)
+  v.ghost.unkicked.delete(bit)
+  vm.kernel.event("request.clear", [v.vcpu_id, bit])
+}
+
 /** `kvm_make_request(req, vcpu)`: the caller usually kicks afterwards. */
 export function* kvm_make_request(vm: Vm, req: number, v: VcpuState, t: HostThread): Sim.Gen<void> {
   yield* __kvm_make_request(vm, req, v, t)

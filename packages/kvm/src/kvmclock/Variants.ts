@@ -1,0 +1,64 @@
+/**
+ * Mechanism D's bug switches (spec §4.8, §10.3) with the spec's names, and its variants (§4.9).
+ * Every switch off is the merged kernel (v6.13's `x86.c`, the v4.5+ vDSO reader).
+ */
+import { Schema } from "effect"
+import { knob, type Switch } from "../vcpu/Switch.js"
+
+export const switches = {
+  "D.versionPlus2SingleCopy": {
+    spec: "§4.8: the pre-2015 host (x86.c up to about v4.0): hv_clock.version += 2, then one copy of the whole pvti, the version first — it is never odd, so a reader on another vCPU accepts a pvti half old, half new (Andy and Paolo, thread 3, Jan 2015: \"KVM doesn't increment the version pre-update\" — \"Yes.\")",
+    breaks: "CLK-1",
+    needs: {},
+    note: "the fix (three writes: odd version, smp_wmb, body, smp_wmb, even version) is in v4.5; its commit is not verified (spec §4.8, kernel-d notes §7)"
+  },
+  "D.noMclockInprogress": {
+    spec: "§4.8, Andy's first scenario in thread 3: kvm_start_pvclock_update makes no KVM_REQ_MCLOCK_INPROGRESS request, so vCPUs in guest mode run on through the update with the old master pair until their next exit",
+    breaks: "CLK-2",
+    needs: {},
+    note: "no kernel shipped without the request (it came with the master clock, d828199e8444, 2012: not verified); under era=2015 the old pair also drifts from the new one by the NTP slew (CLK-3)"
+  },
+  "D.clearInprogressBeforeClockUpdate": {
+    spec: "§4.8: kvm_end_pvclock_update clears KVM_REQ_MCLOCK_INPROGRESS on every vCPU before it requests KVM_REQ_CLOCK_UPDATE on them, so a vCPU whose entry check falls in between enters with its old pvti",
+    breaks: "CLK-2",
+    needs: {},
+    note: "a synthetic mutation: no kernel version read had this order (kernel-d notes §7)",
+    mutant: true
+  }
+} as const satisfies Record<string, Switch>
+
+/** Which guest reader the scenario's reading threads use (spec §4.6, §4.9). */
+export const Reader = Schema.Literal("vcpu0", "getcpu", "kernel", "syscall")
+/** Whether the host keeps a master clock: `off` is a host clocksource that is not the TSC (use_master_clock stays false). */
+export const MasterClock = Schema.Literal("on", "off")
+/** The host clock behind `master_kernel_ns` (spec §10.3): `v5.5` CLOCK_MONOTONIC_RAW plus the boot offset (53fafdbb8b21), `2015` the NTP-slewed boot time. */
+export const Era = Schema.Literal("v5.5", "2015")
+/** The vDSO's TSC read (spec §6 N4): `ordered` (`rdtsc_ordered`: LFENCE; RDTSC or RDTSCP) or `plain` (`rdtsc`). */
+export const Rdtsc = Schema.Literal("ordered", "plain")
+
+/**
+ * Who writes the pvtis after a VM-wide update (Andy's question, thread 3): `at-entry` — each vCPU
+ * its own, at its next entry (KVM_REQ_CLOCK_UPDATE: the kernel); `all-at-once` — the updater
+ * writes every vCPU's before it lets them enter (kvmlab's version of the proposal; every pvti
+ * write then takes a per-VM lock, since the updaters and the vCPUs' own updates would otherwise
+ * write one pvti at once).
+ */
+export const ClockUpdate = Schema.Literal("at-entry", "all-at-once")
+
+/**
+ * How VM-wide updates exclude each other: `concurrent` — the merged kernel (since about v5.13):
+ * KVM_REQ_MCLOCK_INPROGRESS is requested before `tsc_write_lock` and cleared after it, so one
+ * updater's clear can release vCPUs another has just stopped (spec §10.3); `serialised` — v4.5's
+ * `kvm_gen_update_masterclock`: one lock from the request to the clear.
+ */
+export const Updaters = Schema.Literal("concurrent", "serialised")
+
+/** Mechanism D's variant settings. */
+export const variant = {
+  reader: knob(Reader, "vcpu0"),
+  masterClock: knob(MasterClock, "on"),
+  era: knob(Era, "v5.5"),
+  rdtsc: knob(Rdtsc, "ordered"),
+  clockUpdate: knob(ClockUpdate, "at-entry"),
+  updaters: knob(Updaters, "concurrent")
+}

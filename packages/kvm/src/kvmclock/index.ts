@@ -1,0 +1,10 @@
+/** Mechanism D: kvmclock, the master clock and the guest's read protocols (spec §4, §10.3). */
+export * as ClockMaster from "./ClockMaster.js"
+export * as Extension from "./Extension.js"
+export * as Guest from "./Guest.js"
+export * as Invariants from "./Invariants.js"
+export * as Protocol from "./Protocol.js"
+export * as State from "./State.js"
+export * as Time from "./Time.js"
+export * as Variants from "./Variants.js"
+export * as X86 from "./X86.js"
