@@ -52,6 +52,15 @@ describe("the merged kernel's holes (spec §10.3)", () => {
     expect(explore("kvm-clock-test", { _tag: "random" }, 1000, [["clockUpdate", "all-at-once"]]).violations).toEqual([])
   })
 
+  it("vCPU0 halted through a stable -> unstable transition (D.staleVcpu0Stable): its STABLE pvti is read for ever (CLK-5); the updater writing it itself closes that too", () => {
+    const halted: Set = [["updaters", "serialised"]]
+    const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("vcpu0-halted")!, { bugs: ["D.staleVcpu0Stable"], set: halted }))
+    const r = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 200, strategy: { _tag: "random" }, all: true }))
+    expect([r.outcomes.violation, r.violations[0]?.invariant]).toEqual([200, "CLK-5"])
+    const fixed = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("vcpu0-halted")!, { bugs: ["D.staleVcpu0Stable"], set: [...halted, ["clockUpdate", "all-at-once"]] }))
+    expect(Effect.runSync(Campaign.explore(fixed, { seed: 1, runs: 500, strategy: { _tag: "swarm" }, all: true })).violations).toEqual([])
+  })
+
   it("concurrent updaters: one's clear of KVM_REQ_MCLOCK_INPROGRESS lets a vCPU enter on the pair another is replacing (CLK-2)", () => {
     const r = explore("masterclock-storm", { _tag: "swarm" }, 200, [["reader", "kernel"]])
     expect(r.violations[0]?.invariant).toBe("CLK-2")

@@ -12,6 +12,12 @@ export const switches = {
     needs: {},
     note: "the fix (three writes: odd version, smp_wmb, body, smp_wmb, even version) is in v4.5; its commit is not verified (spec §4.8, kernel-d notes §7)"
   },
+  "D.staleVcpu0Stable": {
+    spec: "§4.8, §10.3, Andy's window in thread 3: vCPU0 halts (the scenario's guest idles it) before a stable -> unstable transition; a halted vCPU processes no clock request (kvm_vcpu_check_block ignores them, kvm_end_pvclock_update does not kick), so vCPU0's pvti keeps STABLE and the old pair, and every other vCPU's vDSO reads it",
+    breaks: "CLK-5",
+    needs: { reader: ["vcpu0"] },
+    note: "a workload condition, not a code defect: nothing in KVM forces vCPU0's update (§10.3), and the same window opens, for microseconds, whenever vCPU0 is merely slower to re-enter than another vCPU — the model finds that with every switch off; the switch makes it last as long as vCPU0 halts"
+  },
   "D.noMclockInprogress": {
     spec: "§4.8, Andy's first scenario in thread 3: kvm_start_pvclock_update makes no KVM_REQ_MCLOCK_INPROGRESS request, so vCPUs in guest mode run on through the update with the old master pair until their next exit",
     breaks: "CLK-2",

@@ -63,6 +63,16 @@ export const mechanism = {
       workload: { ...base, memGfns: 4, reads: 6, setClocks: 1, clocksourceFlips: 2 }
     },
     {
+      name: "vcpu0-halted",
+      description:
+        "Andy's window (spec §4.8, §10.3): the host's clocksource leaves the TSC while vCPU0 idles (with D.staleVcpu0Stable it halts after " +
+        "its first reading and nothing wakes it); vCPU1's vDSO keeps reading vCPU0's pvti, whose STABLE bit only vCPU0's own update clears (CLK-5)",
+      ...shape,
+      vcpusPerVm: 2,
+      pcpus: 2,
+      workload: { ...base, reads: 8, clocksourceFlips: 1 }
+    },
+    {
       name: "vdso-read-cost",
       description:
         "Readers in a loop with nothing else happening, for spec §6 N3 (vCPU0's pvti vs getcpu: 45 -> 29 ns) and N4 (rdtsc_ordered vs rdtsc: " +
@@ -77,6 +87,7 @@ export const mechanism = {
     // vCPU1's vDSO reads vCPU0's pvti while vCPU0 republishes it after a KVM_SET_CLOCK to the same
     // clock (a stale pvti0 then reads the same time: the window of vCPU0's pvti stays out of it).
     { bug: "D.versionPlus2SingleCopy", scenario: "kvm-clock-test", set: [["workload.setClockStepNs", "0"]], strategy: random, invariant: "CLK-1" },
+    { bug: "D.staleVcpu0Stable", scenario: "vcpu0-halted", set: [], strategy: random, invariant: "CLK-5" },
     { bug: "D.noMclockInprogress", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" },
     { bug: "D.clearInprogressBeforeClockUpdate", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" }
   ]

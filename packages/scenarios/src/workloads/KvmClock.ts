@@ -103,13 +103,9 @@ class Guest implements Vcpu.Guest {
   *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
     const id = v.vcpu_id
     if (!this.enabled[id]) return ExitReason.MsrWrite // wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | 1)
-    if (this.reads[id]! >= this.w.reads && this.hostDone) {
-      this.done.n++
-      this.lastNs = this.vm.kernel.now
-      this.vm.kernel.wakeAll(this.done.q)
-      this.reads[id] = -Infinity // halted for good
-      return ExitReason.Hlt
-    }
+    // D.staleVcpu0Stable: vCPU0 goes idle after its first reading, and nothing wakes it.
+    if (id === 0 && this.vm.bug("D.staleVcpu0Stable") && this.reads[0]! >= 1) return this.halt(0)
+    if (this.reads[id]! >= this.w.reads && this.hostDone) return this.halt(id)
     if (++this.steps[id]! < this.w.guestSteps) {
       yield* Sim.point(this.vm.costs.guestAccessNs)
       return undefined
@@ -119,6 +115,14 @@ class Guest implements Vcpu.Guest {
     this.readings++
     this.vm.kernel.wakeAll(this.progress)
     return ++this.reads[id]! % this.w.exitEvery === 0 ? ExitReason.IoInstruction : undefined
+  }
+  /** vCPU `id` halts for good: its work is done. */
+  private halt(id: number): Protocol.ExitReason {
+    this.done.n++
+    this.lastNs = this.vm.kernel.now
+    this.vm.kernel.wakeAll(this.done.q)
+    this.reads[id] = -Infinity
+    return ExitReason.Hlt
   }
   *handleExit(v: Vm.Vm["vcpus"][number], reason: Protocol.ExitReason, host: Sched.HostCpu): Sim.Gen<void> {
     const id = v.vcpu_id
