@@ -26,7 +26,7 @@ import { REQUEST_ORDER, type RequestHandler } from "./Extension.js"
 import { kvm_emulate_hypercall } from "./Hypercall.js"
 import { kvm_cpu_has_interrupt, kvm_inject_pending, posted_interrupt_processing, sync_pir_to_irr } from "./Lapic.js"
 import { handle_pause } from "./Spin.js"
-import { type HostCpu, kvm_sched_in, kvm_sched_out, resched_before_entry } from "./Sched.js"
+import { alone, type HostCpu, kvm_sched_in, kvm_sched_out, resched_before_entry } from "./Sched.js"
 import { wake1Lost } from "../requests/Invariants.js"
 import { kvm_vcpu_srcu_read_lock, kvm_vcpu_srcu_read_unlock } from "./Srcu.js"
 import { TASK_INTERRUPTIBLE, TASK_RUNNING, TIF_SIGPENDING, type VcpuState } from "./State.js"
@@ -125,6 +125,30 @@ const guest_mode = Sim.proc(function* guest_mode(vm: Vm, v: VcpuState, guest: Gu
   }
 })
 
+/**
+ * `vcpu_run`'s busy loop while only requests no handler consumes are pending
+ * (KVM_REQ_MCLOCK_INPROGRESS, spec §10.3): every pass handles nothing, sets IN_GUEST_MODE, finds
+ * the request and cancels the entry, until someone clears it. On a CPU of its own the model runs
+ * that loop as one kernel-visible wait for `vcpu->requests` to change, its time counted as spun
+ * (`inprogress_spin_ns`): a search strategy cannot then starve the updater with passes of this loop.
+ * On a shared CPU it stays a loop of passes, where the host's scheduler can preempt it.
+ */
+function* spin_on_unhandled_requests(vm: Vm, v: VcpuState, host: HostCpu): Sim.Gen<void> {
+  if (host !== alone) return
+  const pending = yield* v.hw.READ_ONCE(v.requests)
+  if (pending === 0 || anyHandled(vm, pending)) return
+  if (yield* signal_pending(v)) return
+  const t0 = vm.kernel.now
+  yield* v.hw.smp_cond_load_relaxed(v.requests, (r) => r !== pending)
+  vm.count("inprogress_spin_ns", vm.kernel.now - t0)
+}
+
+/** Whether `requests` has a bit some handler of the VM consumes (bits go past 31: no 32-bit `&`). */
+const anyHandled = (vm: Vm, requests: number): boolean => {
+  for (const h of vm.requestHandlers) if (Math.floor(requests / 2 ** requestBit(h.req)) % 2 === 1) return true
+  return false
+}
+
 /** `vcpu_enter_guest`: 1 to go round again, <= 0 to return to userspace. */
 export const vcpu_enter_guest = Sim.proc(function* vcpu_enter_guest(vm: Vm, v: VcpuState, guest: Guest, host: HostCpu): Sim.Gen<number> {
   const k = vm.kernel
@@ -157,6 +181,7 @@ export const vcpu_enter_guest = Sim.proc(function* vcpu_enter_guest(vm: Vm, v: V
     v.pcpu.local_irq_enable(k)
     if (vm.srcu !== undefined) yield* kvm_vcpu_srcu_read_lock(vm.srcu, v)
     vm.count("entries_cancelled")
+    yield* spin_on_unhandled_requests(vm, v, host)
     return 1
   }
 
