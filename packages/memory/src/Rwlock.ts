@@ -58,6 +58,21 @@ export function* read_lock(cpu: Cpu, lock: Rwlock): Sim.Gen<void> {
   readAcquired(cpu, lock)
 }
 
+/**
+ * `read_trylock(lock)` (`queued_read_trylock`): no writer holding or waiting, then add a reader
+ * and look again; a writer that came in between makes it back out. True iff acquired.
+ */
+export function* read_trylock(cpu: Cpu, lock: Rwlock): Sim.Gen<boolean> {
+  if (((yield* cpu.atomic_read(lock.cnts)) & _QW_WMASK) !== 0) return false
+  const cnts = (yield* cpu.rmw(lock.cnts, (v) => v + _QR_BIAS)) + _QR_BIAS // atomic_add_return_acquire
+  if ((cnts & _QW_WMASK) === 0) {
+    readAcquired(cpu, lock)
+    return true
+  }
+  yield* cpu.atomic_add(-_QR_BIAS, lock.cnts)
+  return false
+}
+
 /** `read_unlock(lock)`: `atomic_sub_return_release(_QR_BIAS, &lock->cnts)`. */
 export function* read_unlock(cpu: Cpu, lock: Rwlock): Sim.Gen<void> {
   if (!lock.readers.delete(cpu.id)) throw new Error(`${cpu.name} read-unlocked ${lock.name}, which it does not hold`)

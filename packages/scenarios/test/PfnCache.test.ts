@@ -132,3 +132,21 @@ describe("the Xen user on an overcommitted vCPU (4 vCPUs on 2 CPUs)", () => {
     }
   })
 })
+
+describe("the atomic user: Xen's runstate area written from the preempt notifier", () => {
+  it("xen-runstate-race: no violation, and the atomic writes do skip, on a taken lock and on a failed check", () => {
+    expect(explore("xen-runstate-race", { _tag: "random" }, 500).violations).toEqual([])
+    expect(explore("xen-runstate-race", { _tag: "swarm" }, 500).violations).toEqual([])
+    let [trylock, check, preempted] = [0, 0, 0]
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = Effect.runSync(Runner.run(scenario("xen-runstate-race"), { seed, strategy: { _tag: "random" } }))
+      expect(r.outcome).toBe("completed")
+      trylock += r.metrics["runstate_trylock_skipped"] ?? 0
+      check += r.metrics["runstate_check_skipped"] ?? 0
+      preempted += r.metrics["preemptions"] ?? 0
+    }
+    expect(preempted).toBeGreaterThan(0)
+    expect(trylock).toBeGreaterThan(0)
+    expect(check).toBeGreaterThan(0)
+  })
+})

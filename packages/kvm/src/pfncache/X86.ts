@@ -136,3 +136,43 @@ export function* kvm_xen_set_evtchn(gpc: GfnToPfnCache, t: HostThread, port: num
     }
   }
 }
+
+/** `vcpu->arch.xen.runstate_cache`: the vCPU's Xen runstate area. */
+export const xenRunstate = new Slot<GfnToPfnCache>("Xen runstate cache")
+
+/** `RUNSTATE_running`, `RUNSTATE_runnable` (`xen/interface/vcpu.h`). */
+export const RUNSTATE_running = 0
+export const RUNSTATE_runnable = 1
+
+/**
+ * `kvm_xen_update_runstate_guest(v, atomic)` (xen.c, v6.13; one page, no split): the user that
+ * cannot sleep. `atomic` — from the preempt notifier (`kvm_arch_vcpu_put` of a preempted vCPU,
+ * `kvm_xen_runstate_set_preempted`): `read_trylock`, and if the lock is taken or the check fails,
+ * give up ("When invoked from kvm_sched_out() we cannot sleep"); otherwise (`RUNSTATE_running`,
+ * from `record_steal_time` at KVM_REQ_STEAL_UPDATE) the usual lock, check, refresh loop. Returns
+ * whether it wrote.
+ */
+export function* kvm_xen_update_runstate_guest(v: VcpuState, state: number, host: HostCpu = alone): Sim.Gen<boolean> {
+  const gpc = xenRunstate.of(v)
+  const vm = gpc.kvm.vm
+  const atomic = state === RUNSTATE_runnable
+  if (atomic) {
+    if (!(yield* Rwlock.read_trylock(v.hw, gpc.lock))) {
+      vm.count("runstate_trylock_skipped")
+      return false
+    }
+  } else yield* Rwlock.read_lock(v.hw, gpc.lock)
+  while (!(yield* kvm_gpc_check(gpc, v))) {
+    yield* Rwlock.read_unlock(v.hw, gpc.lock)
+    if (atomic) {
+      vm.count("runstate_check_skipped")
+      return false
+    }
+    if ((yield* kvm_gpc_refresh(gpc, v, host)) !== 0) return false
+    yield* Rwlock.read_lock(v.hw, gpc.lock)
+  }
+  yield* write_through(gpc, v, yield* v.hw.READ_ONCE(gpc.khva), 0, state + 1)
+  vm.count("gpc_writes")
+  yield* Rwlock.read_unlock(v.hw, gpc.lock)
+  return true
+}

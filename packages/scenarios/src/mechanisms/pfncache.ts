@@ -70,6 +70,17 @@ export const mechanism = {
       workload: { ...race1, cache: "shinfo-hva", mmOp: "migrate" }
     },
     {
+      name: "xen-runstate-race",
+      description:
+        "Four vCPUs on two CPUs, each with a Xen runstate area on one page of slot 0, while the MM migrates the page: at every " +
+        "preemption kvm_xen_update_runstate_guest writes from the preempt notifier, where it cannot sleep (read_trylock, skip " +
+        "when the lock is taken or the check fails), and at the next entry it writes again, refreshing if needed (spec §10.4; GPC-1, GPC-2)",
+      ...shape,
+      vcpusPerVm: 4,
+      pcpus: 2,
+      workload: { ...race1, cache: "runstate", mmOp: "migrate", pvGfn: 1, rounds: 3, guestWork: 4 }
+    },
+    {
       name: "gpc-invalidation-storm",
       description:
         "Thread 5's question: two vCPUs update their kvmclock pvti while two MM threads run invalidations of unrelated guest pages " +

@@ -6,7 +6,10 @@
  * - `shinfo-gpa`: the VMM activates one Xen shared-info cache on gfn `pvGfn`, and every vCPU sends
  *   event channels through it (`kvm_xen_set_evtchn`);
  * - `shinfo-hva`: the same cache set by host address (`kvm_gpc_activate_hva`), outside every
- *   memslot.
+ *   memslot;
+ * - `runstate`: each vCPU's Xen runstate area on gfn `pvGfn`, activated by the VMM and written by
+ *   `kvm_xen_update_runstate_guest`: atomically (trylock, skip) when the vCPU is preempted, and
+ *   at its next entry (overcommit the vCPUs for preemptions).
  * Meanwhile the VMM sends the MM actor `rounds` commands (`mmOp`) over the cache's first page,
  * each an MMU-notifier invalidation whose old page is freed before its end; for the shared-info
  * caches it also moves the cache `moves` times between two pages (KVM_XEN_HVM_SET_ATTR again:
@@ -24,8 +27,12 @@ import { Count } from "../Schemas.js"
 import { placeVcpus, spawnVcpus, sumStats, switchesOf, teardown } from "./Requests.js"
 
 const fields = {
-  /** Which cache the vCPUs write through: each its kvmclock cache, or one Xen shared-info cache by gpa (slot 0) or by host address (outside every slot). */
-  cache: Schema.Literal("pvclock", "shinfo-gpa", "shinfo-hva"),
+  /**
+   * Which cache the vCPUs write through: each its kvmclock cache, one Xen shared-info cache by gpa
+   * (slot 0) or by host address (outside every slot), or each its Xen runstate area on gfn pvGfn
+   * (written at every preemption by the atomic user that trylocks and skips, and at the next entry).
+   */
+  cache: Schema.Literal("pvclock", "shinfo-gpa", "shinfo-hva", "runstate"),
   /** Frames of slot 0 (host pages 1..memGfns). */
   memGfns: Count(1, 255),
   /** The gfn of slot 0 the cache maps (pvclock, shinfo-gpa; shinfo-gpa moves to pvGfn + 1 and back). */
@@ -89,7 +96,7 @@ export const check = (_s: Scenario, w: PfnCacheWorkload): ReadonlyArray<Issue> =
   ...(w.pvGfn + (w.cache === "shinfo-gpa" ? 1 : 0) >= w.memGfns
     ? [{ path: "workload.pvGfn", message: `the cache's gfn ${w.pvGfn}${w.cache === "shinfo-gpa" ? " (and pvGfn + 1, where it moves)" : ""} must lie in slot 0 (memGfns ${w.memGfns})` }]
     : []),
-  ...(w.moves > 0 && w.cache === "pvclock" ? [{ path: "workload.moves", message: "only a shared-info cache is moved by the VMM: use cache shinfo-gpa or shinfo-hva" }] : [])
+  ...(w.moves > 0 && (w.cache === "pvclock" || w.cache === "runstate") ? [{ path: "workload.moves", message: "only a shared-info cache is moved by the VMM: use cache shinfo-gpa or shinfo-hva" }] : [])
 ]
 
 /** Settings that change nothing here. */
@@ -259,6 +266,11 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
       // KVM_XEN_HVM_SET_ATTR(KVM_XEN_ATTR_TYPE_SHARED_INFO{,_HVA}): kvm_gpc_activate{,_hva}.
       shinfo = PfnCache.PfnCache.kvm_gpc_init(kvm, "vm.shinfo_cache")
       yield* PfnCache.PfnCache.kvm_gpc_activate(shinfo, ...at(0), vmm)
+    }
+    if (w.cache === "runstate") {
+      // KVM_XEN_VCPU_ATTR_TYPE_RUNSTATE_ADDR for each vCPU: kvm_gpc_activate on its runstate cache.
+      PfnCache.Extension.attachRunstate(vm, kvm)
+      for (const v of vm.vcpus) yield* PfnCache.PfnCache.kvm_gpc_activate(PfnCache.X86.xenRunstate.of(v), w.pvGfn, PfnCache.Protocol.KVM_HVA_ERR_BAD, vmm)
     }
     const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
     const actors = yield* spawnVcpus(host, vm, new Guest(vm, { pvclock: w.cache === "pvclock", pvGfn: () => w.pvGfn, shinfo, guestWork: w.guestWork, guestSteps: w.guestSteps }, done), placeVcpus(s, host)(0))
