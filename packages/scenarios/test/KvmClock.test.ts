@@ -44,6 +44,24 @@ describe("mechanism D with every bug switch off", () => {
   })
 })
 
+describe("a guest thread that moves between vCPUs with unsynchronised TSCs (migrating-reader)", () => {
+  it("every reader keeps its time monotonic under random, swarm and pct:3 (the kernel reader through its last_value clamp)", () => {
+    for (const reader of ["kernel", "syscall", "vcpu0", "getcpu"]) {
+      for (const strategy of [{ _tag: "random" }, { _tag: "swarm" }, { _tag: "pct", depth: 3 }] as const) {
+        const r = explore("migrating-reader", strategy, 300, [["reader", reader]])
+        expect([reader, strategy._tag, r.violations, r.outcomes.completed]).toEqual([reader, strategy._tag, [], 300])
+      }
+    }
+  })
+
+  it("the TSCs do drift apart: without the clamp (D.noLastValueClamp) the thread's time goes backwards", () => {
+    const s = Either.getOrThrow(Scenario.withOverrides(Runner.builtin("migrating-reader")!, { bugs: ["D.noLastValueClamp"] }))
+    const r = Effect.runSync(Campaign.explore(s, { seed: 1, runs: 50, strategy: { _tag: "random" } }))
+    expect(r.violations[0]?.invariant).toBe("CLK-4")
+    expect(r.violations[0]?.message).toMatch(/^wanderer read kvmclock \d+ ns after reading \d+ ns: time went backwards/)
+  })
+})
+
 describe("the merged kernel's holes (spec §10.3)", () => {
   it("vCPU0's pvti is stale until vCPU0 re-enters: another vCPU's vDSO reads the clock from before KVM_SET_CLOCK (CLK-3); all-at-once closes it", () => {
     const r = explore("kvm-clock-test", { _tag: "random" }, 1000)

@@ -1,9 +1,10 @@
 /**
- * Mechanism D, the guest's readers (spec §4.6, §10.3; kernel-d notes §3-§4), each a guest-mode
- * operation of one vCPU on the shared memory (the pvti is guest memory: the reader reaches the
- * page the MM maps at the pvti's host address, as the EPT would):
+ * Mechanism D, the guest's readers (spec §4.6, §10.3; v6.13's `pvclock.c`, `kvmclock.c` and
+ * `asm/vdso/gettimeofday.h`, and the 2015 vDSO for `getcpu`), each a guest-mode operation of one
+ * vCPU on the shared memory (the pvti is guest memory: the reader reaches the page the MM maps at
+ * the pvti's host address, as the EPT would):
  * - `kernel`: `__pvclock_clocksource_read` on this vCPU's pvti (preemption off), with the
- *   `last_value` clamp unless STABLE;
+ *   `last_value` clamp unless STABLE (`D.noLastValueClamp` drops it);
  * - `vcpu0`: the v4.5+ vDSO's `vread_pvclock` on vCPU0's pvti: STABLE or the syscall;
  * - `getcpu`: the 2013-2015 vDSO (protocol (a)): getcpu, that CPU's pvti, getcpu again, retry if
  *   it moved or the version changed; not STABLE: the syscall;
@@ -124,6 +125,7 @@ function* pvclock_clocksource_read(g: GuestClock, v: VcpuState, who: string): Si
   }
   yield* accepted(g, who, owner, s)
   if ((g.valid_flags & s.flags & PVCLOCK_TSC_STABLE_BIT) !== 0) return s.ret
+  if (g.c.vm.bug("D.noLastValueClamp")) return s.ret
   // The clamp: raw_atomic64_read, then try_cmpxchg up to ret (a LOCK'd cmpxchg: a full barrier).
   yield* Sim.point(g.c.vm.costs.atomicNs)
   let last = yield* v.hw.READ_ONCE(g.last_value)

@@ -2,8 +2,9 @@
  * Host time for mechanism D (spec §4, §10.3): each physical CPU's TSC, the host's clocks, and the
  * fixed-point arithmetic both sides of kvmclock use.
  *
- * Real time is the simulation's virtual ns. CPU `c`'s TSC reads `floor(now * tsc_khz / 10^6) +
- * skew[c]` (constant rate, `X86_FEATURE_CONSTANT_TSC`; `skew` from the scenario). The host's base
+ * Real time is the simulation's virtual ns. CPU `c`'s TSC reads `floor(now * tsc_khz * (1 +
+ * ratePpm[c]/10^6) / 10^6) + skew[c]` (`skew` and the rates from the scenario; equal rates are a
+ * constant, synchronised TSC). The host's base
  * clock for kvmclock depends on the era:
  * - `v5.5` (since 53fafdbb8b21): CLOCK_MONOTONIC_RAW plus the boot offset — the TSC's own line,
  *   never adjusted: `now + bootNs`;
@@ -28,14 +29,23 @@ export class HostTime {
   private ntpSince = 0
   private ntpPpm = 0
 
-  constructor(readonly era: Era, tsc_khz: number, skew: ReadonlyArray<number>, readonly bootNs = 0) {
+  /**
+   * Each physical CPU's TSC rate, in ppm off `tsc_khz` (0: `X86_FEATURE_CONSTANT_TSC` and synchronised;
+   * rates that differ are an unstable TSC, which the host's clocksource does not use).
+   */
+  readonly ratePpm: ReadonlyArray<number>
+
+  constructor(readonly era: Era, tsc_khz: number, skew: ReadonlyArray<number>, readonly bootNs = 0, ratePpm: ReadonlyArray<number> = []) {
     this.tsc_khz = tsc_khz
     this.skew = skew
+    this.ratePpm = ratePpm
   }
 
   /** `rdtsc()` on physical CPU `cpu` at virtual time `now`. */
   rdtsc(cpu: number, now: number): number {
-    return Math.floor((now * this.tsc_khz) / 1_000_000) + (this.skew[cpu % this.skew.length] ?? 0)
+    const ppm = this.ratePpm.length === 0 ? 0 : (this.ratePpm[cpu % this.ratePpm.length] ?? 0)
+    const cycles = Math.floor((now * this.tsc_khz) / 1_000_000)
+    return cycles + (ppm === 0 ? 0 : Math.floor((cycles * ppm) / 1_000_000)) + (this.skew[cpu % this.skew.length] ?? 0)
   }
 
   /** The NTP-adjusted boot-time clock at `now` (era 2015). */

@@ -10,7 +10,7 @@ export const switches = {
     spec: "§4.8: the pre-2015 host (x86.c up to about v4.0): hv_clock.version += 2, then one copy of the whole pvti, the version first — it is never odd, so a reader on another vCPU accepts a pvti half old, half new (Andy and Paolo, thread 3, Jan 2015: \"KVM doesn't increment the version pre-update\" — \"Yes.\")",
     breaks: "CLK-1",
     needs: {},
-    note: "the fix (three writes: odd version, smp_wmb, body, smp_wmb, even version) is in v4.5; its commit is not verified (spec §4.8, kernel-d notes §7)"
+    note: "the fix (three writes: odd version, smp_wmb, body, smp_wmb, even version) is in v4.5; its commit is not verified (spec §4.8)"
   },
   "D.staleVcpu0Stable": {
     spec: "§4.8, §10.3, Andy's window in thread 3: vCPU0 halts (the scenario's guest idles it) before a stable -> unstable transition; a halted vCPU processes no clock request (kvm_vcpu_check_block ignores them, kvm_end_pvclock_update does not kick), so vCPU0's pvti keeps STABLE and the old pair, and every other vCPU's vDSO reads it",
@@ -28,8 +28,14 @@ export const switches = {
     spec: "§4.8: kvm_end_pvclock_update clears KVM_REQ_MCLOCK_INPROGRESS on every vCPU before it requests KVM_REQ_CLOCK_UPDATE on them, so a vCPU whose entry check falls in between enters with its old pvti",
     breaks: "CLK-2",
     needs: {},
-    note: "a synthetic mutation: no kernel version read had this order (kernel-d notes §7)",
+    note: "a synthetic mutation: none of the kernels read (v4.5, v5.13, v6.13, v6.15) had this order",
     mutant: true
+  },
+  "D.noLastValueClamp": {
+    spec: "§4.8: __pvclock_clocksource_read returns its result without the last_value clamp when the pvti is not STABLE, so per-vCPU pvti differences (unsynchronised TSC rates) show as time going backwards for a guest thread that moves between vCPUs",
+    breaks: "CLK-4",
+    needs: { masterClock: ["off"] },
+    note: "the clamp dates from 2010 (\"x86, paravirt: Add a global synchronization point for pvclock\", title from memory, not verified); with the master clock on every pvti is STABLE and the clamp is skipped anyway"
   }
 } as const satisfies Record<string, Switch>
 

@@ -1,7 +1,7 @@
 /**
- * Mechanism D, the host (spec §4.3-§4.5, §10.3; `arch/x86/kvm/x86.c` of v6.13, read in
- * /work/notes/kernel-d.md): the master clock's decision (`pvclock_update_vm_gtod_copy`), the
- * VM-wide update (`kvm_start_pvclock_update` / `kvm_end_pvclock_update` around it), its callers
+ * Mechanism D, the host (spec §4.3-§4.5, §10.3; `arch/x86/kvm/x86.c` of v6.13.2): the master
+ * clock's decision (`pvclock_update_vm_gtod_copy`), the VM-wide update
+ * (`kvm_start_pvclock_update` / `kvm_end_pvclock_update` around it), its callers
  * (`kvm_update_masterclock` on a vCPU thread that consumed KVM_REQ_MASTERCLOCK_UPDATE,
  * `kvm_vm_ioctl_set_clock` inline on the VMM's thread), TSC writes and matching
  * (`kvm_synchronize_tsc`, `kvm_track_tsc_matching`), and the per-vCPU update at entry

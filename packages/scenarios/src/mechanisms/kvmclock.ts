@@ -73,6 +73,17 @@ export const mechanism = {
       workload: { ...base, reads: 8, clocksourceFlips: 1 }
     },
     {
+      name: "migrating-reader",
+      description:
+        "rseq_test-like: a guest thread moves between two vCPUs after every reading, their TSCs unsynchronised (up to 200 ppm apart) so " +
+        "the master clock is off and each vCPU's pvti drifts from the other's; the kernel reader's last_value clamp keeps its time monotonic (spec §4.6, §4.8; CLK-4)",
+      ...shape,
+      variant: { masterClock: "off", reader: "kernel" },
+      vcpusPerVm: 2,
+      pcpus: 2,
+      workload: { ...base, reads: 6, guestSteps: 1, exitEvery: 3, tscRatePpm: 200, migrateEvery: 1, warmupNs: 2_000_000 }
+    },
+    {
       name: "vdso-read-cost",
       description:
         "Readers in a loop with nothing else happening, for spec §6 N3 (vCPU0's pvti vs getcpu: 45 -> 29 ns) and N4 (rdtsc_ordered vs rdtsc: " +
@@ -89,6 +100,7 @@ export const mechanism = {
     { bug: "D.versionPlus2SingleCopy", scenario: "kvm-clock-test", set: [["workload.setClockStepNs", "0"]], strategy: random, invariant: "CLK-1" },
     { bug: "D.staleVcpu0Stable", scenario: "vcpu0-halted", set: [], strategy: random, invariant: "CLK-5" },
     { bug: "D.noMclockInprogress", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" },
-    { bug: "D.clearInprogressBeforeClockUpdate", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" }
+    { bug: "D.clearInprogressBeforeClockUpdate", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" },
+    { bug: "D.noLastValueClamp", scenario: "migrating-reader", set: [], strategy: random, invariant: "CLK-4" }
   ]
 } as const satisfies Mechanism

@@ -44,15 +44,28 @@ export const KvmClockWorkload = Schema.Struct({
   /** The largest TSC skew between physical CPUs, in cycles (each CPU's offset drawn from the seed). */
   tscSkew: Schema.Int.pipe(Schema.between(0, 1_000_000)),
   /** The host clock's NTP slew from the start, in ppm (era=2015 only). */
-  ntpPpm: Schema.Int.pipe(Schema.between(-500, 500))
+  ntpPpm: Schema.Int.pipe(Schema.between(-500, 500)),
+  /** The largest TSC rate difference between physical CPUs, in ppm (each CPU's drawn from the seed): an unstable TSC. */
+  tscRatePpm: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
+  /** A guest thread that moves to the next vCPU after every this many of its readings (0: none; every reader stays on its vCPU). */
+  migrateEvery: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000)), { default: () => 0 }),
+  /** Virtual ns the guests run before their first reading (passes under every strategy: the TSCs drift apart meanwhile). */
+  warmupNs: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000_000)), { default: () => 0 })
 })
 export type KvmClockWorkload = typeof KvmClockWorkload.Type
 
 /** The shapes that cannot work, each with its field. */
-export const check = (s: Scenario, w: KvmClockWorkload): ReadonlyArray<Issue> =>
-  w.pvGfn + s.vcpusPerVm > w.memGfns
+export const check = (s: Scenario, w: KvmClockWorkload): ReadonlyArray<Issue> => [
+  ...(w.pvGfn + s.vcpusPerVm > w.memGfns
     ? [{ path: "workload.memGfns", message: `slot 0 needs a pvti page per vCPU from pvGfn ${w.pvGfn}: ${w.pvGfn + s.vcpusPerVm} frames, got ${w.memGfns}` }]
-    : []
+    : []),
+  ...(w.tscRatePpm > 0 && s.variant.masterClock === "on"
+    ? [{ path: "workload.tscRatePpm", message: "TSCs running at different rates are unstable: the host's clocksource is not the TSC then, so use --variant masterClock=off" }]
+    : []),
+  ...(w.tscRatePpm > 0 && (w.setClocks > 0 || w.clocksourceFlips > 0)
+    ? [{ path: "workload.tscRatePpm", message: "an unstable TSC takes no KVM_SET_CLOCK or clocksource flips in this workload: set setClocks and clocksourceFlips to 0" }]
+    : [])
+]
 
 /** Settings that change nothing here. */
 export const notes = (s: Scenario, w: KvmClockWorkload): ReadonlyArray<string> => [
@@ -87,6 +100,11 @@ class Guest implements Vcpu.Guest {
   private readonly steps: Array<number>
   private readonly reads: Array<number>
   readonly tasks: Array<KvmClock.Guest.ClockTask>
+  /** The guest thread that moves between vCPUs (migrateEvery), the vCPU it is on, its readings there. */
+  readonly wanderer = new KvmClock.Guest.ClockTask("wanderer")
+  private wandererOn = 0
+  private wandererReads = 0
+  private readonly warmedUp: Array<boolean>
   lastNs = 0
   /** The host's timeline has sent its last event: the guests may halt (a halted vCPU processes no clock request, spec §10.3). */
   hostDone = false
@@ -99,6 +117,16 @@ class Guest implements Vcpu.Guest {
     this.steps = vm.vcpus.map(() => 0)
     this.reads = vm.vcpus.map(() => 0)
     this.tasks = vm.vcpus.map((v) => new KvmClock.Guest.ClockTask(`reader${v.vcpu_id}`))
+    this.warmedUp = vm.vcpus.map(() => w.warmupNs === 0)
+  }
+  /** The guest thread that reads on vCPU `id` now: the wanderer when it is there, else the vCPU's own reader. */
+  private taskOn(id: number): KvmClock.Guest.ClockTask {
+    if (this.w.migrateEvery === 0 || this.wandererOn !== id) return this.tasks[id]!
+    if (++this.wandererReads === this.w.migrateEvery) {
+      this.wandererReads = 0
+      this.wandererOn = (id + 1) % this.vm.vcpus.length // the guest scheduler moves it on after this reading
+    }
+    return this.wanderer
   }
   *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
     const id = v.vcpu_id
@@ -111,7 +139,11 @@ class Guest implements Vcpu.Guest {
       return undefined
     }
     this.steps[id] = 0
-    yield* KvmClock.Guest.read_clock(this.g, v, this.tasks[id]!)
+    if (!this.warmedUp[id]) {
+      this.warmedUp[id] = true
+      yield* Sim.sleep(this.w.warmupNs)
+    }
+    yield* KvmClock.Guest.read_clock(this.g, v, this.taskOn(id))
     this.readings++
     this.vm.kernel.wakeAll(this.progress)
     return ++this.reads[id]! % this.w.exitEvery === 0 ? ExitReason.IoInstruction : undefined
@@ -180,7 +212,8 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 1)
     PfnCache.Extension.attach(vm, ms, mm)
     const skew = Array.from({ length: s.pcpus + 3 }, () => (w.tscSkew === 0 ? 0 : k.random(w.tscSkew + 1)))
-    const time = new KvmClock.Time.HostTime(s.variant.era, w.tscKhz, skew)
+    const rates = Array.from({ length: s.pcpus + 3 }, () => (w.tscRatePpm === 0 ? 0 : k.random(w.tscRatePpm + 1)))
+    const time = new KvmClock.Time.HostTime(s.variant.era, w.tscKhz, skew, 0, rates)
     time.clocksourceTsc = s.variant.masterClock === "on"
     if (s.variant.era === "2015" && w.ntpPpm !== 0) time.adjust(0, w.ntpPpm, undefined)
     const c = KvmClock.Extension.attach(vm, time)
