@@ -86,6 +86,16 @@ describe("the merged kernel's holes (spec §10.3)", () => {
   })
 })
 
+describe("tsc-write: a host-initiated MSR_IA32_TSC write while the guests run", () => {
+  it("with the master clock off nothing republishes that vCPU's pvti, and its time jumps (CLK-4); a KVM_REQ_CLOCK_UPDATE with the write closes it", () => {
+    const r = explore("tsc-write", { _tag: "random" }, 300, [["reader", "kernel"]])
+    expect(r.violations[0]?.invariant).toBe("CLK-4")
+    const fixed = explore("tsc-write", { _tag: "random" }, 300, [["reader", "kernel"], ["hostTscWrite", "clock-update"], ["updaters", "serialised"]])
+    expect(fixed.violations).toEqual([])
+    expect(fixed.outcomes.completed).toBe(300)
+  })
+})
+
 describe("vdso-read-cost (spec §6 N3, N4)", () => {
   const cost = (reader: string, rdtsc: string) => timed("vdso-read-cost", [["reader", reader], ["rdtsc", rdtsc]]).metrics["readCostNs"]!
   it("vCPU0's pvti is cheaper than getcpu's, and plain rdtsc cheaper than rdtsc_ordered, within 2x of the published figures", () => {

@@ -6,7 +6,8 @@
  *   every vCPU for KVM_REQ_MASTERCLOCK_UPDATE (no kick, no wake): each runs its own update at its
  *   next entry, so several updaters run at once;
  * - `SetClock`: `kvm_vm_ioctl_set_clock`, inline on this thread;
- * - `TscWrite`: a host-initiated MSR_IA32_TSC write, `kvm_synchronize_tsc`;
+ * - `TscWrite`: a host-initiated MSR_IA32_TSC write (KVM_SET_MSRS), sent to the vCPU's thread,
+ *   which runs `kvm_synchronize_tsc` between two KVM_RUNs;
  * - `HostClockAdjust`: the timekeeper's NTP rate or step; the notifier does nothing while the
  *   clocksource is the TSC, so the master pair is not refreshed for it (under era=2015 the old pair
  *   drifts from the host clock until the next update).
@@ -17,7 +18,9 @@ import { kvm_make_request } from "../requests/Requests.js"
 import type { HostThread } from "../Vm.js"
 import type { ClockCommand } from "./Protocol.js"
 import type { KvmClock } from "./State.js"
-import { kvm_synchronize_tsc, kvm_vm_ioctl_set_clock } from "./X86.js"
+import { command } from "../vcpu/Thread.js"
+import { SetTsc } from "../vcpu/Protocol.js"
+import { kvm_vm_ioctl_set_clock } from "./X86.js"
 
 /** `pvclock_gtod_update_fn`: KVM_REQ_MASTERCLOCK_UPDATE on every vCPU (`kvm_guest_has_master_clock` drops to 0). */
 function* pvclock_gtod_update_fn(c: KvmClock, t: HostThread): Sim.Gen<void> {
@@ -40,7 +43,8 @@ export function* handle(c: KvmClock, t: HostThread, cmd: Exclude<ClockCommand, {
     case "TscWrite": {
       const v = c.vm.vcpus[cmd.vcpu]
       if (v === undefined) throw new Error(`TscWrite: vcpu ${cmd.vcpu} does not exist (the VM has ${c.vm.vcpus.length})`)
-      return yield* kvm_synchronize_tsc(c, v, cmd.value, true, t)
+      // KVM_SET_MSRS is a vCPU ioctl: the vCPU's thread runs kvm_synchronize_tsc between two KVM_RUNs.
+      return yield* command(c.vm, v, new SetTsc({ value: cmd.value }), t)
     }
     case "HostClockAdjust":
       c.time.adjust(now, cmd.ratePpm, cmd.stepNs)

@@ -67,7 +67,7 @@ export class KvmClock {
 export class VcpuClock {
   /** `vcpu->arch.l1_tsc_offset`: the guest's TSC is the host's plus this. */
   readonly l1_tsc_offset: Memory.Loc
-  /** The TSC offset in the vCPU's VMCS (what its guest's RDTSC adds), as last written. */
+  /** The TSC offset in the vCPU's VMCS (what its guest's RDTSC adds): `l1_tsc_offset` as of the vCPU's last pass through `vcpu_run`. */
   tsc_offset = 0
   /** `vcpu->arch.hw_tsc_khz` (0: mul/shift not computed yet). */
   hw_tsc_khz = 0

@@ -65,6 +65,14 @@ export const ClockUpdate = Schema.Literal("at-entry", "all-at-once")
  */
 export const Updaters = Schema.Literal("concurrent", "serialised")
 
+/**
+ * A host-initiated MSR_IA32_TSC write (`kvm_synchronize_tsc`): `as-is` — the kernel: no
+ * KVM_REQ_CLOCK_UPDATE, so with the master clock off the vCPU's pvti stays computed for its old
+ * TSC; `clock-update` — kvmlab's proposal: request one, as the guest's own TSC_ADJUST write does
+ * ("otherwise guest's percpu pvclock time could jump", `kvm_set_msr_common`).
+ */
+export const HostTscWrite = Schema.Literal("as-is", "clock-update")
+
 /** Mechanism D's variant settings. */
 export const variant = {
   reader: knob(Reader, "vcpu0"),
@@ -72,5 +80,6 @@ export const variant = {
   era: knob(Era, "v5.5"),
   rdtsc: knob(Rdtsc, "ordered"),
   clockUpdate: knob(ClockUpdate, "at-entry"),
-  updaters: knob(Updaters, "concurrent")
+  updaters: knob(Updaters, "concurrent"),
+  hostTscWrite: knob(HostTscWrite, "as-is")
 }

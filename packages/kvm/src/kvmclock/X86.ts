@@ -128,8 +128,8 @@ function* kvm_track_tsc_matching(c: KvmClock, v: VcpuState, new_generation: bool
 }
 
 /**
- * `kvm_synchronize_tsc(vcpu, &data)` (a host-initiated MSR_IA32_TSC write, or `value` 0 at vCPU
- * creation), under `tsc_write_lock`: the L1 offset that makes the guest TSC read `value` now; a
+ * `kvm_synchronize_tsc(vcpu, &data)` (a host-initiated MSR_IA32_TSC write, a vCPU ioctl run on the
+ * vCPU's own thread `t`; or `value` 0 at vCPU creation, before it runs), under `tsc_write_lock`: the L1 offset that makes the guest TSC read `value` now; a
  * write within a second of the last one's extrapolation (or 0) joins the current generation with
  * its offset (matched), any other starts a new generation; then `kvm_track_tsc_matching`.
  */
@@ -154,7 +154,7 @@ export function* kvm_synchronize_tsc(c: KvmClock, v: VcpuState, value: number, u
   const vc = vcpuClock.of(v)
   vc.last_guest_tsc = value
   yield* t.hw.WRITE_ONCE(vc.l1_tsc_offset, offset) // kvm_vcpu_write_tsc_offset
-  vc.tsc_offset = offset // the VMCS's TSC offset: the guest's TSC follows it at once
+  vc.tsc_offset = offset // ... and the VMCS's TSC_OFFSET: the vCPU is loaded, out of the guest
   if (!matched) {
     c.cur_tsc_generation++
     c.cur_tsc_nsec = ns
@@ -169,6 +169,7 @@ export function* kvm_synchronize_tsc(c: KvmClock, v: VcpuState, value: number, u
   vc.this_tsc_nsec = ns
   yield* kvm_track_tsc_matching(c, v, !matched, t)
   yield* Spinlock.spin_unlock(t.hw, c.tsc_write_lock)
+  if (user && c.vm.switches.variant.hostTscWrite === "clock-update") yield* kvm_make_request(c.vm, KVM_REQ_CLOCK_UPDATE, v, t)
 }
 
 /** The guest's TSC on `v` now: its CPU's TSC plus its L1 offset (a ghost's look: `rdtsc` in the guest is no memory access). */

@@ -19,6 +19,7 @@ import {
   KVM_REQ_VM_DEAD,
   requestBit
 } from "../requests/Protocol.js"
+import type { SetTsc } from "./Protocol.js"
 import type { HostCpu } from "./Sched.js"
 import type { VcpuState } from "./State.js"
 
@@ -74,6 +75,8 @@ export interface Extension {
   readonly vcpu_put: (v: VcpuState) => Sim.Gen<void>
   /** `kvm_arch_vcpu_load`, from `kvm_sched_in` or KVM_RUN's start. */
   readonly vcpu_load: (v: VcpuState) => Sim.Gen<void>
+  /** A vCPU ioctl the VMM sent (`KVM_SET_MSRS`), on the vCPU's thread between two KVM_RUNs. */
+  readonly vcpu_ioctl: (v: VcpuState, cmd: SetTsc) => Sim.Gen<void>
 }
 
 const nothing = function*(): Sim.Gen<void> {}
@@ -91,6 +94,7 @@ export const extension = (name: string, hooks: Partial<Omit<Extension, "name">>)
   kvm_mmu_reload: nothing,
   vcpu_put: nothing,
   vcpu_load: nothing,
+  vcpu_ioctl: nothing,
   ...hooks
 })
 
@@ -106,6 +110,7 @@ export interface Hooks {
   readonly kvm_mmu_reload: ReadonlyArray<Extension["kvm_mmu_reload"]>
   readonly vcpu_put: ReadonlyArray<Extension["vcpu_put"]>
   readonly vcpu_load: ReadonlyArray<Extension["vcpu_load"]>
+  readonly vcpu_ioctl: ReadonlyArray<Extension["vcpu_ioctl"]>
 }
 
 export const hooksOf = (extensions: ReadonlyArray<Extension>): Hooks => {
@@ -118,6 +123,7 @@ export const hooksOf = (extensions: ReadonlyArray<Extension>): Hooks => {
     vmexit: given("vmexit", nothing),
     kvm_mmu_reload: given("kvm_mmu_reload", nothing),
     vcpu_put: given("vcpu_put", nothing),
-    vcpu_load: given("vcpu_load", nothing)
+    vcpu_load: given("vcpu_load", nothing),
+    vcpu_ioctl: given("vcpu_ioctl", nothing)
   }
 }

@@ -11,6 +11,14 @@ export class RunOnCpu extends Schema.TaggedClass<RunOnCpu>()("RunOnCpu", {
   workNs: Schema.Int.pipe(Schema.nonNegative())
 }) {}
 
+/**
+ * `KVM_SET_MSRS(MSR_IA32_TSC)` from the VMM, a vCPU ioctl: run on the vCPU's own thread, between
+ * two KVM_RUNs, by the mechanism that owns the TSC (kvmclock's `kvm_synchronize_tsc`).
+ */
+export class SetTsc extends Schema.TaggedClass<SetTsc>()("SetTsc", {
+  value: Schema.Int.pipe(Schema.nonNegative())
+}) {}
+
 /** Leave the KVM_RUN loop for good (VM teardown). */
 export class Stop extends Schema.TaggedClass<Stop>()("Stop", {}) {}
 
@@ -21,7 +29,7 @@ export class Stop extends Schema.TaggedClass<Stop>()("Stop", {}) {}
 export const stop: Stop = new Stop()
 
 /** Every command a vCPU thread takes. */
-export const VcpuCommand = Schema.Union(RunOnCpu, Stop)
+export const VcpuCommand = Schema.Union(RunOnCpu, SetTsc, Stop)
 export type VcpuCommand = typeof VcpuCommand.Type
 
 /** Commands a vCPU thread's mailbox holds at most (a sender waits beyond). */

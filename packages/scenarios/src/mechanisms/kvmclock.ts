@@ -84,6 +84,17 @@ export const mechanism = {
       workload: { ...base, reads: 6, guestSteps: 1, exitEvery: 3, tscRatePpm: 200, migrateEvery: 1, warmupNs: 2_000_000 }
     },
     {
+      name: "tsc-write",
+      description:
+        "tsc_msrs_test's host writes, with vCPUs running: the VMM writes vCPU1's TSC 10 s ahead (a new TSC generation: " +
+        "kvm_track_tsc_matching turns the master clock off through KVM_REQ_MASTERCLOCK_UPDATE on that vCPU), then resynchronises " +
+        "every vCPU (one generation again: the master clock comes back), twice (spec §4.3, §7; CLK-1..5)",
+      ...shape,
+      vcpusPerVm: 2,
+      pcpus: 2,
+      workload: { ...base, reads: 8, tscWrites: 2 }
+    },
+    {
       name: "vdso-read-cost",
       description:
         "Readers in a loop with nothing else happening, for spec §6 N3 (vCPU0's pvti vs getcpu: 45 -> 29 ns) and N4 (rdtsc_ordered vs rdtsc: " +

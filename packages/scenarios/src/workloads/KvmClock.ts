@@ -49,6 +49,8 @@ export const KvmClockWorkload = Schema.Struct({
   tscRatePpm: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
   /** A guest thread that moves to the next vCPU after every this many of its readings (0: none; every reader stays on its vCPU). */
   migrateEvery: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000)), { default: () => 0 }),
+  /** Host-initiated TSC writes to the last vCPU, 10 s ahead (a new TSC generation: the master clock goes off), each followed by a resynchronisation of every vCPU. */
+  tscWrites: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
   /** Virtual ns the guests run before their first reading (passes under every strategy: the TSCs drift apart meanwhile). */
   warmupNs: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000_000)), { default: () => 0 })
 })
@@ -62,8 +64,8 @@ export const check = (s: Scenario, w: KvmClockWorkload): ReadonlyArray<Issue> =>
   ...(w.tscRatePpm > 0 && s.variant.masterClock === "on"
     ? [{ path: "workload.tscRatePpm", message: "TSCs running at different rates are unstable: the host's clocksource is not the TSC then, so use --variant masterClock=off" }]
     : []),
-  ...(w.tscRatePpm > 0 && (w.setClocks > 0 || w.clocksourceFlips > 0)
-    ? [{ path: "workload.tscRatePpm", message: "an unstable TSC takes no KVM_SET_CLOCK or clocksource flips in this workload: set setClocks and clocksourceFlips to 0" }]
+  ...(w.tscRatePpm > 0 && (w.setClocks > 0 || w.clocksourceFlips > 0 || w.tscWrites > 0)
+    ? [{ path: "workload.tscRatePpm", message: "an unstable TSC takes no host events in this workload: set setClocks, clocksourceFlips and tscWrites to 0" }]
     : [])
 ]
 
@@ -172,23 +174,35 @@ function* masterThread(host: Vm.Host, c: KvmClock.State.KvmClock, box: Mailbox.M
   return yield* KvmClock.ClockMaster.clock_master(c, box, t)
 }
 
+/** vCPU `v`'s guest TSC as the VMM reads it now (KVM_GET_MSRS). */
+const guestTscNow = (c: KvmClock.State.KvmClock, v: Vm.Vm["vcpus"][number], cpu: number): number =>
+  Math.max(0, c.time.rdtsc(cpu, c.vm.kernel.now) + c.vm.memory.peek(KvmClock.State.vcpuClock.of(v).l1_tsc_offset))
+
+/** The VMM resynchronises the guest TSCs: vCPU0's value now, written to every vCPU (within a second of each other: one generation). */
+function* resync(c: KvmClock.State.KvmClock, box: Mailbox.Mailbox<KvmClock.Protocol.ClockCommand>, cpu: number): Sim.Gen<void> {
+  const value = guestTscNow(c, c.vm.vcpus[0]!, cpu)
+  for (const v of c.vm.vcpus) yield* box.send(new KvmClock.Protocol.TscWrite({ vcpu: v.vcpu_id, value }))
+}
+
 /** The VMM's timeline: once every vCPU has kvmclock on, its host events `eventEvery` readings apart, then Stop. */
 function* timeline(w: KvmClockWorkload, c: KvmClock.State.KvmClock, guest: Guest, box: Mailbox.Mailbox<KvmClock.Protocol.ClockCommand>, cpu: number): Sim.Gen<void> {
   const vcpus = c.vm.vcpus.length
   while (guest.ready.n < vcpus) yield* Sim.wait(guest.ready.q)
   const { ClocksourceChanged, SetClock, Stop, TscWrite } = KvmClock.Protocol
-  for (let i = 0; i < Math.max(w.setClocks, w.clocksourceFlips); i++) {
+  for (let i = 0; i < Math.max(w.setClocks, w.clocksourceFlips, w.tscWrites); i++) {
     yield* gap(guest, w.eventEvery)
     if (i < w.setClocks) yield* box.send(new SetClock({ ns: Math.max(0, kvmclockNow(c, cpu) + w.setClockStepNs) }))
     if (i < w.clocksourceFlips) {
       yield* box.send(new ClocksourceChanged({ stable: false }))
       yield* gap(guest, w.eventEvery)
       yield* box.send(new ClocksourceChanged({ stable: true }))
-      // The VMM resynchronises the guest TSCs: each written with the value it reads now.
-      for (const v of c.vm.vcpus) {
-        const value = c.time.rdtsc(cpu, c.vm.kernel.now) + c.vm.memory.peek(KvmClock.State.vcpuClock.of(v).l1_tsc_offset)
-        yield* box.send(new TscWrite({ vcpu: v.vcpu_id, value: Math.max(0, value) }))
-      }
+      yield* resync(c, box, cpu)
+    }
+    if (i < w.tscWrites) {
+      const v = c.vm.vcpus[vcpus - 1]!
+      yield* box.send(new TscWrite({ vcpu: v.vcpu_id, value: guestTscNow(c, v, cpu) + 10 * c.time.tsc_khz * 1000 }))
+      yield* gap(guest, w.eventEvery)
+      yield* resync(c, box, cpu)
     }
   }
   yield* box.send(new Stop())
