@@ -75,6 +75,8 @@ export class Lapic implements PostedInterrupts {
 }
 
 export class VcpuState implements IpiTarget {
+  /** What `kvm_vcpu_exit_request` last read in `vcpu->requests` when pending requests cancelled an entry (0 otherwise). */
+  pendingSeen = 0
   /** `vcpu->mode`, sharing a cache line with `requests` in the kernel. */
   readonly mode: Memory.Loc
   /** `vcpu->requests`. */

@@ -95,10 +95,19 @@ export const requestHandlers = (vm: Vm): ReadonlyArray<RequestHandler> => {
  */
 const signal_pending = (v: VcpuState): Sim.Yieldable<boolean> => v.hw.test_bit(TIF_SIGPENDING, v.thread_flags)
 
-/** `kvm_vcpu_exit_request`: EXITING, a pending request, or pending work (a signal). */
+/**
+ * `kvm_vcpu_exit_request`: EXITING, a pending request, or pending work (a signal). The requests it
+ * read when they made it true are kept (`pendingSeen`, not a memory operation of its own) for
+ * `spin_on_unhandled_requests`.
+ */
 function* kvm_vcpu_exit_request(v: VcpuState): Sim.Gen<boolean> {
+  v.pendingSeen = 0
   if ((yield* v.hw.READ_ONCE(v.mode)) === EXITING_GUEST_MODE) return true
-  if (yield* kvm_request_pending(v)) return true
+  const requests = yield* v.hw.READ_ONCE(v.requests) // kvm_request_pending
+  if (requests !== 0) {
+    v.pendingSeen = requests
+    return true
+  }
   return yield* signal_pending(v)
 }
 
@@ -134,10 +143,8 @@ const guest_mode = Sim.proc(function* guest_mode(vm: Vm, v: VcpuState, guest: Gu
  * On a shared CPU it stays a loop of passes, where the host's scheduler can preempt it.
  */
 function* spin_on_unhandled_requests(vm: Vm, v: VcpuState, host: HostCpu): Sim.Gen<void> {
-  if (host !== alone) return
-  const pending = yield* v.hw.READ_ONCE(v.requests)
-  if (pending === 0 || anyHandled(vm, pending)) return
-  if (yield* signal_pending(v)) return
+  const pending = v.pendingSeen
+  if (host !== alone || pending === 0 || anyHandled(vm, pending)) return
   const t0 = vm.kernel.now
   yield* v.hw.smp_cond_load_relaxed(v.requests, (r) => r !== pending)
   vm.count("inprogress_spin_ns", vm.kernel.now - t0)
