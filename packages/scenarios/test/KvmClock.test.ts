@@ -62,6 +62,21 @@ describe("a guest thread that moves between vCPUs with unsynchronised TSCs (migr
   })
 })
 
+describe("thread 3's reader protocols for a thread that moves between vCPUs in mid-reading (kvm-clock-test, migrateEvery=1)", () => {
+  const moving = (reader: string): Set => [["reader", reader], ["workload.migrateEvery", "1"]]
+  it("(a) getcpu before and after misses a move there and back (A -> B -> A): it reads A's pvti on B, before A republished it (CLK-3)", () => {
+    const r = explore("kvm-clock-test", { _tag: "swarm" }, 2000, moving("getcpu"))
+    expect(r.violations[0]?.invariant).toBe("CLK-3")
+    expect(r.violations[0]?.message).toMatch(/^wanderer on vcpu\d read kvmclock/)
+  })
+
+  it("(b) migrations_from catches it: the pvti's migrate_count moved", () => {
+    for (const strategy of [{ _tag: "random" }, { _tag: "swarm" }] as const) {
+      expect([strategy._tag, explore("kvm-clock-test", strategy, 1000, moving("migrations")).violations]).toEqual([strategy._tag, []])
+    }
+  })
+})
+
 describe("the merged kernel's holes (spec §10.3)", () => {
   it("vCPU0's pvti is stale until vCPU0 re-enters: another vCPU's vDSO reads the clock from before KVM_SET_CLOCK (CLK-3); all-at-once closes it", () => {
     const r = explore("kvm-clock-test", { _tag: "random" }, 1000)

@@ -8,6 +8,8 @@
  * - `vcpu0`: the v4.5+ vDSO's `vread_pvclock` on vCPU0's pvti: STABLE or the syscall;
  * - `getcpu`: the 2013-2015 vDSO (protocol (a)): getcpu, that CPU's pvti, getcpu again, retry if
  *   it moved or the version changed; not STABLE: the syscall;
+ * - `migrations`: protocol (b), the March 2015 revert: (a) plus that pvti's `migrate_count`
+ *   (bumped by the guest's scheduler whenever a thread leaves the CPU) before and after;
  * - `syscall`: `clock_gettime` as a system call: the kernel reader plus the syscall's cost.
  * Every accepted pvti is checked: CLK-1 (one publish's tuple), and for a STABLE one CLK-5 (the
  * master clock is on) and CLK-3 (agreement with the master pair); every reading, CLK-4 per thread.
@@ -43,15 +45,24 @@ export class GuestClock {
 /** A guest thread that reads the clock: its name and its last reading (CLK-4). */
 export class ClockTask {
   last = -Infinity
+  // ---- a getcpu reading spread over several guest steps (`getcpu_phase`), which may run on different vCPUs
+  phase = 0
+  startedAt = 0
+  cpu = -1
+  lastCpu = -1
+  migrateCount = 0
+  snapshot: readonly [Snapshot, boolean] | undefined = undefined
   constructor(readonly name: string) {}
 }
 
 /** What a pvti read saw: the time it computed, its flags, its tuple's key. */
-interface Snapshot {
+export interface Snapshot {
   ret: number
   flags: number
   key: string
   tscAt: number
+  /** The VM's master clock as it stood when the TSC was read (what CLK-3 and CLK-5 judge the reading by). */
+  readonly at: { readonly ref: KvmClock["ref"]; readonly master: boolean; readonly updating: number }
 }
 
 const U64_MAX = -1
@@ -79,6 +90,7 @@ function* read_pvti(g: GuestClock, v: VcpuState, owner: number): Sim.Gen<readonl
   yield* v.hw.smp_rmb() // virt_rmb: pairs with the host's smp_wmb after the odd version
   const tsc = yield* guest_rdtsc(g, v)
   const tscAt = g.c.vm.kernel.now
+  const at = { ref: g.c.ref, master: g.c.next.master, updating: g.c.updating }
   const tsc_timestamp = yield* v.hw.READ_ONCE(w("tsc_timestamp"))
   const system_time = yield* v.hw.READ_ONCE(w("system_time"))
   const mul = yield* v.hw.READ_ONCE(w("tsc_to_system_mul"))
@@ -90,7 +102,7 @@ function* read_pvti(g: GuestClock, v: VcpuState, owner: number): Sim.Gen<readonl
   const delta = tsc - tsc_timestamp
   const ret = delta < 0 ? Number.MAX_SAFE_INTEGER : system_time + pvclock_scale_delta(delta, mul, shift)
   const key = pvtiKey({ version: raw, tsc_timestamp, system_time, tsc_to_system_mul: mul, tsc_shift: shift, flags })
-  return [{ ret, flags, key, tscAt }, again === version]
+  return [{ ret, flags, key, tscAt, at }, again === version]
 }
 
 /** The checks of an accepted pvti: CLK-1; if STABLE, CLK-5 and CLK-3. */
@@ -100,12 +112,14 @@ function* accepted(g: GuestClock, who: string, owner: number, s: Snapshot): Sim.
   const torn = Inv.clk1(k, c, who, owner, s.key)
   if (torn !== undefined) yield* Sim.fail("CLK-1", torn)
   if ((s.flags & PVCLOCK_TSC_STABLE_BIT) === 0 || s.key === "0/0/0/0/0/0") return
-  const master = c.next.master
-  const stale = Inv.clk5(k, who, owner, master || c.updating > 0)
+  // Judged as of the TSC read: a reading taken while a pair was valid stays right for that instant,
+  // however late the thread (moved between vCPUs in mid-reading) gets to return it.
+  const { ref, master, updating } = s.at
+  const stale = Inv.clk5(k, who, owner, master || updating > 0)
   if (stale !== undefined) yield* Sim.fail("CLK-5", stale)
-  if (c.updating > 0 || !c.ref.master) return
+  if (updating > 0 || !ref.master) return
   const line = Math.floor((s.tscAt * c.time.tsc_khz) / 1_000_000)
-  const reference = c.ref.ns + c.ref.offset + Math.round(((line - c.ref.tsc) * 1_000_000) / c.time.tsc_khz)
+  const reference = ref.ns + ref.offset + Math.round(((line - ref.tsc) * 1_000_000) / c.time.tsc_khz)
   const off = Inv.clk3(k, who, s.ret, reference, g.bound)
   if (off !== undefined) yield* Sim.fail("CLK-3", off)
 }
@@ -180,6 +194,83 @@ function* sys_clock_gettime(g: GuestClock, v: VcpuState, who: string): Sim.Gen<n
   return yield* pvclock_clocksource_read(g, v, who)
 }
 
+/** A reading is done: the statistics, and CLK-4 for its thread. */
+function* finish(g: GuestClock, task: ClockTask, ns: number, t0: number): Sim.Gen<number> {
+  const k = g.c.vm.kernel
+  g.reads++
+  g.readNs += k.now - t0
+  const back = Inv.clk4(k, task.name, ns, task.last)
+  if (back !== undefined) yield* Sim.fail("CLK-4", back)
+  task.last = ns
+  return ns
+}
+
+/** pvti[`cpu`]'s `migrate_count`, as the guest reads it. */
+function* read_migrate_count(g: GuestClock, v: VcpuState, cpu: number): Sim.Gen<number> {
+  const pfn = g.mm.mapped(g.pvtiHva(cpu))
+  return pfn === 0 ? 0 : yield* v.hw.READ_ONCE(g.mm.word(pfn, PVTI.migrate_count))
+}
+
+/**
+ * `pvclock_task_migrate` (the 2015 guest's scheduler notifier), on the CPU a thread leaves:
+ * `pvti->migrate_count++` on that CPU's pvti, a plain increment.
+ */
+export function* pvclock_task_migrate(g: GuestClock, v: VcpuState): Sim.Gen<void> {
+  const pfn = g.mm.mapped(g.pvtiHva(v.vcpu_id))
+  if (pfn === 0) return
+  const w = g.mm.word(pfn, PVTI.migrate_count)
+  yield* v.hw.WRITE_ONCE(w, (yield* v.hw.READ_ONCE(w)) + 1)
+}
+
+/**
+ * Protocol (a) — or (b), with `migrate_count` — one part at a time, for a thread the guest's scheduler may move between any two
+ * (the vDSO runs with preemption on): `getcpu` and the choice of that CPU's pvti; the read of it
+ * with the TSC of the vCPU the thread is on by then; `getcpu` again and the checks. Returns the
+ * reading when it is done, undefined after an earlier part. `D.getcpuAfterOnly` picks the pvti
+ * by the CPU the thread's last reading ended on, with no getcpu before, and so no CPU to compare
+ * with after.
+ */
+export function* getcpu_phase(g: GuestClock, v: VcpuState, task: ClockTask): Sim.Gen<number | undefined> {
+  const vm = g.c.vm
+  const costs = vm.costs
+  const noFirstGetcpu = vm.bug("D.getcpuAfterOnly")
+  const migrations = vm.switches.variant.reader === "migrations"
+  const who = `${task.name} on ${v.name}`
+  switch (task.phase) {
+    case 0:
+      task.startedAt = vm.kernel.now
+      yield* Sim.point(costs.vdsoNs + (noFirstGetcpu ? 0 : costs.getcpuNs))
+      task.cpu = noFirstGetcpu && task.lastCpu >= 0 ? task.lastCpu : v.vcpu_id
+      if (migrations) task.migrateCount = yield* read_migrate_count(g, v, task.cpu)
+      task.phase = 1
+      return undefined
+    case 1:
+      task.snapshot = yield* read_pvti(g, v, task.cpu)
+      task.phase = 2
+      return undefined
+    default: {
+      task.phase = 0
+      yield* Sim.point(costs.getcpuNs)
+      const cpu1 = v.vcpu_id
+      task.lastCpu = cpu1
+      const r = task.snapshot
+      if (r === undefined) return yield* finish(g, task, yield* sys_clock_gettime(g, v, who), task.startedAt)
+      const [s, held] = r
+      const moved = migrations && (yield* read_migrate_count(g, v, task.cpu)) !== task.migrateCount
+      if ((!noFirstGetcpu && task.cpu !== cpu1) || moved || !held) {
+        g.retries++
+        return undefined
+      }
+      if ((s.flags & PVCLOCK_TSC_STABLE_BIT) === 0) {
+        g.fallbacks++
+        return yield* finish(g, task, yield* sys_clock_gettime(g, v, who), task.startedAt)
+      }
+      yield* accepted(g, who, task.cpu, s)
+      return yield* finish(g, task, s.ret, task.startedAt)
+    }
+  }
+}
+
 /**
  * One clock reading by `task` on `v`, by the scenario's `reader`, with the vDSO's own cost;
  * CLK-4 on the result. Returns the reading (ns of kvmclock).
@@ -195,16 +286,12 @@ export function* read_clock(g: GuestClock, v: VcpuState, task: ClockTask): Sim.G
   else if (reader === "syscall") ns = yield* sys_clock_gettime(g, v, who)
   else {
     yield* Sim.point(vm.costs.vdsoNs)
+    // A thread that stays on its vCPU: protocols (a) and (b) read the same (nothing migrates).
     ns = reader === "vcpu0" ? yield* vread_pvclock(g, v, who) : yield* vread_pvclock_getcpu(g, v, who)
     if (ns === U64_MAX) {
       g.fallbacks++
       ns = yield* sys_clock_gettime(g, v, who)
     }
   }
-  g.reads++
-  g.readNs += k.now - t0
-  const back = Inv.clk4(k, task.name, ns, task.last)
-  if (back !== undefined) yield* Sim.fail("CLK-4", back)
-  task.last = ns
-  return ns
+  return yield* finish(g, task, ns, t0)
 }

@@ -19,7 +19,9 @@ export const PVTI = {
   system_time: 2,
   tsc_to_system_mul: 3,
   tsc_shift: 4,
-  flags: 5
+  flags: 5,
+  /** `pvclock_vsyscall_time_info.migrate_count` (the 2015 guest's, after the pvti): bumped by the guest's scheduler when a thread leaves this CPU. */
+  migrate_count: 6
 } as const
 export type PvtiField = keyof typeof PVTI
 /** The body `kvm_setup_guest_pvclock` copies between its two version stores, in `memcpy`'s order. */

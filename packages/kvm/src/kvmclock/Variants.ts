@@ -31,6 +31,12 @@ export const switches = {
     note: "a synthetic mutation: none of the kernels read (v4.5, v5.13, v6.13, v6.15) had this order",
     mutant: true
   },
+  "D.getcpuAfterOnly": {
+    spec: "§4.8 (Radim, thread 3: the revert \"has a bug -- we need to check cpuid for the second time before rdtsc\"): the migrations_from protocol (b) without its first getcpu — the reader picks a pvti by the CPU it last ran on, so after a migration it reads another vCPU's pvti, which that vCPU may not have republished yet, and that pvti's migrate_count does not move",
+    breaks: "CLK-3",
+    needs: { reader: ["migrations"] },
+    note: "Radim's exact order is not verified; the model drops the getcpu before the pvti is chosen, which his remark and the spec's wording both cover"
+  },
   "D.noLastValueClamp": {
     spec: "§4.8: __pvclock_clocksource_read returns its result without the last_value clamp when the pvti is not STABLE, so per-vCPU pvti differences (unsynchronised TSC rates) show as time going backwards for a guest thread that moves between vCPUs",
     breaks: "CLK-4",
@@ -40,7 +46,7 @@ export const switches = {
 } as const satisfies Record<string, Switch>
 
 /** Which guest reader the scenario's reading threads use (spec §4.6, §4.9). */
-export const Reader = Schema.Literal("vcpu0", "getcpu", "kernel", "syscall")
+export const Reader = Schema.Literal("vcpu0", "getcpu", "migrations", "kernel", "syscall")
 /** Whether the host keeps a master clock: `off` is a host clocksource that is not the TSC (use_master_clock stays false). */
 export const MasterClock = Schema.Literal("on", "off")
 /** The host clock behind `master_kernel_ns` (spec §10.3): `v5.5` CLOCK_MONOTONIC_RAW plus the boot offset (53fafdbb8b21), `2015` the NTP-slewed boot time. */

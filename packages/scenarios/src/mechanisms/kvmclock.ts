@@ -112,6 +112,8 @@ export const mechanism = {
     { bug: "D.staleVcpu0Stable", scenario: "vcpu0-halted", set: [], strategy: random, invariant: "CLK-5" },
     { bug: "D.noMclockInprogress", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" },
     { bug: "D.clearInprogressBeforeClockUpdate", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" },
-    { bug: "D.noLastValueClamp", scenario: "migrating-reader", set: [], strategy: random, invariant: "CLK-4" }
+    { bug: "D.noLastValueClamp", scenario: "migrating-reader", set: [], strategy: random, invariant: "CLK-4" },
+    // A migrations_from reader that moves between vCPUs in mid-reading, while KVM_SET_CLOCK moves the clock.
+    { bug: "D.getcpuAfterOnly", scenario: "kvm-clock-test", set: [["reader", "migrations"], ["workload.migrateEvery", "1"]], strategy: random, invariant: "CLK-3" }
   ]
 } as const satisfies Mechanism

@@ -121,9 +121,16 @@ class Guest implements Vcpu.Guest {
     this.tasks = vm.vcpus.map((v) => new KvmClock.Guest.ClockTask(`reader${v.vcpu_id}`))
     this.warmedUp = vm.vcpus.map(() => w.warmupNs === 0)
   }
+  /** Whether the wanderer reads by protocol (a) or (b), one part per step. */
+  private phased(): boolean {
+    const r = this.vm.switches.variant.reader
+    return r === "getcpu" || r === "migrations"
+  }
   /** The guest thread that reads on vCPU `id` now: the wanderer when it is there, else the vCPU's own reader. */
   private taskOn(id: number): KvmClock.Guest.ClockTask {
     if (this.w.migrateEvery === 0 || this.wandererOn !== id) return this.tasks[id]!
+    // A getcpu reader moves between the parts of a reading instead (step).
+    if (this.phased()) return this.wanderer
     if (++this.wandererReads === this.w.migrateEvery) {
       this.wandererReads = 0
       this.wandererOn = (id + 1) % this.vm.vcpus.length // the guest scheduler moves it on after this reading
@@ -145,7 +152,17 @@ class Guest implements Vcpu.Guest {
       this.warmedUp[id] = true
       yield* Sim.sleep(this.w.warmupNs)
     }
-    yield* KvmClock.Guest.read_clock(this.g, v, this.taskOn(id))
+    const task = this.taskOn(id)
+    if (task === this.wanderer && this.phased()) {
+      // The getcpu reading one part per step; the guest's scheduler may move the thread after any
+      // (and the 2015 guest's notifier counts the move on the pvti of the CPU it leaves).
+      const ns = yield* KvmClock.Guest.getcpu_phase(this.g, v, task)
+      if (this.vm.kernel.random(2) === 1) {
+        yield* KvmClock.Guest.pvclock_task_migrate(this.g, v)
+        this.wandererOn = (id + 1) % this.vm.vcpus.length
+      }
+      if (ns === undefined) return undefined
+    } else yield* KvmClock.Guest.read_clock(this.g, v, task)
     this.readings++
     this.vm.kernel.wakeAll(this.progress)
     return ++this.reads[id]! % this.w.exitEvery === 0 ? ExitReason.IoInstruction : undefined
