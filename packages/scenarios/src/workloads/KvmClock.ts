@@ -1,13 +1,19 @@
 /**
- * Workloads of mechanism D (spec §4, §6 N3/N4, §7, §10.3): vCPUs enable kvmclock (the MSR write
- * activates each vCPU's `pv_time` cache on gfn `pvGfn` + vCPU id, KVM_REQ_GLOBAL_CLOCK_UPDATE
+ * Workloads of mechanism D (spec §4, §6 N3/N4, §7, §10.3). vCPUs enable kvmclock (the MSR write
+ * activates each vCPU's `pv_time` cache on gfn `pvGfn` + vCPU id; KVM_REQ_GLOBAL_CLOCK_UPDATE
  * writes the first pvti) and read the clock in a loop with the scenario's `reader`, a VM exit after
- * every `exitEvery` readings (where pending clock requests are processed); meanwhile the VMM's
- * timeline sends the clock master `setClocks` KVM_SET_CLOCKs (`kvm_clock_test`'s values, in turn)
- * and `clocksourceFlips` host clocksource changes (away from the TSC: every vCPU updates the
- * master clock at its next entry, several at once; back to the TSC, then a host TSC write per vCPU
- * that resynchronises them and turns the master clock on again), `eventEvery` readings apart. Under era=2015 the
- * host's clock is slewed by `ntpPpm` from the start.
+ * every `exitEvery` readings (where pending clock requests are processed), until they have made
+ * `reads` readings and the host's timeline is done. The timeline sends the clock master its
+ * events `eventEvery` readings apart:
+ * - `setClocks` KVM_SET_CLOCKs, each `setClockStepNs` ahead of the clock (kvm_clock_test's 180 s);
+ * - `clocksourceFlips`: the host's clocksource leaves the TSC (every vCPU updates the master clock
+ *   at its next entry, several at once) and comes back, then a TSC write per vCPU resynchronises
+ *   them and turns the master clock on again;
+ * - `tscWrites`: the last vCPU's TSC written 10 s ahead, then the resynchronisation.
+ * A TSC write is a vCPU ioctl: the vCPU's own thread runs it between two KVM_RUNs. With
+ * `migrateEvery`, one guest thread moves between the vCPUs (by protocols (a) and (b), in
+ * mid-reading); `tscRatePpm` makes the TSCs unstable and `warmupNs` lets them drift; under
+ * era=2015 the host's clock is slewed by `ntpPpm` from the start.
  *
  * Host pages 1..memGfns back slot 0 (gfn g at host page g + 1).
  */
