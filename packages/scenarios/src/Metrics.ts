@@ -25,3 +25,10 @@ export const unitOf = (name: string): string => {
 /** The units of every metric in `metrics`, by name. */
 export const unitsOf = (metrics: Readonly<Record<string, number>>): Record<string, string> =>
   Object.fromEntries(Object.keys(metrics).map((name) => [name, unitOf(name)]))
+
+/** Percentile `p` (0-100) of `xs` by nearest rank, 0 for none (the latency metrics' p50, p99, max). */
+export const percentile = (xs: ReadonlyArray<number>, p: number): number => {
+  if (xs.length === 0) return 0
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
+}

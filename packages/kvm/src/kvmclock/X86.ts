@@ -9,7 +9,7 @@
  */
 import { Seqcount, Spinlock } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
-import { kvm_setup_guest_pvclock, hvClock, emptyHvClock, pvTime, type PvclockVcpuTimeInfo } from "../pfncache/X86.js"
+import { hvClockOf, kvm_setup_guest_pvclock, pvTime, type PvclockVcpuTimeInfo } from "../pfncache/X86.js"
 import { KVM_REQ_CLOCK_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE, KVM_REQ_MCLOCK_INPROGRESS } from "../requests/Protocol.js"
 import { kvm_clear_request, kvm_make_all_cpus_request, kvm_make_request } from "../requests/Requests.js"
 import { alone, type HostCpu } from "../vcpu/Sched.js"
@@ -232,7 +232,7 @@ function* compute_and_publish(c: KvmClock, v: VcpuState, t: HostThread, host: Ho
     kernel_ns = c.time.kvmclockBaseNs(now)
   }
   const tsc_timestamp = host_tsc + (yield* t.hw.READ_ONCE(vc.l1_tsc_offset)) // kvm_read_l1_tsc
-  const hv = hvClock.has(v) ? hvClock.of(v) : (hvClock.set(v, emptyHvClock()), hvClock.of(v))
+  const hv = hvClockOf(v)
   if (vc.hw_tsc_khz !== c.time.tsc_khz) {
     const { shift, mul } = tscScale(c.time.tsc_khz)
     hv.tsc_shift = shift

@@ -39,3 +39,12 @@ export const attach = (vm: Vm, o: MemslotsOptions): Memslots => {
   )
   return ms
 }
+
+/**
+ * Slot 0 over host pages 1..`npages` (gfn g at host page g + 1) in both arrays of every address
+ * space, as if the VMM's first KVM_SET_USER_MEMORY_REGION had run before the vCPUs: an
+ * approximation that spends no generation on it.
+ */
+export const prepopulateSlot0 = (ms: Memslots, npages: number): void => {
+  for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages, userspace_addr: 1, flags: 0 })
+}

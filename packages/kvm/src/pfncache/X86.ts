@@ -43,7 +43,11 @@ export interface PvclockVcpuTimeInfo {
 
 /** `vcpu->arch.hv_clock`: zeros until `kvm_guest_time_update` fills it (mechanism D). */
 export const hvClock = new Slot<PvclockVcpuTimeInfo>("kvmclock hv_clock")
-export const emptyHvClock = (): PvclockVcpuTimeInfo => ({ version: 0, tsc_timestamp: 0, system_time: 0, tsc_to_system_mul: 0, tsc_shift: 0, flags: 0 })
+/** `v`'s `hv_clock`, zeros the first time. */
+export const hvClockOf = (v: VcpuState): PvclockVcpuTimeInfo => {
+  if (!hvClock.has(v)) hvClock.set(v, { version: 0, tsc_timestamp: 0, system_time: 0, tsc_to_system_mul: 0, tsc_shift: 0, flags: 0 })
+  return hvClock.of(v)
+}
 
 /** The pvti's words (`kvmclock/Protocol.ts`'s PVTI: the version, then the body from word 1), here to keep this file free of mechanism D's imports. */
 const VERSION = 0
@@ -73,7 +77,7 @@ export function* kvm_setup_guest_pvclock(
   published?: (khva: number, hv: PvclockVcpuTimeInfo) => void,
   t: HostThread = v
 ): Sim.Gen<boolean> {
-  const hv = hvClock.has(v) ? hvClock.of(v) : (hvClock.set(v, emptyHvClock()), hvClock.of(v))
+  const hv = hvClockOf(v)
   yield* Rwlock.read_lock(t.hw, gpc.lock)
   while (!(yield* kvm_gpc_check(gpc, t))) {
     yield* Rwlock.read_unlock(t.hw, gpc.lock)

@@ -17,12 +17,13 @@
  *
  * Host pages 1..memGfns back slot 0 (gfn g at host page g + 1).
  */
-import { Costs, KvmClock, Memslots, Mm, PfnCache, Protocol, Sched, Vcpu, Vm } from "@kvmlab/kvm"
+import { Costs, KvmClock, PfnCache, Protocol, Sched, Vcpu, Vm } from "@kvmlab/kvm"
 import { Mailbox, Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import { bindSink, type Issue, type Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
 import { Count } from "../Schemas.js"
+import { guestMemory } from "./PfnCache.js"
 import { placeVcpus, spawnVcpus, sumStats, switchesOf, teardown } from "./Requests.js"
 
 export const KvmClockWorkload = Schema.Struct({
@@ -244,10 +245,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     const host = yield* Vm.makeHost({ pcpus: s.pcpus, costs: Costs.resolve(s.costs) })
     const vm = Vm.makeVm(host, vcpus, switchesOf(s))
     bindSink(sink, host.memory, () => sumStats([vm]))
-    const ms = Memslots.Extension.attach(vm, { gfns: w.memGfns, sptesPerPage: 8, asOf: () => 0 })
-    for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
-    const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 1)
-    PfnCache.Extension.attach(vm, ms, mm)
+    const { mm } = guestMemory(vm, w.memGfns, w.memGfns, w.memGfns + 1)
     const skew = Array.from({ length: s.pcpus + 3 }, () => (w.tscSkew === 0 ? 0 : k.random(w.tscSkew + 1)))
     const rates = Array.from({ length: s.pcpus + 3 }, () => (w.tscRatePpm === 0 ? 0 : k.random(w.tscRatePpm + 1)))
     const time = new KvmClock.Time.HostTime(s.variant.era, w.tscKhz, skew, 0, rates)

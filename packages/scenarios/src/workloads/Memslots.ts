@@ -175,7 +175,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     bindSink(sink, host.memory, () => sumStats([vm]))
     const ms = Memslots.Extension.attach(vm, { gfns: w.gfns, sptesPerPage: w.sptesPerPage, asOf: (i) => (i >= vcpus - w.smmVcpus ? 1 : 0) })
     // Slot 0 in every address space, before the vCPUs run (the VMM's first ioctls).
-    for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
+    Memslots.Extension.prepopulateSlot0(ms, w.memGfns)
     const done: Done = { host_quit: false, n: 0, q: Sim.makeWaitQueue("guests done"), lastNs: 0 }
     const actors = yield* spawnVcpus(host, vm, new Guest(vm, ms, w, done), placeVcpus(s, host)(0))
     const box = Mailbox.make<Memslots.Protocol.MemslotCommand>(host.kernel, `${vm.name} memslot ioctls`, Memslots.Protocol.MEMSLOT_MAILBOX_CAPACITY)

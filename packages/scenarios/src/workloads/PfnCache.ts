@@ -23,6 +23,7 @@ import { Mailbox, Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import { bindSink, type Issue, type Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
+import { percentile } from "../Metrics.js"
 import { Count } from "../Schemas.js"
 import { placeVcpus, spawnVcpus, sumStats, switchesOf, teardown } from "./Requests.js"
 
@@ -175,6 +176,19 @@ class Guest implements Vcpu.Guest {
   }
 }
 
+/**
+ * The guest memory of mechanism E's and D's workloads: memslots over `gfns` frames with slot 0
+ * over the first `memGfns` (host pages 1..memGfns), the VMM process's MM over `hvaPages` host
+ * pages, and the VM's MMU notifier between them (mechanism E attached).
+ */
+export const guestMemory = (vm: Vm.Vm, gfns: number, memGfns: number, hvaPages: number) => {
+  const ms = Memslots.Extension.attach(vm, { gfns, sptesPerPage: 8, asOf: () => 0 })
+  Memslots.Extension.prepopulateSlot0(ms, memGfns)
+  const mm = new Mm.Mm(vm.memory, "vmm.mm", hvaPages)
+  const kvm = PfnCache.Extension.attach(vm, ms, mm)
+  return { ms, mm, kvm }
+}
+
 /** The MM actor's thread (`mm`, on CPU `cpu`). */
 function* mmThread(host: Vm.Host, mm: Mm.Mm, box: Mailbox.Mailbox<Mm.MmCommand>, name: string, cpu: number): Sim.Gen<number> {
   const t = yield* Vm.hostThread(host, name, cpu)
@@ -252,10 +266,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     const host = yield* Vm.makeHost({ pcpus: cpus, costs: Costs.resolve(s.costs) })
     const vm = Vm.makeVm(host, vcpus, switchesOf(s))
     bindSink(sink, host.memory, () => sumStats([vm]))
-    const ms = Memslots.Extension.attach(vm, { gfns: w.memGfns + 1, sptesPerPage: 8, asOf: () => 0 })
-    for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
-    const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 4)
-    const kvm = PfnCache.Extension.attach(vm, ms, mm)
+    const { ms, mm, kvm } = guestMemory(vm, w.memGfns + 1, w.memGfns, w.memGfns + 4)
     const vmm = yield* Vm.hostThread(host, "vmm", cpus + 1)
     // The cache's two places: by gpa (gfn, gfn + 1 of slot 0) or by host address (outside every slot).
     const at = (i: number): readonly [number, number] =>
@@ -296,13 +307,6 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     return sink === undefined ? {} : sink.metrics()
   }
 
-/** Percentile `p` (0-100) of `xs` (nearest rank), 0 for none. */
-const percentile = (xs: ReadonlyArray<number>, p: number): number => {
-  if (xs.length === 0) return 0
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!
-}
-
 /**
  * Invalidator `j`'s VMM thread, once every vCPU has enabled kvmclock: `invalidations` commands to its MM thread — an mprotect of its own
  * page of guest memory (after the pvti pages), or, every `overlapEvery`-th of the first one's, a
@@ -335,10 +339,7 @@ export const stormProgram = (s: Scenario, sink?: Sink): Sim.Program<Record<strin
     const vm = Vm.makeVm(host, vcpus, switchesOf(s))
     bindSink(sink, host.memory, () => sumStats([vm]))
     // Host pages 1..memGfns back slot 0; memGfns + 1 backs the dummy slot at gfn memGfns.
-    const ms = Memslots.Extension.attach(vm, { gfns: w.memGfns + 1, sptesPerPage: 8, asOf: () => 0 })
-    for (const pair of ms.arrays) for (const a of pair) a.slots.set(0, { id: 0, as_id: a.as_id, base_gfn: 0, npages: w.memGfns, userspace_addr: 1, flags: 0 })
-    const mm = new Mm.Mm(host.memory, "vmm.mm", w.memGfns + 2)
-    const kvm = PfnCache.Extension.attach(vm, ms, mm)
+    const { ms, mm, kvm } = guestMemory(vm, w.memGfns + 1, w.memGfns, w.memGfns + 2)
     const k = host.kernel
     const done: Done = { n: 0, q: Sim.makeWaitQueue("guests done") }
     const guest = new Guest(vm, { pvclock: true, pvGfn: (id) => w.pvGfn + id, shinfo: undefined, guestWork: w.guestWork, guestSteps: w.guestSteps }, done)

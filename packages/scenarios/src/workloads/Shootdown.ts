@@ -11,6 +11,7 @@ import { Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import { bindSink, type Sink } from "../Mechanism.js"
 import type { Scenario } from "../Scenario.js"
+import { percentile } from "../Metrics.js"
 import { Count } from "../Schemas.js"
 import type { Metrics } from "./Requests.js"
 
@@ -27,12 +28,6 @@ export const TlbShootdown = Schema.Struct({
 
 const { Guest, Host } = PvFlush
 const { ExitReason } = Protocol
-
-const percentile = (xs: ReadonlyArray<number>, p: number): number => {
-  if (xs.length === 0) return 0
-  const sorted = [...xs].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
-}
 
 /** The run's metrics, summed over the VMs. */
 const metricsOf = (vms: ReadonlyArray<Vm.Vm>, nowNs: number): Metrics => {
