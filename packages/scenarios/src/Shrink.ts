@@ -5,6 +5,8 @@
  * actor that ran last goes on — and the decisions the run really took become the next token,
  * which replays strictly.
  *
+ * Each stage may use a third of the budgets (runs and steps), and what the stages before it left.
+ *
  * 1. Decisions (delta debugging, Zeller and Hildebrandt, TSE 2002, over the decision list):
  *    drop chunks of decisions, halving the chunk size down to one; then turn each remaining
  *    preemption (a switch away from an actor that could have gone on) into "go on".
@@ -109,10 +111,22 @@ interface Shrinker {
   tried: number
   /** Steps of the candidate runs so far. */
   stepsRun: number
+  /** The share of both budgets the stages so far may use (the stage running now included). */
+  share: number
 }
 
-/** Whether the shrink has used up its candidate runs or its steps. */
-const spent = (sh: Shrinker): boolean => sh.tried >= sh.budget || sh.stepsRun >= sh.stepBudget
+/** Whether the shrink has used up its candidate runs or its steps (so far as the running stage may use them). */
+const spent = (sh: Shrinker): boolean => sh.tried >= sh.budget * sh.share || sh.stepsRun >= sh.stepBudget * sh.share
+
+/**
+ * Runs a stage with the budgets' share up to `share` (what earlier stages left is its too): the
+ * decisions of a long run could otherwise spend everything before the scenario gets smaller, and
+ * a smaller scenario is what makes every later candidate cheap.
+ */
+function* stage<A>(sh: Shrinker, share: number, run: Steps<A>): Steps<A> {
+  sh.share = share
+  return yield* run
+}
 
 /** Runs scenario `s` with seed `seed` under `st`, guided by `guide`; the candidate when it breaks the invariant. */
 function* attempt(
@@ -267,8 +281,19 @@ const checkReplays = (best: Candidate, invariant: string): void => {
 /** The shrink: the decisions, then the scenario's size, then the shortest run of many seeds; throws `ShrinkError`. */
 function* shrinkSteps(s0: Scenario, data: ReplayToken.ReplayTokenData, o: ShrinkOptions): Steps<ShrinkResult> {
   const { first, invariant } = originalOf(s0, data)
-  const sh: Shrinker = { invariant, strategy: data.strategy, budget: o.budget ?? 10_000, stepBudget: o.stepBudget ?? 20_000_000, searchSeeds: o.searchSeeds ?? 200, tried: 0, stepsRun: 0 }
-  const best = yield* shortestOfSeeds(sh, yield* shrinkScenario(sh, yield* shrinkDecisions(sh, first)))
+  const sh: Shrinker = {
+    invariant,
+    strategy: data.strategy,
+    budget: o.budget ?? 10_000,
+    stepBudget: o.stepBudget ?? 20_000_000,
+    searchSeeds: o.searchSeeds ?? 200,
+    tried: 0,
+    stepsRun: 0,
+    share: 1
+  }
+  const decided = yield* stage(sh, 1 / 3, shrinkDecisions(sh, first))
+  const smallest = yield* stage(sh, 2 / 3, shrinkScenario(sh, decided))
+  const best = yield* stage(sh, 1, shortestOfSeeds(sh, smallest))
   checkReplays(best, invariant)
   return {
     invariant,
