@@ -111,6 +111,23 @@ describe("tsc-write: a host-initiated MSR_IA32_TSC write while the guests run", 
   })
 })
 
+describe("GUEST_STOPPED: KVM_KVMCLOCK_CTRL and the guest's watchdog (guest-paused)", () => {
+  it("each pause reaches the guest's watchdog, whose clear keeps the host's flags, under random and pct:3", () => {
+    for (const strategy of [{ _tag: "random" }, { _tag: "pct", depth: 3 }] as const) {
+      const r = explore("guest-paused", strategy, 300)
+      expect([strategy._tag, r.violations]).toEqual([strategy._tag, []])
+    }
+    // Three rounds of KVM_KVMCLOCK_CTRL on two vCPUs, readings apart: six pvtis with GUEST_STOPPED, six clears.
+    const m = timed("guest-paused").metrics
+    expect([m["guest_paused"], m["watchdog_touches"]]).toEqual([6, 6])
+  })
+
+  it("without KVM_KVMCLOCK_CTRL nothing sets GUEST_STOPPED: the watchdog never clears one", () => {
+    expect(timed("guest-paused", [["workload.pauses", "0"]]).metrics["watchdog_touches"]).toBeUndefined()
+    expect(timed("guest-paused", [["workload.pauses", "0"]]).metrics["guest_paused"]).toBeUndefined()
+  })
+})
+
 describe("vdso-read-cost (spec §6 N3, N4)", () => {
   const cost = (reader: string, rdtsc: string) => timed("vdso-read-cost", [["reader", reader], ["rdtsc", rdtsc]]).metrics["readCostNs"]!
   it("vCPU0's pvti is cheaper than getcpu's, and plain rdtsc cheaper than rdtsc_ordered, within 2x of the published figures", () => {

@@ -16,7 +16,7 @@ import * as Inv from "./Invariants.js"
 import { KVMCLOCK_UPDATE_DELAY_NS } from "./Protocol.js"
 import { KvmClock, setClock, VcpuClock, vcpuClock } from "./State.js"
 import type { HostTime } from "./Time.js"
-import { kvm_synchronize_tsc, kvm_update_masterclock } from "./X86.js"
+import { kvm_set_guest_paused, kvm_synchronize_tsc, kvm_update_masterclock } from "./X86.js"
 
 /** `kvmclock_update_fn`, 100 ms after it was scheduled: KVM_REQ_CLOCK_UPDATE on every vCPU, and a kick. */
 function* kvmclock_update_fn(c: KvmClock, cpu: number): Sim.Gen<void> {
@@ -61,7 +61,10 @@ export const attach = (vm: Vm, time: HostTime): KvmClock => {
         { req: KVM_REQ_GLOBAL_CLOCK_UPDATE, handle: (v) => kvm_gen_kvmclock_update(c, v) }
       ],
       guest_instruction: (v) => lockstep(c, v),
-      vcpu_ioctl: (v, cmd) => kvm_synchronize_tsc(c, v, cmd.value, true, v)
+      vcpu_ioctl: function*(v, cmd) {
+        if (cmd._tag === "SetTsc") yield* kvm_synchronize_tsc(c, v, cmd.value, true, v)
+        else yield* kvm_set_guest_paused(c, v, v)
+      }
     })
   )
   return c

@@ -11,6 +11,8 @@
  * - `migrations`: protocol (b), the March 2015 revert: (a) plus that pvti's `migrate_count`
  *   (bumped by the guest's scheduler whenever a thread leaves the CPU) before and after;
  * - `syscall`: `clock_gettime` as a system call: the kernel reader plus the syscall's cost.
+ * The guest writes its own pvti too: `kvm_check_and_clear_guest_paused`, from the watchdog, clears
+ * GUEST_STOPPED (CLK-6 at its store).
  * Every accepted pvti is checked: CLK-1 (one publish's tuple), and for a STABLE one CLK-5 (the
  * master clock is on) and CLK-3 (agreement with the master pair); every reading, CLK-4 per thread.
  */
@@ -19,7 +21,7 @@ import { Sim } from "@kvmlab/sim"
 import type { Mm } from "../host/Mm.js"
 import type { VcpuState } from "../vcpu/State.js"
 import * as Inv from "./Invariants.js"
-import { PVCLOCK_TSC_STABLE_BIT, PVTI } from "./Protocol.js"
+import { PVCLOCK_GUEST_STOPPED, PVCLOCK_TSC_STABLE_BIT, PVTI } from "./Protocol.js"
 import type { KvmClock } from "./State.js"
 import { pvclock_scale_delta, skewBoundNs } from "./Time.js"
 import { guestTsc, pvtiKey } from "./X86.js"
@@ -294,4 +296,44 @@ export function* read_clock(g: GuestClock, v: VcpuState, task: ClockTask): Sim.G
     }
   }
   return yield* finish(g, task, ns, t0)
+}
+
+/** One vCPU's softlockup watchdog: where it is in `kvm_check_and_clear_guest_paused`, and the flags its test read. */
+export class Watchdog {
+  phase = 0
+  loaded = 0
+  /** GUEST_STOPPED found and cleared (`pvclock_touch_watchdogs`). */
+  touched = 0
+}
+
+/**
+ * `kvm_check_and_clear_guest_paused` (kvmclock.c), from the watchdog's hrtimer on `v`: interrupts
+ * are off, but a VM exit can land between any two instructions. One guest step tests GUEST_STOPPED
+ * in this vCPU's pvti (`testb`); if it is set, the next clears it — `andb` on memory, one
+ * instruction that reads the flags again (the merged kernel's code), or with
+ * `M.guestStoppedSplitRMW` a store of the flags the test read — then `pvclock_touch_watchdogs`.
+ * CLK-6 at the store. Returns whether the clear is still to come.
+ */
+export function* kvm_check_and_clear_guest_paused(g: GuestClock, v: VcpuState, wd: Watchdog): Sim.Gen<boolean> {
+  const pfn = g.mm.mapped(g.pvtiHva(v.vcpu_id))
+  if (pfn === 0) return false
+  const w = g.mm.word(pfn, PVTI.flags)
+  if (wd.phase === 0) {
+    const flags = yield* v.hw.READ_ONCE(w)
+    if ((flags & PVCLOCK_GUEST_STOPPED) === 0) return false
+    wd.loaded = flags
+    wd.phase = 1
+    return true
+  }
+  wd.phase = 0
+  const vm = g.c.vm
+  const split = vm.bug("M.guestStoppedSplitRMW")
+  // The host's last publish reached memory before this vCPU entered (VM entry serialises).
+  const current = vm.memory.peek(w)
+  const stored = (split ? wd.loaded : yield* v.hw.READ_ONCE(w)) & ~PVCLOCK_GUEST_STOPPED
+  const bad = Inv.clk6(vm.kernel, `${v.name}'s watchdog`, stored, current, PVCLOCK_GUEST_STOPPED)
+  if (bad !== undefined) yield* Sim.fail("CLK-6", bad)
+  yield* v.hw.WRITE_ONCE(w, stored)
+  wd.touched++
+  return false
 }

@@ -4,9 +4,10 @@
  */
 import type { Sim } from "@kvmlab/sim"
 import type { VcpuState } from "../vcpu/State.js"
+import { PVCLOCK_TSC_STABLE_BIT } from "./Protocol.js"
 import type { KvmClock } from "./State.js"
 
-export const ids = ["CLK-1", "CLK-2", "CLK-3", "CLK-4", "CLK-5"] as const
+export const ids = ["CLK-1", "CLK-2", "CLK-3", "CLK-4", "CLK-5", "CLK-6"] as const
 
 /**
  * CLK-1, no torn pvti: the tuple a reader accepted (even version, unchanged across its read) is
@@ -46,3 +47,13 @@ export const clk5 = (k: Sim.Kernel, who: string, owner: number, master: boolean)
   k.check("CLK-5", master)
     ? undefined
     : `${who} accepted vcpu${owner}'s pvti as STABLE while the VM's master clock is off: a stale STABLE pvti`
+
+/**
+ * CLK-6, the guest's clear keeps the host's flags (kvmlab's id: spec §4.7 has none; §10.3 says the
+ * guest's plain read-modify-write of GUEST_STOPPED races the host's copy): the flags the guest
+ * stores differ from those in its pvti only in GUEST_STOPPED. Checked at the guest's store.
+ */
+export const clk6 = (k: Sim.Kernel, who: string, stored: number, current: number, stopped: number): string | undefined =>
+  k.check("CLK-6", (stored & ~stopped) === (current & ~stopped))
+    ? undefined
+    : `${who} cleared GUEST_STOPPED by storing flags ${stored} over ${current}, which the host published after the guest read them: stale flags written back (STABLE ${stored & PVCLOCK_TSC_STABLE_BIT} where the host publishes ${current & PVCLOCK_TSC_STABLE_BIT})`

@@ -51,11 +51,18 @@ export class HostClockAdjust extends Schema.TaggedClass<HostClockAdjust>()("Host
   ratePpm: Schema.optional(Schema.Int.pipe(Schema.between(-500, 500))),
   stepNs: Schema.optional(Schema.Int.pipe(Schema.between(-1_000_000_000, 1_000_000_000)))
 }) {}
+/**
+ * The VMM resumed the VM and tells `vcpu`'s guest it was stopped: KVM_KVMCLOCK_CTRL, a vCPU ioctl
+ * (QEMU's `kvmclock_vm_state_change` sends it to every vCPU after its KVM_SET_CLOCK).
+ */
+export class GuestPaused extends Schema.TaggedClass<GuestPaused>()("GuestPaused", {
+  vcpu: Schema.Int.pipe(Schema.nonNegative())
+}) {}
 /** The clock master stops. */
 export class Stop extends Schema.TaggedClass<Stop>()("Stop", {}) {}
 
 /** Every message the clock master takes. */
-export const ClockCommand = Schema.Union(ClocksourceChanged, SetClock, TscWrite, HostClockAdjust, Stop)
+export const ClockCommand = Schema.Union(ClocksourceChanged, SetClock, TscWrite, HostClockAdjust, GuestPaused, Stop)
 export type ClockCommand = typeof ClockCommand.Type
 
 /** Messages the clock master's mailbox holds at most. */

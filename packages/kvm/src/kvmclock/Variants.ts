@@ -42,6 +42,13 @@ export const switches = {
     breaks: "CLK-4",
     needs: { masterClock: ["off"] },
     note: "the clamp dates from 2010 (\"x86, paravirt: Add a global synchronization point for pvclock\", title from memory, not verified); with the master clock on every pvti is STABLE and the clamp is skipped anyway"
+  },
+  "M.guestStoppedSplitRMW": {
+    spec: "mutant (no historical bug; a compiler's possible code for real C), after §10.3 (\"the guest writes the pvti too ... a plain read-modify-write that races the host's copy\"): kvm_check_and_clear_guest_paused's `src->pvti.flags &= ~PVCLOCK_GUEST_STOPPED` compiled as a store of the flags its test loaded; a VM exit between the two lets the host publish new flags (the master clock gone: STABLE clear), which the guest's store then overwrites with the old STABLE bit",
+    breaks: "CLK-6",
+    needs: {},
+    note: "the C is a plain `&=` on a byte the test just read, which a compiler may implement from that load; the merged kernel's usual code, `testb` then `andb` on memory, cannot lose the host's store, since the host writes this pvti only from its vCPU's thread out of guest mode (kvm_guest_time_update at entry); found only with KVM_KVMCLOCK_CTRL in the workload (workload.pauses)",
+    mutant: true
   }
 } as const satisfies Record<string, Switch>
 

@@ -9,7 +9,7 @@
  */
 import { Seqcount, Spinlock } from "@kvmlab/memory"
 import { Sim } from "@kvmlab/sim"
-import { hvClockOf, kvm_setup_guest_pvclock, pvTime, type PvclockVcpuTimeInfo } from "../pfncache/X86.js"
+import { guestStoppedRequest, hvClockOf, kvm_setup_guest_pvclock, pvTime, type PvclockVcpuTimeInfo } from "../pfncache/X86.js"
 import { KVM_REQ_CLOCK_UPDATE, KVM_REQ_MASTERCLOCK_UPDATE, KVM_REQ_MCLOCK_INPROGRESS } from "../requests/Protocol.js"
 import { kvm_clear_request, kvm_make_all_cpus_request, kvm_make_request } from "../requests/Requests.js"
 import { alone, type HostCpu } from "../vcpu/Sched.js"
@@ -170,6 +170,19 @@ export function* kvm_synchronize_tsc(c: KvmClock, v: VcpuState, value: number, u
   yield* kvm_track_tsc_matching(c, v, !matched, t)
   yield* Spinlock.spin_unlock(t.hw, c.tsc_write_lock)
   if (user && c.vm.switches.variant.hostTscWrite === "clock-update") yield* kvm_make_request(c.vm, KVM_REQ_CLOCK_UPDATE, v, t)
+}
+
+/**
+ * `kvm_set_guest_paused` (KVM_KVMCLOCK_CTRL, on the vCPU's thread): -EINVAL without kvmclock on;
+ * else `pvclock_set_guest_stopped_request` and KVM_REQ_CLOCK_UPDATE on this vCPU (its next entry
+ * publishes GUEST_STOPPED; `kvm_setup_guest_pvclock` consumes the request).
+ */
+export function* kvm_set_guest_paused(c: KvmClock, v: VcpuState, t: HostThread): Sim.Gen<number> {
+  if ((yield* t.hw.READ_ONCE(pvTime.of(v).active)) !== 1) return -22 // -EINVAL
+  guestStoppedRequest.add(v)
+  c.vm.count("guest_paused")
+  yield* kvm_make_request(c.vm, KVM_REQ_CLOCK_UPDATE, v, t)
+  return 0
 }
 
 /** The guest's TSC on `v` now: its CPU's TSC plus its L1 offset (a ghost's look: `rdtsc` in the guest is no memory access). */

@@ -49,6 +49,12 @@ export const hvClockOf = (v: VcpuState): PvclockVcpuTimeInfo => {
   return hvClock.of(v)
 }
 
+/**
+ * `vcpu->arch.pvclock_set_guest_stopped_request`: KVM_KVMCLOCK_CTRL asked for GUEST_STOPPED in the
+ * vCPU's next pvti (`kvm_set_guest_paused`); the publish consumes it.
+ */
+export const guestStoppedRequest = new WeakSet<VcpuState>()
+
 /** The pvti's words (`kvmclock/Protocol.ts`'s PVTI: the version, then the body from word 1), here to keep this file free of mechanism D's imports. */
 const VERSION = 0
 const BODY = ["tsc_timestamp", "system_time", "tsc_to_system_mul", "tsc_shift", "flags"] as const
@@ -60,7 +66,8 @@ const GUEST_STOPPED = 2
  * unlock, refresh (any error: return, the pvti stays stale, nothing retries), lock again. Then the
  * publish, odd version first (spec §4.5 step 7):
  * 1. `guest->version = hv_clock.version = (guest->version + 1) | 1`, then `smp_wmb()`;
- * 2. keep a GUEST_STOPPED the guest has not cleared yet (`hv_clock.flags |= guest->flags & STOPPED`);
+ * 2. keep a GUEST_STOPPED the guest has not cleared yet (`hv_clock.flags |= guest->flags & STOPPED`),
+ *    and set it if KVM_KVMCLOCK_CTRL asked (`pvclock_set_guest_stopped_request`, consumed here);
  * 3. `memcpy(guest, &hv_clock)`: the version again, then the body, then `smp_wmb()`;
  * 4. `guest->version = ++hv_clock.version` (even).
  * The `smp_wmb()`s pair with the guest reader's `virt_rmb()`s in `pvclock_read_begin`/`_retry`.
@@ -90,6 +97,8 @@ export function* kvm_setup_guest_pvclock(
   const mm = gpc.kvm.mm
   const khva = yield* t.hw.READ_ONCE(gpc.khva)
   if (singleCopy) {
+    hv.flags |= (yield* t.hw.READ_ONCE(mm.word(khva, FLAGS))) & GUEST_STOPPED // kvm_read_guest_cached first
+    if (guestStoppedRequest.delete(v)) hv.flags |= GUEST_STOPPED
     hv.version += 2
     yield* write_through(gpc, t, khva, VERSION, hv.version)
     for (let i = 0; i < BODY.length; i++) yield* write_through(gpc, t, khva, 1 + i, hv[BODY[i]!])
@@ -98,6 +107,7 @@ export function* kvm_setup_guest_pvclock(
     yield* write_through(gpc, t, khva, VERSION, hv.version)
     yield* t.hw.smp_wmb() // pairs with pvclock_read_begin's virt_rmb: odd before the body
     hv.flags |= (yield* t.hw.READ_ONCE(mm.word(khva, FLAGS))) & GUEST_STOPPED
+    if (guestStoppedRequest.delete(v)) hv.flags |= GUEST_STOPPED
     yield* write_through(gpc, t, khva, VERSION, hv.version) // memcpy copies the version too
     for (let i = 0; i < BODY.length; i++) yield* write_through(gpc, t, khva, 1 + i, hv[BODY[i]!])
     yield* t.hw.smp_wmb() // pairs with pvclock_read_retry's virt_rmb: the body before the even version

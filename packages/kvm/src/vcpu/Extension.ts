@@ -19,7 +19,7 @@ import {
   KVM_REQ_VM_DEAD,
   requestBit
 } from "../requests/Protocol.js"
-import type { SetTsc } from "./Protocol.js"
+import type { VcpuIoctl } from "./Protocol.js"
 import type { HostCpu } from "./Sched.js"
 import type { VcpuState } from "./State.js"
 
@@ -75,8 +75,8 @@ export interface Extension {
   readonly vcpu_put: (v: VcpuState) => Sim.Gen<void>
   /** `kvm_arch_vcpu_load`, from `kvm_sched_in` or KVM_RUN's start. */
   readonly vcpu_load: (v: VcpuState) => Sim.Gen<void>
-  /** A vCPU ioctl the VMM sent (`KVM_SET_MSRS`), on the vCPU's thread between two KVM_RUNs. */
-  readonly vcpu_ioctl: (v: VcpuState, cmd: SetTsc) => Sim.Gen<void>
+  /** A vCPU ioctl the VMM sent (`KVM_SET_MSRS`, `KVM_KVMCLOCK_CTRL`), on the vCPU's thread between two KVM_RUNs. */
+  readonly vcpu_ioctl: (v: VcpuState, cmd: VcpuIoctl) => Sim.Gen<void>
 }
 
 const nothing = function*(): Sim.Gen<void> {}

@@ -19,6 +19,16 @@ export class SetTsc extends Schema.TaggedClass<SetTsc>()("SetTsc", {
   value: Schema.Int.pipe(Schema.nonNegative())
 }) {}
 
+/**
+ * `KVM_KVMCLOCK_CTRL` from the VMM, a vCPU ioctl on the vCPU's own thread (QEMU's
+ * `do_kvmclock_ctrl` through `run_on_cpu`, on every vCPU when the VM resumes): tell the guest it
+ * was stopped, so that its watchdogs do not fire (kvmclock's `kvm_set_guest_paused`).
+ */
+export class KvmclockCtrl extends Schema.TaggedClass<KvmclockCtrl>()("KvmclockCtrl", {}) {}
+
+/** The vCPU ioctls a mechanism runs on the vCPU's thread between two KVM_RUNs. */
+export type VcpuIoctl = SetTsc | KvmclockCtrl
+
 /** Leave the KVM_RUN loop for good (VM teardown). */
 export class Stop extends Schema.TaggedClass<Stop>()("Stop", {}) {}
 
@@ -29,7 +39,7 @@ export class Stop extends Schema.TaggedClass<Stop>()("Stop", {}) {}
 export const stop: Stop = new Stop()
 
 /** Every command a vCPU thread takes. */
-export const VcpuCommand = Schema.Union(RunOnCpu, SetTsc, Stop)
+export const VcpuCommand = Schema.Union(RunOnCpu, SetTsc, KvmclockCtrl, Stop)
 export type VcpuCommand = typeof VcpuCommand.Type
 
 /** Commands a vCPU thread's mailbox holds at most (a sender waits beyond). */

@@ -47,8 +47,8 @@ export const vcpu_thread = Sim.proc(function* vcpu_thread(vm: Vm, v: VcpuState, 
     for (let cmd = yield* box.poll(); cmd !== undefined; cmd = yield* box.poll()) {
       if (cmd._tag === "Stop") return r
       vm.count("vmm_commands")
-      if (cmd._tag === "SetTsc") for (const ioctl of vm.hooks.vcpu_ioctl) yield* ioctl(v, cmd)
-      else yield* Sim.point(cmd.workNs)
+      if (cmd._tag === "RunOnCpu") yield* Sim.point(cmd.workNs)
+      else for (const ioctl of vm.hooks.vcpu_ioctl) yield* ioctl(v, cmd)
     }
   }
 })

@@ -6,7 +6,7 @@ import { KvmClock } from "@kvmlab/kvm"
 import { random, type Mechanism, type WorkloadDef } from "../Mechanism.js"
 import * as Workloads from "../workloads/KvmClock.js"
 
-const invariants = ["CLK-1", "CLK-2", "CLK-3", "CLK-4", "CLK-5", "GPC-1", "REQ-1", "REQ-2"]
+const invariants = ["CLK-1", "CLK-2", "CLK-3", "CLK-4", "CLK-5", "CLK-6", "GPC-1", "REQ-1", "REQ-2"]
 
 const clock: WorkloadDef<Workloads.KvmClockWorkload> = {
   kind: "kvmclock",
@@ -95,6 +95,19 @@ export const mechanism = {
       workload: { ...base, reads: 8, tscWrites: 2 }
     },
     {
+      name: "guest-paused",
+      description:
+        "The VM resumes: the VMM's KVM_KVMCLOCK_CTRL on every vCPU (kvm_set_guest_paused: GUEST_STOPPED in each vCPU's next pvti), " +
+        "and the host's clocksource leaves the TSC just after, twice; each guest's watchdog clears GUEST_STOPPED in its own pvti " +
+        "while the vCPUs are kicked out for the master clock's update (spec §4.1, §10.3; CLK-6). One updater at a time " +
+        "(updaters=serialised): the merged kernel's concurrent updaters break CLK-2 here too, which is masterclock-storm's finding",
+      ...shape,
+      vcpusPerVm: 2,
+      pcpus: 2,
+      variant: { reader: "kernel", updaters: "serialised" },
+      workload: { ...base, reads: 8, exitEvery: 1, pauses: 3, clocksourceFlips: 3 }
+    },
+    {
       name: "vdso-read-cost",
       description:
         "Readers in a loop with nothing else happening, for spec §6 N3 (vCPU0's pvti vs getcpu: 45 -> 29 ns) and N4 (rdtsc_ordered vs rdtsc: " +
@@ -114,6 +127,7 @@ export const mechanism = {
     { bug: "D.clearInprogressBeforeClockUpdate", scenario: "kvm-clock-test", set: [], strategy: random, invariant: "CLK-2" },
     { bug: "D.noLastValueClamp", scenario: "migrating-reader", set: [], strategy: random, invariant: "CLK-4" },
     // A migrations_from reader that moves between vCPUs in mid-reading, while KVM_SET_CLOCK moves the clock.
-    { bug: "D.getcpuAfterOnly", scenario: "kvm-clock-test", set: [["reader", "migrations"], ["workload.migrateEvery", "1"]], strategy: random, invariant: "CLK-3" }
+    { bug: "D.getcpuAfterOnly", scenario: "kvm-clock-test", set: [["reader", "migrations"], ["workload.migrateEvery", "1"]], strategy: random, invariant: "CLK-3" },
+    { bug: "M.guestStoppedSplitRMW", scenario: "guest-paused", set: [], strategy: random, invariant: "CLK-6" }
   ]
 } as const satisfies Mechanism

@@ -9,7 +9,9 @@
  * - `clocksourceFlips`: the host's clocksource leaves the TSC (every vCPU updates the master clock
  *   at its next entry, several at once) and comes back, then a TSC write per vCPU resynchronises
  *   them and turns the master clock on again;
- * - `tscWrites`: the last vCPU's TSC written 10 s ahead, then the resynchronisation.
+ * - `tscWrites`: the last vCPU's TSC written 10 s ahead, then the resynchronisation;
+ * - `pauses`: KVM_KVMCLOCK_CTRL to every vCPU, before the round's other events; with any, each
+ *   vCPU's watchdog looks for GUEST_STOPPED before each reading, and clears it in the next step.
  * A TSC write is a vCPU ioctl: the vCPU's own thread runs it between two KVM_RUNs. With
  * `migrateEvery`, one guest thread moves between the vCPUs (by protocols (a) and (b), in
  * mid-reading); `tscRatePpm` makes the TSCs unstable and `warmupNs` lets them drift; under
@@ -58,6 +60,11 @@ export const KvmClockWorkload = Schema.Struct({
   migrateEvery: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000)), { default: () => 0 }),
   /** Host-initiated TSC writes to the last vCPU, 10 s ahead (a new TSC generation: the master clock goes off), each followed by a resynchronisation of every vCPU. */
   tscWrites: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
+  /**
+   * The VMM's KVM_KVMCLOCK_CTRL rounds (QEMU's, as a VM resumes): one to every vCPU, each just before
+   * a host event of the same round; each guest's watchdog then clears GUEST_STOPPED in its pvti.
+   */
+  pauses: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
   /** Virtual ns the guests run before their first reading (passes under every strategy: the TSCs drift apart meanwhile). */
   warmupNs: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000_000)), { default: () => 0 })
 })
@@ -114,6 +121,7 @@ class Guest implements Vcpu.Guest {
   private wandererOn = 0
   private wandererReads = 0
   private readonly warmedUp: Array<boolean>
+  readonly watchdogs: Array<KvmClock.Guest.Watchdog>
   lastNs = 0
   /** The host's timeline has sent its last event: the guests may halt (a halted vCPU processes no clock request, spec §10.3). */
   hostDone = false
@@ -127,6 +135,7 @@ class Guest implements Vcpu.Guest {
     this.reads = vm.vcpus.map(() => 0)
     this.tasks = vm.vcpus.map((v) => new KvmClock.Guest.ClockTask(`reader${v.vcpu_id}`))
     this.warmedUp = vm.vcpus.map(() => w.warmupNs === 0)
+    this.watchdogs = vm.vcpus.map(() => new KvmClock.Guest.Watchdog())
   }
   /** Whether the wanderer reads by protocol (a) or (b), one part per step. */
   private phased(): boolean {
@@ -147,6 +156,11 @@ class Guest implements Vcpu.Guest {
   *step(v: Vm.Vm["vcpus"][number]): Sim.Gen<Protocol.ExitReason | undefined> {
     const id = v.vcpu_id
     if (!this.enabled[id]) return ExitReason.MsrWrite // wrmsr(MSR_KVM_SYSTEM_TIME_NEW, pvti | 1)
+    const wd = this.watchdogs[id]!
+    if (wd.phase === 1) {
+      yield* KvmClock.Guest.kvm_check_and_clear_guest_paused(this.g, v, wd)
+      return undefined
+    }
     // D.staleVcpu0Stable: vCPU0 goes idle after its first reading, and nothing wakes it.
     if (id === 0 && this.vm.bug("D.staleVcpu0Stable") && this.reads[0]! >= 1) return this.halt(0)
     if (this.reads[id]! >= this.w.reads && this.hostDone) return this.halt(id)
@@ -159,6 +173,9 @@ class Guest implements Vcpu.Guest {
       this.warmedUp[id] = true
       yield* Sim.sleep(this.w.warmupNs)
     }
+    // The watchdog's hrtimer (kvm_check_and_clear_guest_paused) before half the readings, at the
+    // seed's choice (it fires every 4 s, at no fixed point of the guest's work); its clear takes the next step.
+    if (this.w.pauses > 0 && this.vm.kernel.random(2) === 0 && (yield* KvmClock.Guest.kvm_check_and_clear_guest_paused(this.g, v, wd))) return undefined
     const task = this.taskOn(id)
     if (task === this.wanderer && this.phased()) {
       // The getcpu reading one part per step; the guest's scheduler may move the thread after any
@@ -212,9 +229,13 @@ function* resync(c: KvmClock.State.KvmClock, box: Mailbox.Mailbox<KvmClock.Proto
 function* timeline(w: KvmClockWorkload, c: KvmClock.State.KvmClock, guest: Guest, box: Mailbox.Mailbox<KvmClock.Protocol.ClockCommand>, cpu: number): Sim.Gen<void> {
   const vcpus = c.vm.vcpus.length
   while (guest.ready.n < vcpus) yield* Sim.wait(guest.ready.q)
-  const { ClocksourceChanged, SetClock, Stop, TscWrite } = KvmClock.Protocol
-  for (let i = 0; i < Math.max(w.setClocks, w.clocksourceFlips, w.tscWrites); i++) {
+  const { ClocksourceChanged, GuestPaused, SetClock, Stop, TscWrite } = KvmClock.Protocol
+  for (let i = 0; i < Math.max(w.setClocks, w.clocksourceFlips, w.tscWrites, w.pauses); i++) {
     yield* gap(guest, w.eventEvery)
+    if (i < w.pauses) {
+      for (const v of c.vm.vcpus) yield* box.send(new GuestPaused({ vcpu: v.vcpu_id }))
+      yield* gap(guest, 1)
+    }
     if (i < w.setClocks) yield* box.send(new SetClock({ ns: Math.max(0, kvmclockNow(c, cpu) + w.setClockStepNs) }))
     if (i < w.clocksourceFlips) {
       yield* box.send(new ClocksourceChanged({ stable: false }))
@@ -271,6 +292,7 @@ export const program = (s: Scenario, sink?: Sink): Sim.Program<Record<string, nu
     vm.count("read_retries", g.retries)
     vm.count("syscall_fallbacks", g.fallbacks)
     vm.count("workloadNs", guest.lastNs)
+    if (w.pauses > 0) vm.count("watchdog_touches", guest.watchdogs.reduce((n, wd) => n + wd.touched, 0))
     const updates = vm.samples["pvclockUpdateNs"] ?? []
     vm.count("pvclockUpdateMeanNs", updates.length === 0 ? 0 : Math.round(updates.reduce((a, b) => a + b, 0) / updates.length))
     vm.count("pvclockUpdateMaxNs", updates.length === 0 ? 0 : Math.max(...updates))
