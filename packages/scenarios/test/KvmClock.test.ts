@@ -101,6 +101,19 @@ describe("the merged kernel's holes (spec §10.3)", () => {
   })
 })
 
+describe("pct with guests that idle between their extra readings (workload.idleNs)", () => {
+  it("busy readers starve pct's lower-priority timeline (runs end at the step bound); idling ones do not, and pct then finds hole 2, which serialised updaters close", () => {
+    const pct = { _tag: "pct", depth: 3 } as const
+    const busy = explore("masterclock-storm", pct, 200, [["reader", "kernel"]])
+    expect(busy.outcomes["step-bound"]).toBeGreaterThan(0)
+    const idle = explore("masterclock-storm", pct, 200, [["reader", "kernel"], ["workload.idleNs", "1000"]])
+    expect(idle.outcomes["step-bound"]).toBe(0)
+    expect(idle.violations[0]?.invariant).toBe("CLK-2")
+    const serialised = explore("masterclock-storm", pct, 200, [["reader", "kernel"], ["workload.idleNs", "1000"], ["updaters", "serialised"]])
+    expect([serialised.violations, serialised.outcomes.completed]).toEqual([[], 200])
+  })
+})
+
 describe("tsc-write: a host-initiated MSR_IA32_TSC write while the guests run", () => {
   it("with the master clock off nothing republishes that vCPU's pvti, and its time jumps (CLK-4); a KVM_REQ_CLOCK_UPDATE with the write closes it", () => {
     const r = explore("tsc-write", { _tag: "random" }, 300, [["reader", "kernel"]])

@@ -65,6 +65,13 @@ export const KvmClockWorkload = Schema.Struct({
    * a host event of the same round; each guest's watchdog then clears GUEST_STOPPED in its pvti.
    */
   pauses: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
+  /**
+   * Virtual ns a guest idles (in guest mode) before each reading beyond its `reads`, while the
+   * host's timeline still needs readings (0: it reads on without a pause). For `pct`: a reader
+   * that never pauses keeps the lower-priority timeline from running, and the run ends at the
+   * step bound.
+   */
+  idleNs: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000_000)), { default: () => 0 }),
   /** Virtual ns the guests run before their first reading (passes under every strategy: the TSCs drift apart meanwhile). */
   warmupNs: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1_000_000_000)), { default: () => 0 })
 })
@@ -173,6 +180,7 @@ class Guest implements Vcpu.Guest {
       this.warmedUp[id] = true
       yield* Sim.sleep(this.w.warmupNs)
     }
+    if (this.w.idleNs > 0 && this.reads[id]! >= this.w.reads) yield* Sim.sleep(this.w.idleNs)
     // The watchdog's hrtimer (kvm_check_and_clear_guest_paused) before half the readings, at the
     // seed's choice (it fires every 4 s, at no fixed point of the guest's work); its clear takes the next step.
     if (this.w.pauses > 0 && this.vm.kernel.random(2) === 0 && (yield* KvmClock.Guest.kvm_check_and_clear_guest_paused(this.g, v, wd))) return undefined
