@@ -1,5 +1,5 @@
 /**
- * Shrinking: every A, B and P switch, found by explore, shrinks to a token that replays (on
+ * Shrinking: every switch and mutant of every mechanism, found by explore, shrinks to a token that replays (on
  * both engines) to the same invariant; the median shrunk run is at most half as long.
  */
 import { describe, expect, it } from "@effect/vitest"

@@ -98,7 +98,7 @@ export const mechanism = {
       name: "guest-paused",
       description:
         "The VM resumes: the VMM's KVM_KVMCLOCK_CTRL on every vCPU (kvm_set_guest_paused: GUEST_STOPPED in each vCPU's next pvti), " +
-        "and the host's clocksource leaves the TSC just after, twice; each guest's watchdog clears GUEST_STOPPED in its own pvti " +
+        "and the host's clocksource leaves the TSC just after, three times; each guest's watchdog clears GUEST_STOPPED in its own pvti " +
         "while the vCPUs are kicked out for the master clock's update (spec §4.1, §10.3; CLK-6). One updater at a time " +
         "(updaters=serialised): the merged kernel's concurrent updaters break CLK-2 here too, which is masterclock-storm's finding",
       ...shape,
