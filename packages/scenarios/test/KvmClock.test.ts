@@ -141,6 +141,22 @@ describe("GUEST_STOPPED: KVM_KVMCLOCK_CTRL and the guest's watchdog (guest-pause
   })
 })
 
+describe("the host clock's NTP slew through master-clock updates (ntp-slew, spec §10.3)", () => {
+  it("on CLOCK_MONOTONIC_RAW (v5.5) kvmclock runs on smoothly; on the 2015 NTP-adjusted base each new pair moves it by the slew since the last", () => {
+    const random = { _tag: "random" } as const
+    expect(explore("ntp-slew", random, 300).violations).toEqual([])
+    // -500 ppm over the 2 ms before the update: back by 1 µs.
+    const back = explore("ntp-slew", random, 10, [["era", "2015"]])
+    expect(back.violations[0]?.invariant).toBe("CLK-4")
+    expect(back.violations[0]?.message).toMatch(/time went backwards by 99\d ns$/)
+    // -100 ppm over 10 ms: the same microsecond.
+    const slower = explore("ntp-slew", random, 10, [["era", "2015"], ["workload.ntpPpm", "-100"], ["workload.warmupNs", "10000000"]])
+    expect(slower.violations[0]?.message).toMatch(/time went backwards by 99\d ns$/)
+    // A positive slew moves kvmclock forward: a jump, but not backwards.
+    expect(explore("ntp-slew", random, 200, [["era", "2015"], ["workload.ntpPpm", "500"]]).violations).toEqual([])
+  })
+})
+
 describe("vdso-read-cost (spec §6 N3, N4)", () => {
   const cost = (reader: string, rdtsc: string) => timed("vdso-read-cost", [["reader", reader], ["rdtsc", rdtsc]]).metrics["readCostNs"]!
   it("vCPU0's pvti is cheaper than getcpu's, and plain rdtsc cheaper than rdtsc_ordered, within 2x of the published figures", () => {

@@ -108,6 +108,19 @@ export const mechanism = {
       workload: { ...base, reads: 8, exitEvery: 1, pauses: 3, clocksourceFlips: 3 }
     },
     {
+      name: "ntp-slew",
+      description:
+        "The host's clock slewed by NTP (-500 ppm) while the guests run for 2 ms, then the clocksource leaves the TSC and comes back: " +
+        "each master-clock update takes a new pair. Since 53fafdbb8b21 (v5.5) the pair's base is CLOCK_MONOTONIC_RAW, which NTP does not " +
+        "slew, and kvmclock runs on smoothly; with --variant era=2015 (the NTP-adjusted boot time) each new pair moves kvmclock by the slew " +
+        "since the last, here back by 1 µs (CLK-4) (spec §10.3)",
+      ...shape,
+      vcpusPerVm: 2,
+      pcpus: 2,
+      variant: { reader: "kernel", updaters: "serialised" },
+      workload: { ...base, reads: 6, clocksourceFlips: 1, ntpPpm: -500, warmupNs: 2_000_000 }
+    },
+    {
       name: "vdso-read-cost",
       description:
         "Readers in a loop with nothing else happening, for spec §6 N3 (vCPU0's pvti vs getcpu: 45 -> 29 ns) and N4 (rdtsc_ordered vs rdtsc: " +
