@@ -71,10 +71,13 @@ export const Rdtsc = Schema.Literal("ordered", "plain")
 export const ClockUpdate = Schema.Literal("at-entry", "all-at-once")
 
 /**
- * How VM-wide updates exclude each other: `concurrent` — the merged kernel (since about v5.13):
+ * How VM-wide updates exclude each other: `concurrent` — the merged kernel (since "KVM: x86:
+ * reduce pvclock_gtod_sync_lock critical sections", Paolo Bonzini, March 2021):
  * KVM_REQ_MCLOCK_INPROGRESS is requested before `tsc_write_lock` and cleared after it, so one
- * updater's clear can release vCPUs another has just stopped (spec §10.3); `serialised` — v4.5's
- * `kvm_gen_update_masterclock`: one lock from the request to the clear.
+ * updater's clear can release vCPUs another has just stopped (spec §10.3; Marcelo Tosatti's
+ * review of that patch: "one caller could clear KVM_REQ_MCLOCK_INPROGRESS, while the other is
+ * still at pvclock_update_vm_gtod_copy()"); `serialised` — v4.5's `kvm_gen_update_masterclock`
+ * (and the kernel until that patch): one lock from the request to the clear.
  */
 export const Updaters = Schema.Literal("concurrent", "serialised")
 
