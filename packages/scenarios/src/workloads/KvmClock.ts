@@ -10,8 +10,9 @@
  *   at its next entry, several at once) and comes back, then a TSC write per vCPU resynchronises
  *   them and turns the master clock on again;
  * - `tscWrites`: the last vCPU's TSC written 10 s ahead, then the resynchronisation;
- * - `pauses`: KVM_KVMCLOCK_CTRL to every vCPU, before the round's other events; with any, each
- *   vCPU's watchdog looks for GUEST_STOPPED before each reading, and clears it in the next step.
+ * - `pauses`: KVM_KVMCLOCK_CTRL to every vCPU, a reading before the round's other events; with
+ *   any, each vCPU's watchdog looks for GUEST_STOPPED before half its readings (the seed picks
+ *   which), and clears it in the next step.
  * A TSC write is a vCPU ioctl: the vCPU's own thread runs it between two KVM_RUNs. With
  * `migrateEvery`, one guest thread moves between the vCPUs (by protocols (a) and (b), in
  * mid-reading); `tscRatePpm` makes the TSCs unstable and `warmupNs` lets them drift; under
@@ -61,8 +62,8 @@ export const KvmClockWorkload = Schema.Struct({
   /** Host-initiated TSC writes to the last vCPU, 10 s ahead (a new TSC generation: the master clock goes off), each followed by a resynchronisation of every vCPU. */
   tscWrites: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
   /**
-   * The VMM's KVM_KVMCLOCK_CTRL rounds (QEMU's, as a VM resumes): one to every vCPU, each just before
-   * a host event of the same round; each guest's watchdog then clears GUEST_STOPPED in its pvti.
+   * The VMM's KVM_KVMCLOCK_CTRL rounds (QEMU's, as a VM resumes): one to every vCPU, a reading
+   * before the round's other host events; each guest's watchdog then clears GUEST_STOPPED in its pvti.
    */
   pauses: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10_000)), { default: () => 0 }),
   /**
