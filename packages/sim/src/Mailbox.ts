@@ -5,7 +5,7 @@
  * Effect `Queue`; on `fast`, in a plain array. Both keep the same count, so they decide alike.
  */
 import { Effect, Option, Queue } from "effect"
-import { type Blocked, Step, type StepHost, type Yieldable } from "./Op.js"
+import { type Blocked, type Gen, Step, type StepHost, type Yieldable } from "./Op.js"
 import { WaitQueue } from "./internal/core.js"
 import type { Kernel } from "./Sim.js"
 
@@ -145,4 +145,22 @@ export const make = <A>(k: Kernel, name: string, capacity: number): Mailbox<A> =
   }
   const store: Store<A> = k.engine === "effect" ? new QueueStore(Effect.runSync(Queue.bounded<A>(capacity))) : new ArrayStore<A>()
   return new MailboxImpl<A>(name, capacity, store)
+}
+
+/**
+ * An actor's loop: each message from `box`, oldest first, to `handle`, until the one tagged
+ * `stop`. Returns the messages handled. (Only the receives are scheduling points of its own.)
+ */
+export function* serve<A extends { readonly _tag: string }, S extends A["_tag"]>(
+  box: Mailbox<A>,
+  stop: S,
+  handle: (message: Exclude<A, { readonly _tag: S }>) => Gen<void>
+): Gen<number> {
+  let n = 0
+  for (;;) {
+    const message = yield* box.receive()
+    if (message._tag === stop) return n
+    yield* handle(message as Exclude<A, { readonly _tag: S }>)
+    n++
+  }
 }

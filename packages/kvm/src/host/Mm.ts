@@ -14,8 +14,7 @@
  * kernel is `page_address`, and the model has no highmem.
  */
 import { type Memory, Spinlock } from "@kvmlab/memory"
-import type { Mailbox } from "@kvmlab/sim"
-import { Sim } from "@kvmlab/sim"
+import { Mailbox, Sim } from "@kvmlab/sim"
 import { Schema } from "effect"
 import type { HostThread } from "../Vm.js"
 
@@ -226,12 +225,5 @@ export function* apply(mm: Mm, t: HostThread, cmd: Exclude<MmCommand, Exit>): Si
 }
 
 /** The MM actor: runs each command from its mailbox until `Exit`. Returns the commands run. */
-export function* mm_actor(mm: Mm, box: Mailbox.Mailbox<MmCommand>, t: HostThread): Sim.Gen<number> {
-  let n = 0
-  for (;;) {
-    const cmd = yield* box.receive()
-    if (cmd._tag === "Exit") return n
-    yield* apply(mm, t, cmd)
-    n++
-  }
-}
+export const mm_actor = (mm: Mm, box: Mailbox.Mailbox<MmCommand>, t: HostThread): Sim.Gen<number> =>
+  Mailbox.serve(box, "Exit", (cmd) => apply(mm, t, cmd))

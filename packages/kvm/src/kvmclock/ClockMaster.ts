@@ -13,7 +13,7 @@
  *   clocksource is the TSC, so the master pair is not refreshed for it (under era=2015 the old pair
  *   drifts from the host clock until the next update).
  */
-import type { Mailbox, Sim } from "@kvmlab/sim"
+import { Mailbox, type Sim } from "@kvmlab/sim"
 import { KVM_REQ_MASTERCLOCK_UPDATE } from "../requests/Protocol.js"
 import { kvm_make_request } from "../requests/Requests.js"
 import type { HostThread } from "../Vm.js"
@@ -63,12 +63,5 @@ export function* handle(c: KvmClock, t: HostThread, cmd: Exclude<ClockCommand, {
 }
 
 /** The clock master: each message from `box` until `Stop`. Returns the messages run. */
-export function* clock_master(c: KvmClock, box: Mailbox.Mailbox<ClockCommand>, t: HostThread): Sim.Gen<number> {
-  let n = 0
-  for (;;) {
-    const cmd = yield* box.receive()
-    if (cmd._tag === "Stop") return n
-    yield* handle(c, t, cmd)
-    n++
-  }
-}
+export const clock_master = (c: KvmClock, box: Mailbox.Mailbox<ClockCommand>, t: HostThread): Sim.Gen<number> =>
+  Mailbox.serve(box, "Stop", (cmd) => handle(c, t, cmd))

@@ -7,7 +7,7 @@
  * time under `slots_lock`, as a VMM's ioctl thread does.
  */
 import { Spinlock } from "@kvmlab/memory"
-import { type Mailbox, Sim } from "@kvmlab/sim"
+import { Mailbox, Sim } from "@kvmlab/sim"
 import { synchronize_srcu_expedited } from "../vcpu/Srcu.js"
 import type { VcpuState } from "../vcpu/State.js"
 import type { HostThread } from "../Vm.js"
@@ -187,9 +187,6 @@ export function* kvm_set_memslot(ms: Memslots, cmd: SetUserMemoryRegion, t: Host
  * until the VMM closes the VM. Returns the ioctls it ran.
  */
 export function* memslot_manager(ms: Memslots, box: Mailbox.Mailbox<MemslotCommand>, t: HostThread): Sim.Gen<number> {
-  for (;;) {
-    const cmd = yield* box.receive()
-    if (cmd._tag === "CloseVm") return ms.ioctls
-    yield* kvm_set_memslot(ms, cmd, t)
-  }
+  yield* Mailbox.serve(box, "CloseVm", (cmd) => kvm_set_memslot(ms, cmd, t))
+  return ms.ioctls
 }
